@@ -1,0 +1,427 @@
+//! The redb file: typed tables, schema version, and every read and write of connections and their sealed secrets.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{OpenError, ReadError, WriteError};
+use crate::keys::{Keys, SecretField};
+use crate::record::{now_unix, Connection, NewConnection, Status, TokenInfo};
+
+/// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Store-wide settings: `schema_version`, and `recipient`, the age public key every secret is sealed to.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Connection name → JSON [`Connection`] (no secrets).
+pub const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+/// (connection name, field) → age ciphertext of the bound plaintext (see [`Keys::seal`]).
+pub const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
+/// Connection name → revision, kept apart so a process can check for changes without decoding a record.
+pub const REVISIONS: TableDefinition<&str, u64> = TableDefinition::new("revisions");
+
+/// What to do with the stored refresh token when new tokens are stored.
+pub enum RefreshUpdate<'a> {
+    /// The provider issued a new one (rotation, or a fresh authorization).
+    Replace(&'a SecretString),
+    /// The response carried none: keep the one we have (Google, and any provider that does not rotate).
+    Keep,
+    /// The new token set has none and the old one must not survive (tokens imported from elsewhere).
+    Remove,
+}
+
+/// A new token set, as received from a provider or imported.
+pub struct NewTokens<'a> {
+    pub access_token: &'a SecretString,
+    pub refresh: RefreshUpdate<'a>,
+    pub id_token: Option<&'a SecretString>,
+    pub token_type: String,
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// A connection with its access token opened: what a function is given.
+pub struct TokenSnapshot {
+    pub connection: Connection,
+    pub access_token: SecretString,
+    /// Opened only when the connection exposes it to functions.
+    pub refresh_token: Option<SecretString>,
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (0600, in a 0700 directory) when missing. Several processes may
+    /// have it open at once, each writing in turn.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
+        }
+        // redb creates files with the process umask; make it ours first so no secret-bearing file is ever 0644.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| OpenError::Io { path: path.clone(), source })?;
+        let meta = file.metadata().map_err(|source| OpenError::Io { path: path.clone(), source })?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|source| OpenError::Io { path: path.clone(), source })?;
+        }
+        drop(file);
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .map_err(|e| open_error(&path, e))?;
+        let store = Store { db, path };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self) -> Result<(), OpenError> {
+        let err = |e: redb::Error| OpenError::Database { path: self.path.clone(), source: e };
+        let found = {
+            let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
+            match txn.open_table(META) {
+                Ok(t) => t.get("schema_version").map_err(|e| err(e.into()))?.map(|v| v.value().to_owned()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(err(e.into())),
+            }
+        };
+        match found {
+            Some(v) => {
+                let found = v.parse::<u64>().map_err(|_| OpenError::Corrupted {
+                    path: self.path.clone(),
+                    detail: format!("schema version `{v}` is not a number"),
+                })?;
+                if found > SCHEMA_VERSION {
+                    return Err(OpenError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                }
+                Ok(())
+            }
+            None => {
+                let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+                {
+                    let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+                    // Another process may have initialised it between our read and this write.
+                    if meta.get("schema_version").map_err(|e| err(e.into()))?.is_none() {
+                        meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
+                            .map_err(|e| err(e.into()))?;
+                    }
+                    txn.open_table(CONNECTIONS).map_err(|e| err(e.into()))?;
+                    txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
+                    txn.open_table(REVISIONS).map_err(|e| err(e.into()))?;
+                }
+                txn.commit().map_err(|e| err(e.into()))
+            }
+        }
+    }
+
+    fn read_err(&self) -> impl Fn(redb::Error) -> ReadError + '_ {
+        |source| ReadError::Storage { path: self.path.clone(), source }
+    }
+
+    fn write_err(&self) -> impl Fn(redb::Error) -> WriteError + '_ {
+        |source| WriteError::Storage { path: self.path.clone(), source }
+    }
+
+    /// The age public key the store's secrets are sealed to, once any secret has been stored.
+    pub fn recipient(&self) -> Result<Option<String>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        Ok(meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned()))
+    }
+
+    /// Checks that `keys` are the ones this store's secrets are sealed to, recording them on first use, so a
+    /// wrong identity is refused before anything is written or decrypted.
+    pub fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError> {
+        let mine = keys.recipient();
+        match self.recipient()? {
+            Some(stored) if stored == mine => Ok(()),
+            Some(stored) => Err(self.wrong_identity(stored, mine)),
+            None => {
+                let e = self.write_err();
+                let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+                {
+                    let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+                    let existing = meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned());
+                    match existing {
+                        Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
+                        Some(_) => {}
+                        None => {
+                            meta.insert("recipient", mine.as_str()).map_err(|x| e(x.into()))?;
+                        }
+                    }
+                }
+                txn.commit().map_err(|x| e(x.into()))
+            }
+        }
+    }
+
+    fn wrong_identity(&self, store_recipient: String, identity_recipient: String) -> WriteError {
+        WriteError::WrongIdentity { path: self.path.clone(), store_recipient, identity_recipient }
+    }
+
+    fn decode(&self, name: &str, bytes: &[u8]) -> Result<Connection, ReadError> {
+        serde_json::from_slice(bytes).map_err(|e| ReadError::Corrupt {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Connection>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let row = table.get(name).map_err(|x| e(x.into()))?;
+        row.map(|v| self.decode(name, v.value())).transpose()
+    }
+
+    /// Every connection, in name order.
+    pub fn list(&self) -> Result<Vec<Connection>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|x| e(x.into()))? {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            out.push(self.decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The connection's revision, read without decoding its record: the cheap "did anyone change it" check.
+    pub fn revision(&self, name: &str) -> Result<Option<u64>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+        Ok(table.get(name).map_err(|x| e(x.into()))?.map(|v| v.value()))
+    }
+
+    /// Registers a connection and seals its client secret, in one transaction.
+    pub fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
+        self.bind_keys(keys)?;
+        let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
+        let now = now_unix();
+        let conn = Connection {
+            name: new.name,
+            kind: new.kind,
+            provider_url: new.provider_url,
+            issuer_url: new.issuer_url,
+            client_id: new.client_id,
+            endpoints: new.endpoints,
+            expose_refresh_token: new.expose_refresh_token,
+            status: Status::Created,
+            token: None,
+            metadata: Default::default(),
+            created_at: now,
+            updated_at: now,
+            revision: 1,
+        };
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            if conns.get(conn.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
+                return Err(WriteError::AlreadyExists(conn.name));
+            }
+            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            conns.insert(conn.name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            // A crash between an old delete and this create cannot leave rows behind, but be strict anyway.
+            for field in SecretField::ALL {
+                secrets.remove((conn.name.as_str(), field.as_str())).map_err(|x| e(x.into()))?;
+            }
+            secrets
+                .insert((conn.name.as_str(), SecretField::ClientSecret.as_str()), sealed.as_slice())
+                .map_err(|x| e(x.into()))?;
+            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+            let rev = revs.get(conn.name.as_str()).map_err(|x| e(x.into()))?.map_or(0, |v| v.value());
+            revs.insert(conn.name.as_str(), rev + 1).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(conn)
+    }
+
+    /// Removes a connection and every secret it holds.
+    pub fn delete(&self, name: &str) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            if conns.remove(name).map_err(|x| e(x.into()))?.is_none() {
+                return Err(WriteError::NotFound(name.to_owned()));
+            }
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            for field in SecretField::ALL {
+                secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
+            }
+            // The revision outlives the record and keeps counting, so a re-created connection of the same name
+            // is never mistaken for the deleted one by a process that cached its tokens.
+            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value());
+            revs.insert(name, rev + 1).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
+    /// stored or none.
+    pub fn put_tokens(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys) -> Result<Connection, WriteError> {
+        self.bind_keys(keys)?;
+        let access = keys.seal(name, SecretField::AccessToken, tokens.access_token.expose_secret().as_bytes())?;
+        let refresh = match &tokens.refresh {
+            RefreshUpdate::Replace(r) => Some(keys.seal(name, SecretField::RefreshToken, r.expose_secret().as_bytes())?),
+            _ => None,
+        };
+        let id = tokens
+            .id_token
+            .map(|t| keys.seal(name, SecretField::IdToken, t.expose_secret().as_bytes()))
+            .transpose()?;
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let conn = {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
+                Some(v) => self.decode(name, v.value())?,
+                None => return Err(WriteError::NotFound(name.to_owned())),
+            };
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            secrets.insert((name, SecretField::AccessToken.as_str()), access.as_slice()).map_err(|x| e(x.into()))?;
+            let has_refresh = match (&tokens.refresh, &refresh) {
+                (_, Some(sealed)) => {
+                    secrets
+                        .insert((name, SecretField::RefreshToken.as_str()), sealed.as_slice())
+                        .map_err(|x| e(x.into()))?;
+                    true
+                }
+                (RefreshUpdate::Keep, None) => {
+                    secrets.get((name, SecretField::RefreshToken.as_str())).map_err(|x| e(x.into()))?.is_some()
+                }
+                _ => {
+                    secrets.remove((name, SecretField::RefreshToken.as_str())).map_err(|x| e(x.into()))?;
+                    false
+                }
+            };
+            match &id {
+                Some(sealed) => {
+                    secrets.insert((name, SecretField::IdToken.as_str()), sealed.as_slice()).map_err(|x| e(x.into()))?;
+                }
+                None => {
+                    secrets.remove((name, SecretField::IdToken.as_str())).map_err(|x| e(x.into()))?;
+                }
+            }
+            let now = now_unix();
+            conn.status = Status::Authorized;
+            conn.token = Some(TokenInfo {
+                token_type: tokens.token_type,
+                expires_at: tokens.expires_at,
+                scopes: tokens.scopes,
+                has_refresh_token: has_refresh,
+                obtained_at: now,
+            });
+            conn.metadata.extend(tokens.metadata);
+            conn.updated_at = now;
+            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value()) + 1;
+            revs.insert(name, rev).map_err(|x| e(x.into()))?;
+            conn.revision = rev;
+            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
+            conn
+        };
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(conn)
+    }
+
+    /// Opens one secret of a connection; `None` when that field is not stored.
+    pub fn secret(&self, name: &str, field: SecretField, keys: &Keys) -> Result<Option<SecretString>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let row = secrets.get((name, field.as_str())).map_err(|x| e(x.into()))?;
+        Ok(row.map(|v| keys.open_string(name, field, v.value())).transpose()?)
+    }
+
+    /// Reads a connection and opens its access token (and refresh token when exposed) from one consistent
+    /// snapshot. `Ok(None)` when there is no such connection; a connection without tokens has `token: None`
+    /// and an empty access token is never returned.
+    pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let Some(row) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
+        let mut connection = self.decode(name, row.value())?;
+        drop(row);
+        let revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+        if let Some(rev) = revs.get(name).map_err(|x| e(x.into()))? {
+            connection.revision = rev.value();
+        }
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let access = match secrets.get((name, SecretField::AccessToken.as_str())).map_err(|x| e(x.into()))? {
+            Some(v) if connection.token.is_some() => keys.open_string(name, SecretField::AccessToken, v.value())?,
+            _ => return Ok(Some((connection, None))),
+        };
+        let refresh = if connection.expose_refresh_token {
+            secrets
+                .get((name, SecretField::RefreshToken.as_str()))
+                .map_err(|x| e(x.into()))?
+                .map(|v| keys.open_string(name, SecretField::RefreshToken, v.value()))
+                .transpose()?
+        } else {
+            None
+        };
+        let snapshot = TokenSnapshot { connection: connection.clone(), access_token: access, refresh_token: refresh };
+        Ok(Some((connection, Some(snapshot))))
+    }
+
+    /// Runs redb's full integrity check (used by tests and, later, `store check`).
+    pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
+        let mut db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .open(path)
+            .map_err(|e| open_error(path, e))?;
+        db.check_integrity().map_err(|e| open_error(path, e))
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+    let path = path.to_path_buf();
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => OpenError::Locked { path },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) if source.kind() == io::ErrorKind::InvalidData => {
+            OpenError::NotAStore { path }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { path, source },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { path, detail },
+        other => OpenError::Database { path, source: other.into() },
+    }
+}

@@ -1,0 +1,67 @@
+//! One error enum per family of store operations. Messages name the file and what to do; none holds a secret.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::keys::SecretError;
+
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("cannot create the store directory {path}: {source}; pass a writable --store PATH or set WASM_HOST_STORE")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the store {path}: {source}; check that it exists and is readable and writable by you")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} is not a wasm-host store (it is not a redb database); pass the right file with --store or WASM_HOST_STORE"
+    )]
+    NotAStore { path: PathBuf },
+    #[error(
+        "the store {path} is damaged ({detail}); restore it from a backup, or move it away to start an empty store"
+    )]
+    Corrupted { path: PathBuf, detail: String },
+    #[error(
+        "the store {path} is held by another program that opened it in exclusive mode; stop that program and try again"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "the store {path} was written by a newer wasm-host (schema {found}, this one knows {supported}); upgrade wasm-host"
+    )]
+    NewerSchema { path: PathBuf, found: u64, supported: u64 },
+    #[error("cannot open the store {path}: {source}")]
+    Database { path: PathBuf, source: redb::Error },
+}
+
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("cannot read the store {path}: {source}")]
+    Storage { path: PathBuf, source: redb::Error },
+    #[error(
+        "the record of connection `{name}` in {path} cannot be decoded ({detail}); delete and re-create the connection"
+    )]
+    Corrupt { path: PathBuf, name: String, detail: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error(
+        "a connection named `{0}` already exists; choose another name, or replace it with \
+         `wasm-host authconnection delete {0}` followed by `create`"
+    )]
+    AlreadyExists(String),
+    #[error("no connection named `{0}`; `wasm-host authconnection list` shows the existing ones")]
+    NotFound(String),
+    #[error(
+        "the store {path} holds secrets encrypted to {store_recipient}, but the identity in use is {identity_recipient}; \
+         pass the identity the store was created with (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
+    )]
+    WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
+    #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
+    Storage { path: PathBuf, source: redb::Error },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}

@@ -1,0 +1,263 @@
+//! The age identity that every stored secret is sealed to, and the sealing itself.
+//!
+//! age does not bind a ciphertext to where it is stored, so the plaintext carries the connection name and the
+//! field it belongs to; opening checks both, and a ciphertext copied onto another row fails loudly.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::x25519;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// The secret fields a connection can hold. Each is a separate row, decrypted only when needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretField {
+    ClientSecret,
+    AccessToken,
+    RefreshToken,
+    IdToken,
+}
+
+impl SecretField {
+    pub const ALL: [SecretField; 4] =
+        [Self::ClientSecret, Self::AccessToken, Self::RefreshToken, Self::IdToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+            Self::IdToken => "id_token",
+        }
+    }
+}
+
+/// Tells what the binding prefix is for, and lets a later format change be recognised.
+const SEAL_MAGIC: &str = "wasm-host-secret/1";
+
+#[derive(Debug, Error)]
+pub enum IdentityError {
+    #[error(
+        "cannot read the identity file {path}: {source}; check the path given with --identity or WASM_HOST_IDENTITY"
+    )]
+    Read { path: PathBuf, source: io::Error },
+    #[error(
+        "the identity file {path} can be read by other users (mode {mode:o}): run `chmod 600 {path}` and try again"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error(
+        "the identity file {path} holds no age X25519 secret key (a line starting with AGE-SECRET-KEY-1); \
+         point --identity at the file wasm-host created, or generate one with `age-keygen -o FILE`"
+    )]
+    Malformed { path: PathBuf },
+    #[error(
+        "WASM_HOST_IDENTITY_KEY is not an age X25519 secret key: it must be one line starting with AGE-SECRET-KEY-1"
+    )]
+    MalformedInline,
+    #[error("cannot create the identity file {path}: {source}; check that its directory is writable")]
+    Create { path: PathBuf, source: io::Error },
+}
+
+/// Why a stored secret could not be opened. None of these carries secret bytes.
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error(
+        "the {field} of connection `{name}` cannot be decrypted with this identity ({reason}); \
+         use the identity the store was created with (--identity or WASM_HOST_IDENTITY)"
+    )]
+    Decrypt { name: String, field: &'static str, reason: String },
+    #[error(
+        "the stored {field} of connection `{name}` belongs to another record: the store file has been tampered with \
+         or damaged; re-create the connection (`wasm-host authconnection delete {name}`, then `create`)"
+    )]
+    Misplaced { name: String, field: &'static str },
+    #[error("cannot encrypt the {field} of connection `{name}`: {reason}")]
+    Encrypt { name: String, field: &'static str, reason: String },
+}
+
+/// An age X25519 identity and its public recipient: seals secrets to the recipient, opens them with the identity.
+pub struct Keys {
+    identity: x25519::Identity,
+    recipient: x25519::Recipient,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys").field("recipient", &self.recipient.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    pub fn generate() -> Self {
+        Self::from_identity(x25519::Identity::generate())
+    }
+
+    fn from_identity(identity: x25519::Identity) -> Self {
+        let recipient = identity.to_public();
+        Keys { identity, recipient }
+    }
+
+    /// Parses an identity given inline (the `WASM_HOST_IDENTITY_KEY` form): one `AGE-SECRET-KEY-1...` line.
+    pub fn from_inline(key: &SecretString) -> Result<Self, IdentityError> {
+        parse_identity(key.expose_secret()).map(Self::from_identity).ok_or(IdentityError::MalformedInline)
+    }
+
+    /// Reads an identity file. `Ok(None)` when it does not exist, so the caller can decide whether a new one is
+    /// right (a fresh store) or a mistake (a store that already holds secrets for another key).
+    pub fn load(path: &Path) -> Result<Option<Self>, IdentityError> {
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(IdentityError::Read { path: path.into(), source }),
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::TooOpen { path: path.into(), mode });
+        }
+        let text = Zeroizing::new(
+            fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.into(), source })?,
+        );
+        parse_identity(&text)
+            .map(|id| Some(Self::from_identity(id)))
+            .ok_or_else(|| IdentityError::Malformed { path: path.into() })
+    }
+
+    /// Creates a new identity file, 0600 in a 0700 directory. If another process created it first, that one is
+    /// loaded instead, so two first runs at once agree on one key.
+    pub fn create(path: &Path) -> Result<Self, IdentityError> {
+        let create_err = |source| IdentityError::Create { path: path.into(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
+        }
+        let keys = Self::generate();
+        let mut file = match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Self::load(path)?.ok_or_else(|| IdentityError::Malformed { path: path.into() });
+            }
+            Err(e) => return Err(create_err(e)),
+        };
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let body = Zeroizing::new(format!(
+            "# created: {now}\n# public key: {}\n{}\n",
+            keys.recipient,
+            keys.identity.to_string().expose_secret()
+        ));
+        file.write_all(body.as_bytes()).and_then(|()| file.sync_all()).map_err(create_err)?;
+        Ok(keys)
+    }
+
+    /// The public key secrets are sealed to, `age1...`; safe to show and to store.
+    pub fn recipient(&self) -> String {
+        self.recipient.to_string()
+    }
+
+    /// Encrypts `value` for the `field` of connection `name`, binding both into the plaintext.
+    pub fn seal(&self, name: &str, field: SecretField, value: &[u8]) -> Result<Vec<u8>, SecretError> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(SEAL_MAGIC.len() + name.len() + 24 + value.len()));
+        plain.extend_from_slice(SEAL_MAGIC.as_bytes());
+        plain.push(b'\n');
+        plain.extend_from_slice(name.as_bytes());
+        plain.push(b'\n');
+        plain.extend_from_slice(field.as_str().as_bytes());
+        plain.push(b'\n');
+        plain.extend_from_slice(value);
+        age::encrypt(&self.recipient, &plain).map_err(|e| SecretError::Encrypt {
+            name: name.into(),
+            field: field.as_str(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decrypts a sealed value and checks that it was sealed for this connection and field.
+    pub fn open(&self, name: &str, field: SecretField, sealed: &[u8]) -> Result<SecretBox<[u8]>, SecretError> {
+        let plain = Zeroizing::new(age::decrypt(&self.identity, sealed).map_err(|e| SecretError::Decrypt {
+            name: name.into(),
+            field: field.as_str(),
+            reason: e.to_string(),
+        })?);
+        let misplaced = || SecretError::Misplaced { name: name.into(), field: field.as_str() };
+        let mut parts = plain.splitn(4, |b| *b == b'\n');
+        let (magic, stored_name, stored_field, value) =
+            (parts.next(), parts.next(), parts.next(), parts.next());
+        if magic != Some(SEAL_MAGIC.as_bytes())
+            || stored_name != Some(name.as_bytes())
+            || stored_field != Some(field.as_str().as_bytes())
+        {
+            return Err(misplaced());
+        }
+        Ok(SecretBox::new(value.unwrap_or_default().into()))
+    }
+
+    /// Like [`Keys::open`], for values that are text (tokens, client secrets).
+    pub fn open_string(&self, name: &str, field: SecretField, sealed: &[u8]) -> Result<SecretString, SecretError> {
+        let bytes = self.open(name, field, sealed)?;
+        let text = std::str::from_utf8(bytes.expose_secret())
+            .map_err(|_| SecretError::Misplaced { name: name.into(), field: field.as_str() })?;
+        Ok(SecretString::from(text))
+    }
+}
+
+fn parse_identity(text: &str) -> Option<x25519::Identity> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .and_then(|l| x25519::Identity::from_str(l).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open_round_trip() {
+        let keys = Keys::generate();
+        let sealed = keys.seal("a", SecretField::AccessToken, b"tok").unwrap();
+        assert!(!sealed.windows(3).any(|w| w == b"tok"));
+        let opened = keys.open_string("a", SecretField::AccessToken, &sealed).unwrap();
+        assert_eq!(opened.expose_secret(), "tok");
+    }
+
+    #[test]
+    fn a_value_moved_to_another_row_is_refused() {
+        let keys = Keys::generate();
+        let sealed = keys.seal("a", SecretField::AccessToken, b"tok").unwrap();
+        assert!(matches!(
+            keys.open("b", SecretField::AccessToken, &sealed),
+            Err(SecretError::Misplaced { .. })
+        ));
+        assert!(matches!(
+            keys.open("a", SecretField::RefreshToken, &sealed),
+            Err(SecretError::Misplaced { .. })
+        ));
+    }
+
+    #[test]
+    fn another_identity_cannot_open() {
+        let sealed = Keys::generate().seal("a", SecretField::ClientSecret, b"s").unwrap();
+        let err = Keys::generate().open("a", SecretField::ClientSecret, &sealed).unwrap_err();
+        assert!(matches!(err, SecretError::Decrypt { .. }), "{err}");
+    }
+
+    #[test]
+    fn identity_file_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg/identity.txt");
+        let keys = Keys::create(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let again = Keys::load(&path).unwrap().unwrap();
+        assert_eq!(again.recipient(), keys.recipient());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(Keys::load(&path), Err(IdentityError::TooOpen { .. })));
+    }
+}
