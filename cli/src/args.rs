@@ -1,0 +1,162 @@
+//! The command line: one `Args` struct per verb, resolved into settings before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  run: the function returned an error (printed on stderr)
+  2  invalid flags or input (name, URL, type, JSON)
+  3  no such connection
+  4  a connection of that name already exists
+  5  the store or identity cannot be used (wrong identity, damaged or locked file, permissions)
+  6  the component file cannot be read
+  7  the file is not a valid WebAssembly component
+  8  the component is of another world (missing `run` export, or an import wasm-host does not provide)
+  9  the function trapped or exited instead of returning
+ 10  any other failure";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wasm-host",
+    version,
+    about = "Run serverless WebAssembly functions that call OAuth2 APIs, without any function holding a client secret.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// The connection store [default: $XDG_DATA_HOME/wasm-host/store.redb]
+    #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// The age identity that encrypts the store's secrets [default: $XDG_CONFIG_HOME/wasm-host/identity.txt].
+    /// In containers, WASM_HOST_IDENTITY_KEY may hold the key itself instead.
+    #[arg(long, global = true, env = "WASM_HOST_IDENTITY", value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage OAuth2 connections: create, list, delete, import-token
+    #[command(subcommand)]
+    Authconnection(AuthConnection),
+
+    /// The same commands as the other runtime's CLI spells them: `workspace authconnection ...`
+    #[command(subcommand)]
+    Workspace(Workspace),
+
+    /// Run a function component once: `run(input)` is called and its JSON result printed on stdout
+    #[command(after_help = concat!(
+        "Example:\n  wasm-host run userinfo.wasm --allow-connection google \\\n",
+        "    --input '{\"connection\":\"google\",\"url\":\"https://openidconnect.googleapis.com/v1/userinfo\"}'\n\n",
+        "The function's own stdout and stderr go to wasm-host's stderr; stdout carries only the result.\n",
+        "Compiled components are cached in $XDG_CACHE_HOME/wasm-host/ (WASM_HOST_CACHE_DIR overrides)."
+    ))]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Workspace {
+    /// Manage OAuth2 connections: create, list, delete, import-token
+    #[command(subcommand)]
+    Authconnection(AuthConnection),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthConnection {
+    /// Register an OAuth2 connection; its client secret is stored encrypted
+    #[command(after_help = "Example:\n  printf %s \"$SECRET\" | wasm-host authconnection create --name google \\\n    \
+        --type TYPE_OAUTH2 --provider-url https://accounts.google.com \\\n    \
+        --client-id 123.apps.googleusercontent.com --client-secret-stdin")]
+    Create(CreateArgs),
+    /// List connections: name, type, provider, status, token expiry, scopes (never a secret)
+    #[command(after_help = "Example:\n  wasm-host authconnection list --json | jq '.[].status'")]
+    List(ListArgs),
+    /// Delete a connection and every secret it holds
+    #[command(after_help = "Example:\n  wasm-host authconnection delete google")]
+    Delete(DeleteArgs),
+    /// Store tokens obtained elsewhere, read as JSON on stdin
+    #[command(after_help = "Example:\n  echo '{\"access_token\":\"ya29...\",\"refresh_token\":\"1//...\",\"expires_in\":3599,\
+        \"scope\":\"openid email\"}' \\\n    | wasm-host authconnection import-token google\n\n\
+        Accepted fields: access_token (required), refresh_token, id_token, token_type (default Bearer),\n\
+        expires_at (RFC 3339 or Unix seconds) or expires_in (seconds), scope (space-separated or a list).\n\
+        Other string fields (instance_url, ...) are kept as the connection's metadata.")]
+    ImportToken(ImportTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Connection name: lowercase letters, digits and single hyphens, at most 63 characters
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: String,
+    /// Connection type; accepted: TYPE_OAUTH2
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: String,
+    /// The provider's base URL, e.g. https://accounts.google.com
+    #[arg(long, value_name = "URL")]
+    pub provider_url: String,
+    /// The OpenID Connect issuer, when it differs from the provider URL
+    #[arg(long, value_name = "URL")]
+    pub issuer_url: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    /// The client secret. Visible to other users in the process list and kept in shell history: prefer
+    /// --client-secret-stdin or WASM_HOST_CLIENT_SECRET
+    #[arg(long, value_name = "SECRET", conflicts_with = "client_secret_stdin")]
+    pub client_secret: Option<String>,
+    /// Read the client secret from stdin (one line; a trailing newline is dropped)
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Authorization endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL")]
+    pub auth_url: Option<String>,
+    /// Token endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL")]
+    pub token_url: Option<String>,
+    /// RFC 7009 revocation endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL")]
+    pub revocation_url: Option<String>,
+    /// Userinfo endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL")]
+    pub userinfo_url: Option<String>,
+    /// Hand the refresh token to functions too (by default only the host holds it)
+    #[arg(long)]
+    pub expose_refresh_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array (stable field names, for scripts)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportTokenArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The function: a WebAssembly component of the `function` world
+    #[arg(value_name = "COMPONENT.wasm")]
+    pub component: PathBuf,
+    /// The input, as JSON [default: null]
+    #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the JSON input from a file (`-` for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Let the function read this connection's token (repeatable; `*` for every connection). Deny by default
+    #[arg(long = "allow-connection", value_name = "NAME")]
+    pub allow_connection: Vec<String>,
+}

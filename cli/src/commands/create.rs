@@ -1,0 +1,77 @@
+use std::io::Read;
+
+use anyhow::{Context as _, Result};
+use secrecy::{ExposeSecret, SecretString};
+use wasm_host_store::{validate_name, validate_url, Endpoints, NewConnection, CONNECTION_TYPES};
+use zeroize::Zeroizing;
+
+use crate::args::CreateArgs;
+use crate::context::Context;
+use crate::exit::{usage, Exit};
+
+pub fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
+    // Every check before the store is touched: a refused `create` changes nothing.
+    validate_name(&args.name)?;
+    if !CONNECTION_TYPES.contains(&args.kind.as_str()) {
+        return Err(usage(format!(
+            "connection type `{}` is not supported; accepted values: {}",
+            wasm_host_store::printable(&args.kind),
+            CONNECTION_TYPES.join(", ")
+        )));
+    }
+    let provider_url = validate_url("--provider-url", &args.provider_url)?;
+    let optional = |flag, value: &Option<String>| -> Result<Option<String>> {
+        Ok(value.as_deref().map(|v| validate_url(flag, v)).transpose()?.map(String::from))
+    };
+    let new = NewConnection {
+        name: args.name.clone(),
+        kind: args.kind.clone(),
+        provider_url: provider_url.to_string(),
+        issuer_url: optional("--issuer-url", &args.issuer_url)?,
+        client_id: args.client_id.trim().to_owned(),
+        endpoints: Endpoints {
+            auth_url: optional("--auth-url", &args.auth_url)?,
+            token_url: optional("--token-url", &args.token_url)?,
+            revocation_url: optional("--revocation-url", &args.revocation_url)?,
+            userinfo_url: optional("--userinfo-url", &args.userinfo_url)?,
+        },
+        expose_refresh_token: args.expose_refresh_token,
+    };
+    if new.client_id.is_empty() {
+        return Err(usage("--client-id is empty: give the client ID the provider issued for your app"));
+    }
+    let secret = client_secret(&args)?;
+    if secret.expose_secret().is_empty() {
+        return Err(usage(
+            "the client secret is empty: give the secret the provider issued for your app \
+             (--client-secret-stdin, WASM_HOST_CLIENT_SECRET or --client-secret)",
+        ));
+    }
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    let conn = store.create(new, &secret, &keys)?;
+    eprintln!(
+        "created connection `{}` ({}); next: authorize it with `wasm-host authconnection authorize {}`",
+        conn.name, conn.provider_url, conn.name
+    );
+    Ok(Exit::Ok)
+}
+
+/// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET.
+fn client_secret(args: &CreateArgs) -> Result<SecretString> {
+    let from_env = std::env::var("WASM_HOST_CLIENT_SECRET").ok().map(Zeroizing::new);
+    if args.client_secret_stdin {
+        let mut buf = Zeroizing::new(String::new());
+        std::io::stdin().read_to_string(&mut buf).context("reading the client secret from stdin")?;
+        let line = buf.strip_suffix('\n').unwrap_or(&buf);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        return Ok(SecretString::from(line));
+    }
+    match (&args.client_secret, from_env) {
+        (Some(s), _) => Ok(SecretString::from(s.as_str())),
+        (None, Some(s)) => Ok(SecretString::from(s.as_str())),
+        (None, None) => Err(usage(
+            "no client secret given: pipe it to --client-secret-stdin, set WASM_HOST_CLIENT_SECRET, or pass --client-secret",
+        )),
+    }
+}

@@ -1,0 +1,5 @@
+pub mod create;
+pub mod delete;
+pub mod import_token;
+pub mod list;
+pub mod run;

@@ -1,0 +1,56 @@
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, InvocationSettings, TokenBroker};
+
+use crate::args::RunArgs;
+use crate::context::Context;
+use crate::exit::{usage, Exit};
+use crate::paths;
+
+pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
+    let input = match (&args.input, &args.input_file) {
+        (Some(json), _) => json.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading the input from stdin")?;
+            s
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read --input-file {}: {e}", path.display())))?,
+        (None, None) => "null".to_owned(),
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
+        return Err(usage(format!("the input is not JSON ({e}); pass a JSON value, e.g. --input '{{\"a\": 1}}'")));
+    }
+    for name in &args.allow_connection {
+        if name != "*" {
+            wasm_host_store::validate_name(name).context("--allow-connection")?;
+        }
+    }
+    let cache_dir = match std::env::var_os("WASM_HOST_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => paths::default_cache()?,
+    };
+    let settings = InvocationSettings { grants: ConnectionGrants::from_names(args.allow_connection.iter().cloned()) };
+
+    let store = Arc::new(ctx.open_store()?);
+    let keys = ctx.keys(&store)?;
+    let broker = Arc::new(TokenBroker::new(store, keys));
+    let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
+    let function = host.load(&args.component)?;
+    tracing::debug!(cache = ?function.cache, "loaded {}", args.component.display());
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(host.invoke(&function, &input, &settings))? {
+        Ok(output) => {
+            println!("{output}");
+            Ok(Exit::Ok)
+        }
+        Err(message) => {
+            eprintln!("function error: {message}");
+            Ok(Exit::FunctionError)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Settings every command shares, resolved once from flags and environment before any work starts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use secrecy::SecretString;
+use wasm_host_store::{Keys, Store};
+
+use crate::args::Cli;
+use crate::paths;
+
+pub enum IdentityChoice {
+    File(PathBuf),
+    /// `WASM_HOST_IDENTITY_KEY`: the key itself, for containers that mount no files.
+    Inline(SecretString),
+}
+
+pub struct Context {
+    pub store_path: PathBuf,
+    pub identity: IdentityChoice,
+}
+
+impl Context {
+    pub fn resolve(cli: &Cli) -> Result<Self> {
+        let store_path = match &cli.store {
+            Some(p) => p.clone(),
+            None => paths::default_store()?,
+        };
+        let identity = match (&cli.identity, std::env::var("WASM_HOST_IDENTITY_KEY")) {
+            (Some(p), _) => IdentityChoice::File(p.clone()),
+            (None, Ok(key)) if !key.trim().is_empty() => IdentityChoice::Inline(SecretString::from(key)),
+            (None, _) => IdentityChoice::File(paths::default_identity()?),
+        };
+        Ok(Self { store_path, identity })
+    }
+
+    pub fn open_store(&self) -> Result<Store> {
+        Ok(Store::open(&self.store_path)?)
+    }
+
+    /// The identity, checked against the store. A missing identity file is created only while the store holds
+    /// no secret; otherwise creating one would hide the real mistake (a wrong path) behind a decryption error.
+    pub fn keys(&self, store: &Store) -> Result<Arc<Keys>> {
+        let keys = match &self.identity {
+            IdentityChoice::Inline(key) => Keys::from_inline(key)?,
+            IdentityChoice::File(path) => match Keys::load(path)? {
+                Some(keys) => keys,
+                None => {
+                    if let Some(recipient) = store.recipient()? {
+                        return Err(MissingIdentity { path: path.clone(), store: store.path().into(), recipient }.into());
+                    }
+                    let keys = Keys::create(path)?;
+                    eprintln!(
+                        "wasm-host: created a new identity in {} (public key {}); back it up: without it the \
+                         store's secrets cannot be read",
+                        path.display(),
+                        keys.recipient()
+                    );
+                    keys
+                }
+            },
+        };
+        store.bind_keys(&keys).context("checking the identity against the store")?;
+        Ok(Arc::new(keys))
+    }
+}
+
+/// The identity file is gone but the store holds secrets sealed to some identity.
+#[derive(Debug)]
+pub struct MissingIdentity {
+    path: PathBuf,
+    store: PathBuf,
+    recipient: String,
+}
+
+impl std::fmt::Display for MissingIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the identity file {} does not exist, but the store {} holds secrets encrypted to {}; pass the identity \
+             it was created with (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)",
+            self.path.display(),
+            self.store.display(),
+            self.recipient
+        )
+    }
+}
+
+impl std::error::Error for MissingIdentity {}

@@ -1,0 +1,113 @@
+//! Exit codes, one per kind of failure a script may want to tell apart, and the mapping from errors to them.
+
+use std::process::ExitCode;
+
+use wasm_host_runtime::{InvokeError, LoadError};
+use wasm_host_store::{IdentityError, OpenError, ReadError, SecretError, WriteError};
+
+/// Every exit code wasm-host uses. The README lists them; keep both in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Ok = 0,
+    /// `run`: the function returned `Err`.
+    FunctionError = 1,
+    /// Bad flags or input: a malformed name, URL, type, JSON.
+    Usage = 2,
+    /// No connection of that name.
+    NotFound = 3,
+    /// A connection of that name exists already.
+    Conflict = 4,
+    /// The store or the identity cannot be used: wrong identity, damaged or locked file, no permission.
+    Store = 5,
+    /// The component file cannot be read.
+    ComponentMissing = 6,
+    /// The file is not a valid component.
+    NotAComponent = 7,
+    /// A component of another world (missing export or import).
+    WrongWorld = 8,
+    /// The function trapped or exited instead of returning.
+    Trap = 9,
+    /// Anything else (an I/O error reading input, say); the message tells what.
+    Failure = 10,
+}
+
+impl Exit {
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+/// A usage error found by our own checks (clap reports its own with code 2 too).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Picks the exit code for an error by the first typed cause in its chain.
+pub fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<wasm_host_store::NameError>()
+            || cause.is::<wasm_host_store::UrlError>()
+        {
+            return Exit::Usage;
+        }
+        if let Some(e) = cause.downcast_ref::<WriteError>() {
+            return match e {
+                WriteError::NotFound(_) => Exit::NotFound,
+                WriteError::AlreadyExists(_) => Exit::Conflict,
+                _ => Exit::Store,
+            };
+        }
+        if cause.is::<OpenError>()
+            || cause.is::<ReadError>()
+            || cause.is::<IdentityError>()
+            || cause.is::<SecretError>()
+        {
+            return Exit::Store;
+        }
+        if let Some(e) = cause.downcast_ref::<LoadError>() {
+            return match e {
+                LoadError::Unreadable { .. } => Exit::ComponentMissing,
+                LoadError::NotWasm { .. } | LoadError::CoreModule { .. } | LoadError::Invalid { .. } => {
+                    Exit::NotAComponent
+                }
+                LoadError::WrongWorld { .. } => Exit::WrongWorld,
+                LoadError::Host(_) => Exit::Store,
+            };
+        }
+        if cause.is::<InvokeError>() {
+            return Exit::Trap;
+        }
+        if cause.is::<crate::context::MissingIdentity>() {
+            return Exit::Store;
+        }
+        if cause.is::<NotFound>() {
+            return Exit::NotFound;
+        }
+    }
+    Exit::Failure
+}
+
+/// A connection that a read-only command could not find.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no connection named `{}`; `wasm-host authconnection list` shows the existing ones", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}

@@ -1,0 +1,17 @@
+//! The wasm-host runtime: runs a function component with WASI p2, wasi:http and the `authconnection`
+//! interface, handing it tokens from the encrypted store.
+
+mod authconnection;
+mod bindings;
+mod broker;
+mod cache;
+mod function;
+mod grants;
+mod http;
+mod state;
+
+pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
+pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
+pub use cache::{CacheOutcome, CompileCache};
+pub use function::{FunctionHost, InvocationSettings, InvokeError, LoadError, LoadedFunction};
+pub use grants::ConnectionGrants;

@@ -1,0 +1,201 @@
+//! `wasm-host run` through the real binary with real components: the userinfo example against a local API,
+//! the authconnection error cases, grants, component errors and the compile cache.
+
+use wasm_host_tests::{api::Api, example, test_guest, Env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
+const TOKEN: &str = "at-3f9c1e77-userinfo";
+const USERINFO: &str = r#"{"sub":"248289761001","email":"jane@example.com","name":"Jane Doe"}"#;
+
+fn env_with_connection(name: &str) -> Env {
+    let env = Env::new(BIN);
+    env.create(name, "client-secret-value").success();
+    env
+}
+
+fn probe(env: &Env, connection: &str, allow: &[&str]) -> serde_json::Value {
+    let guest = test_guest("token-probe");
+    let input = serde_json::json!({ "connection": connection }).to_string();
+    let mut args = vec!["run", guest.to_str().unwrap(), "--input", &input];
+    for a in allow {
+        args.extend(["--allow-connection", a]);
+    }
+    env.run(&args).success().json()
+}
+
+#[test]
+fn userinfo_calls_the_api_with_the_stored_token() {
+    let env = env_with_connection("google");
+    env.import_token("google", &format!(r#"{{"access_token":"{TOKEN}","expires_in":3600,"scope":"openid email"}}"#))
+        .success();
+    let api = Api::start(TOKEN, USERINFO);
+    let input = serde_json::json!({ "connection": "google", "url": api.url("/v1/userinfo") }).to_string();
+    let guest = example("userinfo");
+    let out = env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google"]);
+    out.success();
+    assert_eq!(out.json(), serde_json::from_str::<serde_json::Value>(USERINFO).unwrap());
+    let recorded = api.recorded();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].path, "/v1/userinfo");
+    assert_eq!(recorded[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+    // The token never reaches the host's own output.
+    assert!(!out.stdout.contains(TOKEN) && !out.stderr.contains(TOKEN));
+
+    // A token the API refuses: the function's Err carries the status, exit 1.
+    env.import_token("google", r#"{"access_token":"stale","expires_in":3600}"#).success();
+    env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google"])
+        .failure(1, "401 Unauthorized");
+}
+
+#[test]
+fn the_function_sees_the_token_record_and_nothing_it_was_not_given() {
+    let env = env_with_connection("qb");
+    env.import_token(
+        "qb",
+        r#"{"access_token":"at-1","refresh_token":"rt-1","expires_at":"2099-05-06T07:08:09Z","scope":"a b","realmId":"123"}"#,
+    )
+    .success();
+    let t = probe(&env, "qb", &["qb"]);
+    assert_eq!(t["access_token"], "at-1");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_at"], "2099-05-06T07:08:09Z");
+    assert_eq!(t["refresh_token"], serde_json::Value::Null, "the refresh token was not exposed");
+    assert_eq!(t["scopes"], serde_json::json!(["a", "b"]));
+    assert_eq!(t["metadata"]["realmId"], "123");
+
+    // --expose-refresh-token hands it over.
+    env.run_stdin(
+        &["authconnection", "create", "--name", "exposed", "--type", "TYPE_OAUTH2", "--provider-url",
+          "https://p.example", "--client-id", "c", "--client-secret-stdin", "--expose-refresh-token"],
+        "s",
+    )
+    .success();
+    env.import_token("exposed", r#"{"access_token":"at-2","refresh_token":"rt-2"}"#).success();
+    let t = probe(&env, "exposed", &["*"]);
+    assert_eq!(t["refresh_token"], "rt-2");
+    assert_eq!(t["expires_at"], serde_json::Value::Null, "no expiry given: none reported");
+}
+
+#[test]
+fn error_cases_reach_the_function_as_values() {
+    let env = env_with_connection("granted");
+    // Not granted: access-denied, whether or not the connection exists.
+    let t = probe(&env, "granted", &[]);
+    assert_eq!(t["error"], "access-denied");
+    assert!(t["message"].as_str().unwrap().contains("--allow-connection granted"), "{t}");
+    assert_eq!(probe(&env, "missing", &["granted"])["error"], "access-denied");
+    // Granted but absent: not-found.
+    assert_eq!(probe(&env, "missing", &["*"])["error"], "not-found");
+    // Created but never authorized.
+    let t = probe(&env, "granted", &["granted"]);
+    assert_eq!(t["error"], "needs-authorization");
+    assert!(t["message"].as_str().unwrap().contains("wasm-host authconnection authorize granted"), "{t}");
+    // Expired, and this host cannot refresh it yet.
+    env.import_token("granted", r#"{"access_token":"old","expires_at":1000}"#).success();
+    assert_eq!(probe(&env, "granted", &["granted"])["error"], "needs-authorization");
+    // A name no connection could have, from a hostile guest: still a value, not a trap.
+    let long = "x".repeat(100_000);
+    assert_eq!(probe(&env, &long, &["*"])["error"], "not-found");
+    assert_eq!(probe(&env, "bad\u{1b}name", &["*"])["error"], "not-found");
+}
+
+#[test]
+fn a_secret_moved_to_another_row_is_an_internal_error_not_a_token() {
+    let env = env_with_connection("alpha");
+    env.create("beta", "s2").success();
+    env.import_token("alpha", r#"{"access_token":"alpha-token"}"#).success();
+    env.import_token("beta", r#"{"access_token":"beta-token"}"#).success();
+    wasm_host_tests::copy_secret(&env.store(), "alpha", "beta", "access_token");
+    let t = probe(&env, "beta", &["*"]);
+    assert_eq!(t["error"], "internal", "{t}");
+    assert!(t["message"].as_str().unwrap().contains("belongs to another record"), "{t}");
+    assert!(!t.to_string().contains("alpha-token"));
+    assert_eq!(probe(&env, "alpha", &["*"])["access_token"], "alpha-token");
+}
+
+#[test]
+fn a_change_by_another_process_is_seen_by_the_next_call() {
+    // One process per run, so this checks the store round trip; the in-process cache is covered by the
+    // runtime's own test.
+    let env = env_with_connection("c");
+    env.import_token("c", r#"{"access_token":"first"}"#).success();
+    assert_eq!(probe(&env, "c", &["c"])["access_token"], "first");
+    env.import_token("c", r#"{"access_token":"second"}"#).success();
+    assert_eq!(probe(&env, "c", &["c"])["access_token"], "second");
+    env.run(&["authconnection", "delete", "c"]).success();
+    assert_eq!(probe(&env, "c", &["c"])["error"], "not-found");
+}
+
+#[test]
+fn component_problems_have_distinct_exit_codes() {
+    let env = Env::new(BIN);
+    env.run(&["run", "/nonexistent/f.wasm"]).failure(6, "cannot read the component /nonexistent/f.wasm");
+    let text = env.path("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    env.run(&["run", text.to_str().unwrap()]).failure(7, "is not a WebAssembly file");
+    let core = env.path("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    env.run(&["run", core.to_str().unwrap()]).failure(7, "core WebAssembly module, not a component");
+    let broken = env.path("broken.wasm");
+    std::fs::write(&broken, b"\0asm\x0d\0\x01\0\x07\xff").unwrap();
+    env.run(&["run", broken.to_str().unwrap()]).failure(7, "is not a valid component");
+    let empty = env.path("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
+    env.run(&["run", empty.to_str().unwrap()]).failure(8, "it does not export `run` (it exports nothing)");
+    let foreign = test_guest("foreign-import");
+    env.run(&["run", foreign.to_str().unwrap()]).failure(8, "test:foreign/thing");
+
+    let misbehave = test_guest("misbehave");
+    let m = misbehave.to_str().unwrap();
+    env.run(&["run", m, "--input", "\"panic\""]).failure(9, "the function trapped");
+    env.run(&["run", m, "--input", "\"exit\""]).failure(9, "exited early with status 1");
+    env.run(&["run", m, "--input", "\"err\""]).failure(1, "function error: asked to fail");
+    env.run(&["run", m, "--input", "{not json"]).failure(2, "the input is not JSON");
+    env.run(&["run", m, "--allow-connection", "Bad"]).failure(2, "uppercase letter");
+    // No input: the function gets `null`. --input-file reads a file.
+    assert_eq!(env.run(&["run", m]).success().stdout, "null\n");
+    let input = env.path("in.json");
+    std::fs::write(&input, r#"{"k": [1, 2]}"#).unwrap();
+    assert_eq!(env.run(&["run", m, "--input-file", input.to_str().unwrap()]).success().stdout, "{\"k\": [1, 2]}\n");
+    // The function's own prints go to stderr; stdout has only the result.
+    let out = env.run(&["run", m, "--input", "\"log\""]);
+    assert_eq!(out.success().stdout, "\"logged\"\n");
+    assert!(out.stderr.contains("to stdout") && out.stderr.contains("to stderr"), "{}", out.stderr);
+}
+
+#[test]
+fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    let g = guest.to_str().unwrap();
+    let logged = |expect: &str| {
+        let mut cmd = env.cmd();
+        cmd.env("WASM_HOST_LOG", "debug");
+        let out = env.run_with(cmd, &["run", g, "--input", "1"], None);
+        assert_eq!(out.success().stdout, "1\n");
+        assert!(out.stderr.contains(&format!("cache={expect}")), "expected {expect}: {}", out.stderr);
+    };
+    logged("Compiled");
+    let entries: Vec<_> = std::fs::read_dir(env.cache()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    logged("Hit");
+    // Flip bytes in the middle of the entry: it must be noticed and replaced, never loaded.
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&entries[0], &bytes).unwrap();
+    logged("Repaired");
+    logged("Hit");
+    // Truncated to nothing.
+    std::fs::write(&entries[0], b"").unwrap();
+    logged("Repaired");
+    // WASM_HOST_CACHE_DIR moves the cache.
+    let elsewhere = env.path("other-cache");
+    let mut cmd = env.cmd();
+    cmd.env("WASM_HOST_CACHE_DIR", &elsewhere);
+    env.run_with(cmd, &["run", g], None).success();
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+}

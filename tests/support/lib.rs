@@ -1,0 +1,151 @@
+//! What the end-to-end tests share: the guests built by `build.rs`, a sandboxed environment for the real
+//! `wasm-host` binary, and a small HTTP server on 127.0.0.1 that stands in for an API.
+
+pub mod api;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::io::Write;
+
+/// A component from `guest-examples/` (e.g. `userinfo`).
+pub fn example(name: &str) -> PathBuf {
+    guest_path(env!("WASM_HOST_GUESTS_DIR"), name)
+}
+
+/// A test-only component from `tests/guests/` (e.g. `misbehave`).
+pub fn test_guest(name: &str) -> PathBuf {
+    guest_path(env!("WASM_HOST_TEST_GUESTS_DIR"), name)
+}
+
+fn guest_path(dir: &str, name: &str) -> PathBuf {
+    let path = Path::new(dir).join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "guest {} was not built", path.display());
+    path
+}
+
+/// A private world for one test: its own store, identity, cache and XDG directories.
+pub struct Env {
+    pub bin: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(&self, code: i32, message: &str) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.stderr.contains(message),
+            "stderr lacks {message:?}\nstderr: {}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Env {
+    pub fn new(bin: &str) -> Self {
+        Self { bin: PathBuf::from(bin), dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("data/wasm-host/store.redb")
+    }
+
+    pub fn identity(&self) -> PathBuf {
+        self.path("config/wasm-host/identity.txt")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.path("cache/wasm-host")
+    }
+
+    /// The binary, with HOME and the XDG directories inside this env and nothing inherited that could leak in.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_CACHE_HOME", self.path("cache"));
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.cmd(), args, None)
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(self.cmd(), args, Some(stdin))
+    }
+
+    pub fn run_with(&self, mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn wasm-host");
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            pipe.write_all(s.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let out: Output = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `create` with a loopback provider and the secret on stdin.
+    pub fn create(&self, name: &str, secret: &str) -> Run {
+        self.run_stdin(
+            &[
+                "authconnection", "create", "--name", name, "--type", "TYPE_OAUTH2",
+                "--provider-url", "http://127.0.0.1:9/", "--client-id", "client-1", "--client-secret-stdin",
+            ],
+            secret,
+        )
+    }
+
+    pub fn import_token(&self, name: &str, json: &str) -> Run {
+        self.run_stdin(&["authconnection", "import-token", name], json)
+    }
+}
+
+/// Overwrites connection `to`'s sealed `field` with `from`'s, straight in the redb file: what an attacker with
+/// write access to the store, or a botched restore, would do.
+pub fn copy_secret(store: &Path, from: &str, to: &str, field: &str) {
+    use wasm_host_store::redb::{self, ReadableTable};
+    let db = redb::Database::builder()
+        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+        .create(store)
+        .unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(wasm_host_store::SECRETS).unwrap();
+        let sealed = t.get((from, field)).unwrap().expect("no such secret row").value().to_vec();
+        t.insert((to, field), sealed.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
