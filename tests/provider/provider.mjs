@@ -1,0 +1,175 @@
+// The OpenID provider the tests and the demo run on 127.0.0.1: npm `oidc-provider` (OpenID Certified), with
+// one confidential native client, logins and consent approved automatically (or its own login page), counters
+// of what reached it, and a control endpoint that changes its behaviour while it runs.
+//
+// Environment: PORT (0 = any free port), CLIENT_ID, CLIENT_SECRET, ACCESS_TTL (seconds), ROTATE (1|0),
+// OMIT_UNCHANGED_REFRESH (1|0), AUTO_APPROVE (1|0). Prints `ready <issuer>` on stdout once listening.
+//
+// Test endpoints (loopback only, no auth: this server exists only for tests):
+//   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n}, "revocation": n, "userinfo": n}
+//   POST /test/config  <- JSON merged into the settings below (deny, accessTtl, rotate, omitUnchangedRefresh,
+//                         tokenDelayMs, tokenFailStatus)
+
+import http from 'node:http';
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const env = process.env;
+const settings = {
+  accessTtl: Number(env.ACCESS_TTL ?? 3600),
+  rotate: (env.ROTATE ?? '1') === '1',
+  omitUnchangedRefresh: env.OMIT_UNCHANGED_REFRESH === '1',
+  autoApprove: (env.AUTO_APPROVE ?? '1') === '1',
+  deny: false,
+  tokenDelayMs: 0,
+  tokenFailStatus: 0,
+};
+const stats = { token: {}, revocation: 0, userinfo: 0 };
+
+// Everything in memory, unbounded: the built-in store is an LRU that forgets grants in long runs.
+const stores = new Map();
+class MemoryAdapter {
+  constructor(name) {
+    this.name = name;
+    if (!stores.has(name)) stores.set(name, new Map());
+    this.map = stores.get(name);
+  }
+  key(id) { return id; }
+  async upsert(id, payload, expiresIn) {
+    this.map.set(id, { payload, expires: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    if (payload.grantId) {
+      const grants = stores.get('grants') ?? new Map();
+      stores.set('grants', grants);
+      const ids = grants.get(payload.grantId) ?? [];
+      ids.push([this.name, id]);
+      grants.set(payload.grantId, ids);
+    }
+    if (payload.userCode) this.map.set(`userCode:${payload.userCode}`, { payload: id });
+    if (payload.uid) this.map.set(`uid:${payload.uid}`, { payload: id });
+  }
+  async find(id) {
+    const e = this.map.get(id);
+    if (!e || (e.expires && e.expires < Date.now())) return undefined;
+    return e.payload;
+  }
+  async findByUid(uid) { const id = this.map.get(`uid:${uid}`)?.payload; return id ? this.find(id) : undefined; }
+  async findByUserCode(code) { const id = this.map.get(`userCode:${code}`)?.payload; return id ? this.find(id) : undefined; }
+  async consume(id) { const e = this.map.get(id); if (e) e.payload.consumed = Math.floor(Date.now() / 1000); }
+  async destroy(id) { this.map.delete(id); }
+  async revokeByGrantId(grantId) {
+    const grants = stores.get('grants');
+    for (const [name, id] of grants?.get(grantId) ?? []) stores.get(name)?.delete(id);
+    grants?.delete(grantId);
+  }
+}
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+
+const server = http.createServer();
+await new Promise((resolve) => server.listen(Number(env.PORT ?? 0), '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  adapter: MemoryAdapter,
+  clients: [{
+    client_id: env.CLIENT_ID ?? 'wasm-host-test',
+    client_secret: env.CLIENT_SECRET ?? 'test-secret',
+    application_type: 'native', // any port on a loopback redirect URI (RFC 8252 §7.3)
+    redirect_uris: ['http://127.0.0.1/callback'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  jwks: { keys: [jwk] },
+  scopes: ['openid', 'profile', 'email', 'offline_access', 'api'],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  async findAccount(_ctx, id) {
+    return {
+      accountId: id,
+      async claims() { return { sub: id, email: `${id}@example.test`, email_verified: true, name: 'Test User' }; },
+    };
+  },
+  features: {
+    devInteractions: { enabled: !settings.autoApprove },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  interactions: settings.autoApprove ? { url: (_ctx, interaction) => `/interaction/${interaction.uid}` } : undefined,
+  clockTolerance: 0,
+  // A refresh token whenever the client may refresh, and one that outlives the login session.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: async () => false,
+  rotateRefreshToken: () => settings.rotate,
+  ttl: {
+    AccessToken: () => settings.accessTtl,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+    Interaction: 600,
+    Session: 24 * 3600,
+  },
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/test/stats') {
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/test/config' && ctx.method === 'POST') {
+    let raw = '';
+    for await (const chunk of ctx.req) raw += chunk;
+    Object.assign(settings, JSON.parse(raw || '{}'));
+    ctx.body = settings;
+    return;
+  }
+  if (settings.autoApprove && ctx.path.startsWith('/interaction/')) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const { prompt, params, session } = details;
+    let result;
+    if (settings.deny) {
+      result = { error: 'access_denied', error_description: 'The resource owner denied the request' };
+    } else if (prompt.name === 'login') {
+      result = { login: { accountId: 'test-user' } };
+    } else {
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+      if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+      if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+      result = { consent: { grantId: await grant.save() } };
+    }
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(to);
+    return;
+  }
+  if (ctx.path === '/token') {
+    if (settings.tokenDelayMs) await sleep(settings.tokenDelayMs);
+    if (settings.tokenFailStatus) {
+      ctx.status = settings.tokenFailStatus;
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'injected by the test' };
+      return;
+    }
+  }
+  await next();
+  if (ctx.path === '/token') {
+    const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
+    stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
+    if (settings.omitUnchangedRefresh && grantType === 'refresh_token'
+        && ctx.body?.refresh_token === ctx.oidc.params.refresh_token) {
+      delete ctx.body.refresh_token;
+    }
+  } else if (ctx.path === '/token/revocation') {
+    stats.revocation += 1;
+  } else if (ctx.path === '/me') {
+    stats.userinfo += 1;
+  }
+});
+
+server.on('request', provider.callback());
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+console.log(`ready ${issuer}`);
