@@ -1,0 +1,277 @@
+//! The authorization-code flow's front half: the request (PKCE S256, `state`, OIDC `nonce`) and the loopback
+//! callback server of RFC 8252 that waits for the provider to send the browser back.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+use crate::endpoints::ProviderEndpoints;
+
+/// 256 random bits, base64url: the size of `state`, `nonce` and the PKCE verifier.
+pub fn random_token() -> SecretString {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    SystemRandom::new().fill(bytes.as_mut()).expect("the system RNG works");
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}
+
+/// One authorization attempt: the URL to open and the values its callback must match.
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub redirect_uri: String,
+    pub state: SecretString,
+    pub nonce: SecretString,
+    pub verifier: Option<SecretString>,
+    pub scopes: Vec<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn new(endpoints: &ProviderEndpoints, client_id: &str, redirect_uri: &str, scopes: &[String]) -> Self {
+        let mut scopes: Vec<String> = scopes.to_vec();
+        for s in &endpoints.required_scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        let (state, nonce) = (random_token(), random_token());
+        let verifier = endpoints.pkce.then(random_token);
+        let mut url = endpoints.authorization.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("scope", &scopes.join(" "))
+                .append_pair("state", state.expose_secret())
+                .append_pair("nonce", nonce.expose_secret());
+            if let Some(v) = &verifier {
+                let digest = ring::digest::digest(&ring::digest::SHA256, v.expose_secret().as_bytes());
+                let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+                q.append_pair("code_challenge", &challenge).append_pair("code_challenge_method", "S256");
+            }
+            for (k, v) in &endpoints.extra_params {
+                q.append_pair(k, v);
+            }
+        }
+        Self { url, redirect_uri: redirect_uri.to_owned(), state, nonce, verifier, scopes }
+    }
+}
+
+/// What a valid callback carried: the code, and every other parameter (QuickBooks' `realmId`, ...).
+pub struct Callback {
+    pub code: SecretString,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Error)]
+pub enum CallbackError {
+    #[error("the provider refused the authorization: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Provider { error: String, description: Option<String> },
+    #[error("no valid callback arrived within {0:?}")]
+    Timeout(Duration),
+    #[error("the callback server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server on 127.0.0.1 that receives the provider's redirect at `/callback`.
+pub struct CallbackServer {
+    listener: TcpListener,
+    port: u16,
+}
+
+/// Requests to the callback server are a request line and a few headers; refuse anything larger.
+const MAX_REQUEST: usize = 16 * 1024;
+
+impl CallbackServer {
+    /// Binds 127.0.0.1:`port` (0 = any free port).
+    pub async fn bind(port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}/callback", self.port)
+    }
+
+    /// Serves requests until one carries the right `state` and a `code` (or the provider's error), or until
+    /// `timeout`. A forged or incomplete callback gets an error page and the wait goes on.
+    pub async fn wait(
+        &self,
+        state: &SecretString,
+        issuer: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Callback, CallbackError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let accepted = tokio::time::timeout(left, self.listener.accept()).await;
+            let Ok(accepted) = accepted else { return Err(CallbackError::Timeout(timeout)) };
+            let (mut stream, _) = accepted?;
+            let Ok(Some(target)) = tokio::time::timeout(Duration::from_secs(10), read_target(&mut stream)).await else {
+                continue;
+            };
+            match judge(&target, state, issuer) {
+                Verdict::NotCallback => respond(&mut stream, 404, "Not found", "This server only receives the OAuth callback at /callback.").await,
+                Verdict::Retry(why) => {
+                    tracing::warn!("ignored a callback: {why}");
+                    respond(&mut stream, 400, "Authorization not completed", &format!("{why} wasm-host is still waiting for the real callback; start again from the authorization link it printed.")).await;
+                }
+                Verdict::Refused { error, description } => {
+                    respond(&mut stream, 400, "Authorization refused", &format!("The provider answered `{}`{}. Return to the terminal for what to do next.", html_escape(&error), description.as_deref().map(|d| format!(": {}", html_escape(d))).unwrap_or_default())).await;
+                    return Err(CallbackError::Provider { error, description });
+                }
+                Verdict::Done(cb) => {
+                    respond(&mut stream, 200, "Authorization complete", "wasm-host received the authorization. You can close this tab and return to the terminal.").await;
+                    return Ok(cb);
+                }
+            }
+        }
+    }
+}
+
+enum Verdict {
+    NotCallback,
+    Retry(String),
+    Refused { error: String, description: Option<String> },
+    Done(Callback),
+}
+
+fn judge(target: &str, state: &SecretString, issuer: Option<&str>) -> Verdict {
+    let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else { return Verdict::NotCallback };
+    if url.path() != "/callback" {
+        return Verdict::NotCallback;
+    }
+    let mut got_state = None;
+    let mut code = None;
+    let mut error = None;
+    let mut description = None;
+    let mut iss = None;
+    let mut params = Vec::new();
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "state" => got_state = Some(v.into_owned()),
+            "code" => code = Some(SecretString::from(v.into_owned())),
+            "error" => error = Some(v.chars().take(100).collect::<String>()),
+            "error_description" => description = Some(v.chars().take(300).collect::<String>()),
+            "iss" => iss = Some(v.into_owned()),
+            "session_state" | "scope" | "authuser" | "prompt" | "hd" => {}
+            _ if params.len() < 32 => params.push((k.chars().take(64).collect(), v.chars().take(1024).collect())),
+            _ => {}
+        }
+    }
+    let state_ok = got_state.as_deref().is_some_and(|s| constant_time_eq(s.as_bytes(), state.expose_secret().as_bytes()));
+    if !state_ok {
+        return Verdict::Retry("The callback's `state` does not match this authorization (a stale tab or a forged link).".into());
+    }
+    // RFC 9207: a provider that names itself must name the one we asked (mix-up defence).
+    if let (Some(iss), Some(expected)) = (&iss, issuer)
+        && iss.trim_end_matches('/') != expected.trim_end_matches('/')
+    {
+        return Verdict::Retry("The callback names another issuer than the provider this authorization went to.".into());
+    }
+    if let Some(error) = error {
+        return Verdict::Refused { error, description };
+    }
+    match code {
+        Some(code) if !code.expose_secret().is_empty() => Verdict::Done(Callback { code, params }),
+        _ => Verdict::Retry("The callback carries no authorization `code`.".into()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads the request line and headers; returns the request target of a GET.
+async fn read_target(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 || buf.len() + n > MAX_REQUEST {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = std::str::from_utf8(&buf[..buf.iter().position(|b| *b == b'\r')?]).ok()?;
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(target)) if target.starts_with('/') => Some(target.to_owned()),
+        _ => None,
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>wasm-host: {title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Bad Request",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
+         cache-control: no-store\r\nreferrer-policy: no-referrer\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judging_callbacks() {
+        let state = SecretString::from("s1");
+        assert!(matches!(judge("/other?code=c&state=s1", &state, None), Verdict::NotCallback));
+        assert!(matches!(judge("/callback?code=c&state=s2", &state, None), Verdict::Retry(_)));
+        assert!(matches!(judge("/callback?code=c", &state, None), Verdict::Retry(_)));
+        assert!(matches!(judge("/callback?state=s1", &state, None), Verdict::Retry(_)));
+        assert!(matches!(judge("/callback?error=access_denied&state=bad", &state, None), Verdict::Retry(_)));
+        assert!(matches!(
+            judge("/callback?error=access_denied&error_description=no&state=s1", &state, None),
+            Verdict::Refused { .. }
+        ));
+        assert!(matches!(judge("/callback?code=c&state=s1&iss=https%3A%2F%2Fevil", &state, Some("https://good")), Verdict::Retry(_)));
+        let Verdict::Done(cb) = judge("/callback?code=c&state=s1&realmId=42&iss=https%3A%2F%2Fgood", &state, Some("https://good")) else {
+            panic!("valid callback refused")
+        };
+        assert_eq!(cb.code.expose_secret(), "c");
+        assert_eq!(cb.params, vec![("realmId".to_string(), "42".to_string())]);
+    }
+
+    #[test]
+    fn request_has_pkce_state_nonce_and_preset_params() {
+        let endpoints = crate::endpoints::preset(&Url::parse("https://accounts.google.com").unwrap()).unwrap();
+        let req = AuthorizationRequest::new(&endpoints, "cid", "http://127.0.0.1:8080/callback", &["openid".into()]);
+        let q: std::collections::HashMap<_, _> = req.url.query_pairs().into_owned().collect();
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["code_challenge"].len(), 43);
+        assert_eq!(q["state"].len(), 43);
+        assert_eq!(q["access_type"], "offline");
+        assert_eq!(q["prompt"], "consent");
+        assert_ne!(q["state"], q["nonce"]);
+    }
+}

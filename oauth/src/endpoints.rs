@@ -1,0 +1,270 @@
+//! Where a provider's endpoints are: the connection's explicit URLs first, then built-in presets for providers
+//! whose quirks matter (Google, Microsoft Entra, QuickBooks), then OpenID discovery.
+
+use serde::Deserialize;
+use thiserror::Error;
+use url::Url;
+
+use crate::http::{read_capped, Http};
+use crate::token::ClientAuth;
+
+/// Everything the flows need to know about one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEndpoints {
+    pub authorization: Url,
+    pub token: Url,
+    pub revocation: Option<Url>,
+    pub userinfo: Option<Url>,
+    /// The issuer ID tokens must name; `None` skips ID-token validation (plain OAuth2 providers).
+    pub issuer: Option<String>,
+    pub jwks: Option<Url>,
+    pub client_auth: ClientAuth,
+    pub pkce: bool,
+    /// Extra authorization-request parameters the provider needs (Google: `access_type=offline`).
+    pub extra_params: Vec<(String, String)>,
+    /// Scopes always requested (Microsoft: `offline_access`, or no refresh token comes back).
+    pub required_scopes: Vec<String>,
+    /// Which preset matched, for messages.
+    pub preset: Option<&'static str>,
+}
+
+/// The connection's settings that decide its endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointSettings {
+    pub provider_url: String,
+    pub issuer_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub revocation_url: Option<String>,
+    pub userinfo_url: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum EndpointError {
+    #[error(
+        "cannot find the endpoints of {provider}: {detail}. Pass them with `create --auth-url URL --token-url URL` \
+         (and --revocation-url, --userinfo-url), or --issuer-url for an OpenID provider that publishes discovery"
+    )]
+    Unresolved { provider: String, detail: String },
+    #[error(
+        "the discovery document at {url} names the issuer `{found}`, not `{expected}`: refusing it (a document for \
+         another issuer could send tokens elsewhere); check --issuer-url"
+    )]
+    IssuerMismatch { url: String, expected: String, found: String },
+    #[error("the discovered {field} `{value}` is not an https URL (http only on loopback)")]
+    InsecureEndpoint { field: &'static str, value: String },
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).expect("preset URLs are valid")
+}
+
+/// A built-in preset for the provider URL, if one matches.
+pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
+    let host = provider_url.host_str()?.to_ascii_lowercase();
+    if host == "accounts.google.com" || host.ends_with(".googleapis.com") || host == "google.com" {
+        return Some(ProviderEndpoints {
+            authorization: url("https://accounts.google.com/o/oauth2/v2/auth"),
+            token: url("https://oauth2.googleapis.com/token"),
+            revocation: Some(url("https://oauth2.googleapis.com/revoke")),
+            userinfo: Some(url("https://openidconnect.googleapis.com/v1/userinfo")),
+            issuer: Some("https://accounts.google.com".into()),
+            jwks: Some(url("https://www.googleapis.com/oauth2/v3/certs")),
+            client_auth: ClientAuth::Basic,
+            pkce: true,
+            // Without both, Google returns no refresh token (or only on the very first consent).
+            extra_params: vec![("access_type".into(), "offline".into()), ("prompt".into(), "consent".into())],
+            required_scopes: vec![],
+            preset: Some("google"),
+        });
+    }
+    if host == "login.microsoftonline.com" || host == "login.microsoft.com" {
+        let tenant = provider_url
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .filter(|t| !t.is_empty() && *t != "oauth2")
+            .unwrap_or("common")
+            .to_owned();
+        let base = format!("https://login.microsoftonline.com/{tenant}");
+        // Multi-tenant endpoints issue tokens whose issuer names the user's own tenant: checked by pattern.
+        let issuer = format!("{base}/v2.0");
+        return Some(ProviderEndpoints {
+            authorization: url(&format!("{base}/oauth2/v2.0/authorize")),
+            token: url(&format!("{base}/oauth2/v2.0/token")),
+            revocation: None,
+            userinfo: Some(url("https://graph.microsoft.com/oidc/userinfo")),
+            issuer: Some(issuer),
+            jwks: Some(url(&format!("{base}/discovery/v2.0/keys"))),
+            client_auth: ClientAuth::Basic,
+            pkce: true,
+            extra_params: vec![],
+            required_scopes: vec!["offline_access".into()],
+            preset: Some("microsoft"),
+        });
+    }
+    if host == "appcenter.intuit.com" || host == "oauth.platform.intuit.com" || host == "developer.intuit.com" {
+        return Some(ProviderEndpoints {
+            authorization: url("https://appcenter.intuit.com/connect/oauth2"),
+            token: url("https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"),
+            revocation: Some(url("https://developer.api.intuit.com/v2/oauth2/tokens/revoke")),
+            userinfo: Some(url("https://accounts.platform.intuit.com/v1/openid_connect/userinfo")),
+            issuer: Some("https://oauth.platform.intuit.com/op/v1".into()),
+            jwks: Some(url("https://oauth.platform.intuit.com/op/v1/jwks")),
+            client_auth: ClientAuth::Basic,
+            pkce: true,
+            extra_params: vec![],
+            required_scopes: vec![],
+            preset: Some("quickbooks"),
+        });
+    }
+    None
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+/// Discovery documents are small; refuse anything larger.
+const MAX_DISCOVERY: usize = 512 * 1024;
+
+/// Fetches and checks `<issuer>/.well-known/openid-configuration`.
+pub async fn discover(http: &Http, issuer: &str) -> Result<ProviderEndpoints, String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let doc_url = format!("{trimmed}/.well-known/openid-configuration");
+    let response = http.client().get(&doc_url).send().await.map_err(|e| crate::http::describe(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("{doc_url} answered HTTP {}", status.as_u16()));
+    }
+    let body = read_capped(response, MAX_DISCOVERY).await?;
+    let doc: Discovery =
+        serde_json::from_slice(&body).map_err(|e| format!("{doc_url} is not a discovery document: {e}"))?;
+    if doc.issuer.trim_end_matches('/') != trimmed {
+        return Err(EndpointError::IssuerMismatch { url: doc_url, expected: issuer.into(), found: doc.issuer }
+            .to_string());
+    }
+    let checked = |field: &'static str, value: &str| -> Result<Url, String> {
+        let u = Url::parse(value).map_err(|e| format!("{field} `{value}` in {doc_url}: {e}"))?;
+        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+            return Err(EndpointError::InsecureEndpoint { field, value: value.into() }.to_string());
+        }
+        Ok(u)
+    };
+    let methods = doc.token_endpoint_auth_methods_supported.unwrap_or_default();
+    // Basic is the default a server must support (RFC 8414 §2); use post only where basic is not offered.
+    let client_auth = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
+        ClientAuth::Basic
+    } else if methods.iter().any(|m| m == "client_secret_post") {
+        ClientAuth::Post
+    } else {
+        ClientAuth::Basic
+    };
+    Ok(ProviderEndpoints {
+        authorization: checked("authorization_endpoint", &doc.authorization_endpoint)?,
+        token: checked("token_endpoint", &doc.token_endpoint)?,
+        revocation: doc.revocation_endpoint.as_deref().map(|u| checked("revocation_endpoint", u)).transpose()?,
+        userinfo: doc.userinfo_endpoint.as_deref().map(|u| checked("userinfo_endpoint", u)).transpose()?,
+        jwks: doc.jwks_uri.as_deref().map(|u| checked("jwks_uri", u)).transpose()?,
+        issuer: Some(doc.issuer),
+        client_auth,
+        pkce: doc.code_challenge_methods_supported.is_none_or(|m| m.iter().any(|x| x == "S256")),
+        extra_params: vec![],
+        required_scopes: vec![],
+        preset: None,
+    })
+}
+
+/// Resolves a connection's endpoints: explicit URLs override whatever a preset or discovery found.
+pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<ProviderEndpoints, EndpointError> {
+    let provider = Url::parse(&settings.provider_url).map_err(|e| EndpointError::Unresolved {
+        provider: settings.provider_url.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut found = preset(&provider);
+    let explicit = settings.auth_url.is_some() && settings.token_url.is_some();
+    if found.is_none() && !explicit {
+        let mut tried = Vec::new();
+        for candidate in settings.issuer_url.iter().chain(std::iter::once(&settings.provider_url)) {
+            match discover(http, candidate).await {
+                Ok(d) => {
+                    found = Some(d);
+                    break;
+                }
+                Err(e) if e.contains("names the issuer") => {
+                    return Err(EndpointError::Unresolved { provider: settings.provider_url.clone(), detail: e });
+                }
+                Err(e) => tried.push(e),
+            }
+        }
+        if found.is_none() {
+            return Err(EndpointError::Unresolved {
+                provider: settings.provider_url.clone(),
+                detail: format!("no preset matches and discovery failed ({})", tried.join("; ")),
+            });
+        }
+    }
+    let parse = |s: &String| Url::parse(s).ok();
+    let mut endpoints = match found {
+        Some(e) => e,
+        None => ProviderEndpoints {
+            authorization: parse(settings.auth_url.as_ref().expect("explicit")).expect("validated at create"),
+            token: parse(settings.token_url.as_ref().expect("explicit")).expect("validated at create"),
+            revocation: None,
+            userinfo: None,
+            issuer: None,
+            jwks: None,
+            client_auth: ClientAuth::Basic,
+            pkce: true,
+            extra_params: vec![],
+            required_scopes: vec![],
+            preset: None,
+        },
+    };
+    if let Some(u) = settings.auth_url.as_ref().and_then(parse) {
+        endpoints.authorization = u;
+    }
+    if let Some(u) = settings.token_url.as_ref().and_then(parse) {
+        endpoints.token = u;
+    }
+    if let Some(u) = settings.revocation_url.as_ref().and_then(parse) {
+        endpoints.revocation = Some(u);
+    }
+    if let Some(u) = settings.userinfo_url.as_ref().and_then(parse) {
+        endpoints.userinfo = Some(u);
+    }
+    Ok(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets() {
+        let g = preset(&url("https://accounts.google.com")).unwrap();
+        assert!(g.extra_params.contains(&("access_type".into(), "offline".into())));
+        assert!(g.extra_params.contains(&("prompt".into(), "consent".into())));
+        let m = preset(&url("https://login.microsoftonline.com/contoso.onmicrosoft.com/")).unwrap();
+        assert_eq!(m.token.as_str(), "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+        assert_eq!(m.required_scopes, vec!["offline_access".to_string()]);
+        let common = preset(&url("https://login.microsoftonline.com")).unwrap();
+        assert!(common.authorization.as_str().contains("/common/oauth2/v2.0/authorize"));
+        let qb = preset(&url("https://appcenter.intuit.com/connect/oauth2")).unwrap();
+        assert_eq!(qb.preset, Some("quickbooks"));
+        assert!(preset(&url("https://auth.example.com")).is_none());
+    }
+}
