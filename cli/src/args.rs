@@ -16,7 +16,10 @@ Exit codes:
   7  the file is not a valid WebAssembly component
   8  the component is of another world (missing `run` export, or an import wasm-host does not provide)
   9  the function trapped or exited instead of returning
- 10  any other failure";
+ 10  any other failure
+ 11  the provider refused (access denied, invalid client or scope, invalid ID token)
+ 12  the provider could not be reached or failed; retrying later may work
+ 13  no authorization callback arrived before the timeout";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +82,17 @@ pub enum AuthConnection {
     /// Delete a connection and every secret it holds
     #[command(after_help = "Example:\n  wasm-host authconnection delete google")]
     Delete(DeleteArgs),
+    /// Authorize a connection: opens the provider's consent page and stores the tokens it grants
+    #[command(after_help = "Example:\n  wasm-host authconnection authorize google --scopes 'openid email https://www.googleapis.com/auth/drive.readonly'\n  \
+        wasm-host authconnection authorize quickbooks --no-browser --port 0   # prints the URL to open elsewhere\n\n\
+        The callback server listens on 127.0.0.1:PORT at /callback: register http://127.0.0.1:PORT/callback as a\n\
+        redirect URI with the provider (native/desktop apps may use any port).")]
+    Authorize(AuthorizeArgs),
+    /// Revoke a connection's tokens at the provider and forget them; the registration stays
+    #[command(after_help = "Example:\n  wasm-host authconnection revoke google\n\n\
+        `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the tokens are\n\
+        deleted locally and the grant must be removed in the provider's account settings.")]
+    Revoke(RevokeArgs),
     /// Store tokens obtained elsewhere, read as JSON on stdin
     #[command(after_help = "Example:\n  echo '{\"access_token\":\"ya29...\",\"refresh_token\":\"1//...\",\"expires_in\":3599,\
         \"scope\":\"openid email\"}' \\\n    | wasm-host authconnection import-token google\n\n\
@@ -137,6 +151,28 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthorizeArgs {
+    pub name: String,
+    /// Scopes to request, comma or space separated
+    #[arg(long, default_value = "openid,profile,email", value_name = "LIST")]
+    pub scopes: String,
+    /// Port of the loopback callback server (0 = any free port)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Do not open a browser: print the authorization URL alone on one stdout line
+    #[arg(long)]
+    pub no_browser: bool,
+    /// How long to wait for the callback, e.g. 90s, 5m
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
     pub name: String,
 }
 

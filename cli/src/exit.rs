@@ -30,6 +30,31 @@ pub enum Exit {
     Trap = 9,
     /// Anything else (an I/O error reading input, say); the message tells what.
     Failure = 10,
+    /// The provider refused: access denied, invalid client, scope or grant, an ID token that does not verify.
+    ProviderRefused = 11,
+    /// The provider could not be reached or failed (network, 5xx): retrying later may work.
+    ProviderUnavailable = 12,
+    /// No authorization callback before the timeout.
+    CallbackTimeout = 13,
+}
+
+/// A failure at or with the provider, with the exit code it deserves.
+#[derive(Debug)]
+pub struct ProviderFailure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl std::fmt::Display for ProviderFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ProviderFailure {}
+
+pub fn provider_failure(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    ProviderFailure { exit, message: message.into() }.into()
 }
 
 impl Exit {
@@ -57,6 +82,9 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Picks the exit code for an error by the first typed cause in its chain.
 pub fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
+        if let Some(p) = cause.downcast_ref::<ProviderFailure>() {
+            return p.exit;
+        }
         if cause.is::<UsageError>()
             || cause.is::<wasm_host_store::NameError>()
             || cause.is::<wasm_host_store::UrlError>()

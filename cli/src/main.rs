@@ -35,6 +35,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             AuthConnection::List(a) => commands::list::run(&ctx, a),
             AuthConnection::Delete(a) => commands::delete::run(&ctx, a),
             AuthConnection::ImportToken(a) => commands::import_token::run(&ctx, a),
+            AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
+            AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
         },
         Command::Run(a) => commands::run::run(&ctx, a),
     }

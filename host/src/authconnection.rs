@@ -52,7 +52,7 @@ impl bindings::AuthHost for AuthConnectionView<'_> {
                 printable(&name)
             )));
         }
-        match self.ctx.broker.token(&name) {
+        match self.ctx.broker.token(&name).await {
             Ok(t) => Ok(ConnectionToken {
                 access_token: t.access_token.expose_secret().to_owned(),
                 token_type: t.token_type,

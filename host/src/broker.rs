@@ -4,12 +4,16 @@
 //! which is how a token changed or revoked by another process (the CLI, another host) is noticed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
-use wasm_host_store::{now_unix, printable, rfc3339, Keys, ReadError, Status, Store};
+use wasm_host_oauth::{ClientAuth, ClientCredentials, Http};
+use wasm_host_store::{
+    now_unix, printable, Keys, Lease, NewTokens, ReadError, RefreshUpdate, SecretField, Status, Store,
+};
 
 /// A token as a function receives it. Secret fields stay wrapped until they cross into the guest.
 #[derive(Clone)]
@@ -61,14 +65,33 @@ pub struct TokenBroker {
     keys: Arc<Keys>,
     margin: Duration,
     cache: Mutex<HashMap<String, Arc<Cached>>>,
+    /// One refresh per connection in this process: callers queue here and re-read what the first one stored.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    http: Http,
+    /// Names this process in refresh leases.
+    holder: String,
+    refreshes: AtomicU64,
 }
 
 /// How long before expiry a token stops being handed out, by default.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
+/// A refresh lease outlives the provider call it covers: a process killed mid-refresh blocks others this long.
+const LEASE_MS: i64 = (wasm_host_oauth::http::DEFAULT_TIMEOUT.as_millis() as i64) + 5_000;
+
 impl TokenBroker {
     pub fn new(store: Arc<Store>, keys: Arc<Keys>) -> Self {
-        Self { store, keys, margin: DEFAULT_REFRESH_MARGIN, cache: Mutex::new(HashMap::new()) }
+        let holder = format!("{}-{}", std::process::id(), wasm_host_store::now_millis());
+        Self {
+            store,
+            keys,
+            margin: DEFAULT_REFRESH_MARGIN,
+            cache: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            http: Http::default(),
+            holder,
+            refreshes: AtomicU64::new(0),
+        }
     }
 
     pub fn with_margin(mut self, margin: Duration) -> Self {
@@ -80,25 +103,40 @@ impl TokenBroker {
         &self.store
     }
 
-    /// A token for `name` valid for at least the margin.
-    pub fn token(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    /// How many refresh requests this broker sent to providers.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    fn fresh(&self, token: &IssuedToken) -> bool {
+        token.expires_at.is_none_or(|at| at - (self.margin.as_secs() as i64) > now_unix())
+    }
+
+    /// A token for `name` valid for at least the margin, refreshed first when it is not.
+    pub async fn token(&self, name: &str) -> Result<IssuedToken, TokenError> {
+        let token = self.current(name)?;
+        if self.fresh(&token) {
+            return Ok(token);
+        }
+        let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
+        let _turn = gate.lock().await;
+        // Whoever held the gate before us may have refreshed already.
+        let token = self.current(name)?;
+        if self.fresh(&token) {
+            return Ok(token);
+        }
+        self.refresh(name).await
+    }
+
+    /// The stored token as it is now (from the cache when the revision is unchanged), fresh or not.
+    fn current(&self, name: &str) -> Result<IssuedToken, TokenError> {
         let revision = self.store.revision(name).map_err(internal)?;
         let cached = self.cache.lock().expect("token cache poisoned").get(name).cloned();
-        let token = match (cached, revision) {
-            (Some(c), Some(rev)) if c.revision == rev => c.token.clone(),
-            (_, None) => return Err(TokenError::NotFound(printable(name))),
-            _ => self.load(name)?,
-        };
-        if let Some(expires_at) = token.expires_at
-            && expires_at - (self.margin.as_secs() as i64) <= now_unix()
-        {
-            return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` expired at {} and this build cannot refresh it: run \
-                 `wasm-host authconnection import-token {name}` with a new token",
-                rfc3339(expires_at)
-            )));
+        match (cached, revision) {
+            (Some(c), Some(rev)) if c.revision == rev => Ok(c.token.clone()),
+            (_, None) => Err(TokenError::NotFound(printable(name))),
+            _ => self.load(name),
         }
-        Ok(token)
     }
 
     fn load(&self, name: &str) -> Result<IssuedToken, TokenError> {
@@ -108,7 +146,13 @@ impl TokenBroker {
         };
         let snapshot = match (connection.status, snapshot) {
             (Status::Authorized, Some(s)) => s,
-            (status, _) => return Err(TokenError::NeedsAuthorization(needs_authorization_text(name, status))),
+            (status, _) => {
+                return Err(TokenError::NeedsAuthorization(needs_authorization_text(
+                    name,
+                    status,
+                    connection.status_reason.as_deref(),
+                )));
+            }
         };
         let info = snapshot.connection.token.clone().expect("a snapshot has token info");
         let token = IssuedToken {
@@ -123,16 +167,133 @@ impl TokenBroker {
         self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);
         Ok(token)
     }
+
+    /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
+    /// committed (with the lease released in the same transaction) before anyone receives them.
+    async fn refresh(&self, name: &str) -> Result<IssuedToken, TokenError> {
+        let deadline = wasm_host_store::now_millis() + LEASE_MS + 5_000;
+        loop {
+            match self.store.try_lease(name, &self.holder, LEASE_MS).map_err(write_internal)? {
+                Lease::Acquired => break,
+                Lease::Held { .. } => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let token = self.current(name)?;
+                    if self.fresh(&token) {
+                        return Ok(token);
+                    }
+                    if wasm_host_store::now_millis() > deadline {
+                        return Err(TokenError::Unavailable(format!(
+                            "another process has been refreshing `{name}` for too long; try again"
+                        )));
+                    }
+                }
+            }
+        }
+        let result = self.refresh_holding_lease(name).await;
+        if result.is_err() {
+            // Success and a refused refresh release the lease in their own write; this covers the rest.
+            let _ = self.store.release_lease(name, &self.holder);
+        }
+        result
+    }
+
+    async fn refresh_holding_lease(&self, name: &str) -> Result<IssuedToken, TokenError> {
+        // Another process may have finished a refresh between our check and our lease.
+        let token = self.load(name)?;
+        if self.fresh(&token) {
+            let _ = self.store.release_lease(name, &self.holder);
+            return Ok(token);
+        }
+        let connection = self.store.get(name).map_err(internal)?.ok_or_else(|| TokenError::NotFound(printable(name)))?;
+        let info = connection.token.clone().expect("an authorized connection has token info");
+        let refresh_token = self
+            .store
+            .secret(name, SecretField::RefreshToken, &self.keys)
+            .map_err(internal)?;
+        let Some(refresh_token) = refresh_token else {
+            return Err(TokenError::NeedsAuthorization(format!(
+                "the access token of `{name}` has expired and the provider gave no refresh token: run \
+                 `wasm-host authconnection authorize {name}`"
+            )));
+        };
+        let Some(resolved) = &connection.resolved else {
+            return Err(TokenError::NeedsAuthorization(format!(
+                "the access token of `{name}` has expired and its token endpoint is unknown (the tokens were \
+                 imported): run `wasm-host authconnection authorize {name}`"
+            )));
+        };
+        let client_secret = self
+            .store
+            .secret(name, SecretField::ClientSecret, &self.keys)
+            .map_err(internal)?
+            .ok_or_else(|| TokenError::Internal(format!("connection `{name}` has no client secret stored")))?;
+        let token_url = url::Url::parse(&resolved.token_url)
+            .map_err(|e| TokenError::Internal(format!("stored token URL of `{name}` is invalid: {e}")))?;
+        let client = ClientCredentials {
+            id: &connection.client_id,
+            secret: &client_secret,
+            auth: if resolved.client_auth == "post" { ClientAuth::Post } else { ClientAuth::Basic },
+        };
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let response = wasm_host_oauth::token::refresh(&self.http, &token_url, &client, &refresh_token).await;
+        tracing::info!(connection = name, elapsed_ms = started.elapsed().as_millis() as u64, ok = response.is_ok(), "refresh");
+        match response {
+            Ok(r) => {
+                let refresh = match &r.refresh_token {
+                    Some(new) => RefreshUpdate::Replace(new),
+                    None => RefreshUpdate::Keep,
+                };
+                let id_token = match &r.id_token {
+                    Some(new) => RefreshUpdate::Replace(new),
+                    None => RefreshUpdate::Keep,
+                };
+                self.store
+                    .put_tokens(
+                        name,
+                        NewTokens {
+                            access_token: &r.access_token,
+                            refresh,
+                            id_token,
+                            token_type: r.token_type.clone(),
+                            expires_at: r.expires_in.map(|s| now_unix() + s),
+                            scopes: r.scope.clone().unwrap_or(info.scopes),
+                            metadata: r.extra.clone(),
+                            resolved: None,
+                            release_lease: Some(&self.holder),
+                        },
+                        &self.keys,
+                    )
+                    .map_err(write_internal)?;
+                self.load(name)
+            }
+            Err(e) if e.is_permanent() => {
+                let reason = e.to_string();
+                self.store.mark_needs_authorization(name, &reason, Some(&self.holder)).map_err(write_internal)?;
+                Err(TokenError::NeedsAuthorization(format!(
+                    "the provider refused to refresh `{name}` ({reason}): run `wasm-host authconnection authorize {name}`"
+                )))
+            }
+            Err(e) => Err(TokenError::Unavailable(format!("refreshing `{name}` failed, try again later: {e}"))),
+        }
+    }
 }
 
-fn needs_authorization_text(name: &str, status: Status) -> String {
+fn needs_authorization_text(name: &str, status: Status, reason: Option<&str>) -> String {
     let why = match status {
-        Status::Created => "has never been authorized",
-        Status::Revoked => "was revoked",
-        Status::NeedsAuthorization => "must be authorized again (the provider refused its tokens)",
-        Status::Authorized => "holds no access token",
+        Status::Created => "has never been authorized".to_owned(),
+        Status::Revoked => "was revoked".to_owned(),
+        Status::NeedsAuthorization => match reason {
+            Some(r) => format!("must be authorized again ({r})"),
+            None => "must be authorized again".to_owned(),
+        },
+        Status::Authorized => "holds no access token".to_owned(),
     };
     format!("connection `{name}` {why}: run `wasm-host authconnection authorize {name}`")
+}
+
+fn write_internal(e: wasm_host_store::WriteError) -> TokenError {
+    TokenError::Internal(e.to_string())
 }
 
 fn internal(e: ReadError) -> TokenError {
@@ -164,15 +325,21 @@ mod tests {
                 NewTokens {
                     access_token: &token,
                     refresh: RefreshUpdate::Remove,
-                    id_token: None,
+                    id_token: RefreshUpdate::Remove,
                     token_type: "Bearer".into(),
                     expires_at,
                     scopes: vec![],
                     metadata: vec![],
+                    resolved: None,
+                    release_lease: None,
                 },
                 keys,
             )
             .unwrap();
+    }
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     }
 
     #[test]
@@ -184,18 +351,18 @@ mod tests {
         store.create(new_connection("c"), &SecretString::from("s"), &keys).unwrap();
         put(&store, &keys, "c", "first", None);
         let broker = TokenBroker::new(store, keys.clone());
-        assert_eq!(broker.token("c").unwrap().access_token(), "first");
-        assert_eq!(broker.token("c").unwrap().access_token(), "first", "served from the cache");
+        assert_eq!(block(broker.token("c")).unwrap().access_token(), "first");
+        assert_eq!(block(broker.token("c")).unwrap().access_token(), "first", "served from the cache");
 
         // Another handle on the same file, as another process would have.
         let other = Store::open(&path).unwrap();
         put(&other, &keys, "c", "second", None);
-        assert_eq!(broker.token("c").unwrap().access_token(), "second");
+        assert_eq!(block(broker.token("c")).unwrap().access_token(), "second");
         other.delete("c").unwrap();
-        assert_eq!(broker.token("c").unwrap_err(), TokenError::NotFound("c".into()));
+        assert_eq!(block(broker.token("c")).unwrap_err(), TokenError::NotFound("c".into()));
         // Re-created under the same name: never the deleted connection's cached token.
         other.create(new_connection("c"), &SecretString::from("s"), &keys).unwrap();
-        assert!(matches!(broker.token("c"), Err(TokenError::NeedsAuthorization(_))));
+        assert!(matches!(block(broker.token("c")), Err(TokenError::NeedsAuthorization(_))));
     }
 
     #[test]
@@ -206,8 +373,9 @@ mod tests {
         store.create(new_connection("c"), &SecretString::from("s"), &keys).unwrap();
         put(&store, &keys, "c", "soon", Some(now_unix() + 30));
         let broker = TokenBroker::new(store.clone(), keys.clone());
-        assert!(matches!(broker.token("c"), Err(TokenError::NeedsAuthorization(_))));
+        // Expiring, and imported (no token endpoint known): the function is told to have it authorized.
+        assert!(matches!(block(broker.token("c")), Err(TokenError::NeedsAuthorization(_))));
         let lenient = TokenBroker::new(store, keys).with_margin(Duration::from_secs(5));
-        assert_eq!(lenient.token("c").unwrap().access_token(), "soon");
+        assert_eq!(block(lenient.token("c")).unwrap().access_token(), "soon");
     }
 }

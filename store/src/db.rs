@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
-use crate::record::{now_unix, Connection, NewConnection, Status, TokenInfo};
+use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Status, TokenInfo};
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -23,8 +23,19 @@ pub const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conn
 pub const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
 /// Connection name → revision, kept apart so a process can check for changes without decoding a record.
 pub const REVISIONS: TableDefinition<&str, u64> = TableDefinition::new("revisions");
+/// Connection name → refresh lease: `<holder>\n<until, Unix milliseconds>`. Whoever holds an unexpired lease is
+/// the one process refreshing that connection; the others wait and read what it stores.
+pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
 
-/// What to do with the stored refresh token when new tokens are stored.
+/// The result of asking for a refresh lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    Acquired,
+    /// Another holder has it until this Unix time in milliseconds.
+    Held { until_ms: i64 },
+}
+
+/// What to do with a stored secret (refresh token, ID token) when new tokens are stored.
 pub enum RefreshUpdate<'a> {
     /// The provider issued a new one (rotation, or a fresh authorization).
     Replace(&'a SecretString),
@@ -38,11 +49,15 @@ pub enum RefreshUpdate<'a> {
 pub struct NewTokens<'a> {
     pub access_token: &'a SecretString,
     pub refresh: RefreshUpdate<'a>,
-    pub id_token: Option<&'a SecretString>,
+    pub id_token: RefreshUpdate<'a>,
     pub token_type: String,
     pub expires_at: Option<i64>,
     pub scopes: Vec<String>,
     pub metadata: Vec<(String, String)>,
+    /// Set at authorization; `None` keeps what the connection has.
+    pub resolved: Option<ResolvedEndpoints>,
+    /// The refresh lease this write ends, if the writer held one.
+    pub release_lease: Option<&'a str>,
 }
 
 /// A connection with its access token opened: what a function is given.
@@ -137,6 +152,7 @@ impl Store {
                     txn.open_table(CONNECTIONS).map_err(|e| err(e.into()))?;
                     txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
                     txn.open_table(REVISIONS).map_err(|e| err(e.into()))?;
+                    txn.open_table(LEASES).map_err(|e| err(e.into()))?;
                 }
                 txn.commit().map_err(|e| err(e.into()))
             }
@@ -241,6 +257,8 @@ impl Store {
             expose_refresh_token: new.expose_refresh_token,
             status: Status::Created,
             token: None,
+            resolved: None,
+            status_reason: None,
             metadata: Default::default(),
             created_at: now,
             updated_at: now,
@@ -302,10 +320,10 @@ impl Store {
             RefreshUpdate::Replace(r) => Some(keys.seal(name, SecretField::RefreshToken, r.expose_secret().as_bytes())?),
             _ => None,
         };
-        let id = tokens
-            .id_token
-            .map(|t| keys.seal(name, SecretField::IdToken, t.expose_secret().as_bytes()))
-            .transpose()?;
+        let id = match &tokens.id_token {
+            RefreshUpdate::Replace(t) => Some(keys.seal(name, SecretField::IdToken, t.expose_secret().as_bytes())?),
+            _ => None,
+        };
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         let conn = {
@@ -331,11 +349,12 @@ impl Store {
                     false
                 }
             };
-            match &id {
-                Some(sealed) => {
+            match (&id, &tokens.id_token) {
+                (Some(sealed), _) => {
                     secrets.insert((name, SecretField::IdToken.as_str()), sealed.as_slice()).map_err(|x| e(x.into()))?;
                 }
-                None => {
+                (None, RefreshUpdate::Keep) => {}
+                (None, _) => {
                     secrets.remove((name, SecretField::IdToken.as_str())).map_err(|x| e(x.into()))?;
                 }
             }
@@ -349,7 +368,14 @@ impl Store {
                 obtained_at: now,
             });
             conn.metadata.extend(tokens.metadata);
+            conn.status_reason = None;
+            if tokens.resolved.is_some() {
+                conn.resolved = tokens.resolved;
+            }
             conn.updated_at = now;
+            if let Some(holder) = tokens.release_lease {
+                release_in(&txn, name, holder).map_err(|x| e(x))?;
+            }
             let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
             let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value()) + 1;
             revs.insert(name, rev).map_err(|x| e(x.into()))?;
@@ -403,6 +429,86 @@ impl Store {
         Ok(Some((connection, Some(snapshot))))
     }
 
+    /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
+    pub fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError> {
+        let e = self.write_err();
+        let now = now_millis();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
+            if let Some(row) = leases.get(name).map_err(|x| e(x.into()))? {
+                let (who, until) = parse_lease(row.value());
+                if who != holder && until > now {
+                    return Ok(Lease::Held { until_ms: until });
+                }
+            }
+            let value = format!("{holder}\n{}", now + ttl_ms);
+            leases.insert(name, value.as_str()).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(Lease::Acquired)
+    }
+
+    /// Gives the lease back, if `holder` still has it.
+    pub fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        release_in(&txn, name, holder).map_err(&e)?;
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// Marks a connection as needing authorization (the provider refused its refresh token) and releases the
+    /// lease, in one transaction. Its secrets stay: a refused refresh never destroys the stored refresh token.
+    pub fn mark_needs_authorization(&self, name: &str, reason: &str, holder: Option<&str>) -> Result<(), WriteError> {
+        self.update(name, holder, |conn| {
+            conn.status = Status::NeedsAuthorization;
+            conn.status_reason = Some(reason.to_owned());
+        }, &[])
+    }
+
+    /// Forgets a connection's tokens and marks it revoked; the client registration stays.
+    pub fn mark_revoked(&self, name: &str) -> Result<(), WriteError> {
+        self.update(name, None, |conn| {
+            conn.status = Status::Revoked;
+            conn.status_reason = None;
+            conn.token = None;
+        }, &[SecretField::AccessToken, SecretField::RefreshToken, SecretField::IdToken])
+    }
+
+    fn update(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+        change: impl FnOnce(&mut Connection),
+        drop_secrets: &[SecretField],
+    ) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
+                Some(v) => self.decode(name, v.value())?,
+                None => return Err(WriteError::NotFound(name.to_owned())),
+            };
+            change(&mut conn);
+            conn.updated_at = now_unix();
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            for field in drop_secrets {
+                secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
+            }
+            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value()) + 1;
+            revs.insert(name, rev).map_err(|x| e(x.into()))?;
+            conn.revision = rev;
+            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
+            if let Some(holder) = holder {
+                release_in(&txn, name, holder).map_err(&e)?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
     /// Runs redb's full integrity check (used by tests and, later, `store check`).
     pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
         let mut db = Database::builder()
@@ -411,6 +517,24 @@ impl Store {
             .map_err(|e| open_error(path, e))?;
         db.check_integrity().map_err(|e| open_error(path, e))
     }
+}
+
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn parse_lease(value: &str) -> (&str, i64) {
+    let (who, until) = value.split_once('\n').unwrap_or((value, "0"));
+    (who, until.parse().unwrap_or(0))
+}
+
+fn release_in(txn: &redb::WriteTransaction, name: &str, holder: &str) -> Result<(), redb::Error> {
+    let mut leases = txn.open_table(LEASES)?;
+    let mine = leases.get(name)?.is_some_and(|row| parse_lease(row.value()).0 == holder);
+    if mine {
+        leases.remove(name)?;
+    }
+    Ok(())
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {

@@ -10,11 +10,14 @@ mod keys;
 mod record;
 mod validate;
 
-pub use db::{NewTokens, RefreshUpdate, Store, TokenSnapshot, CONNECTIONS, META, REVISIONS, SCHEMA_VERSION, SECRETS};
+pub use db::{
+    now_millis, Lease, NewTokens, RefreshUpdate, Store, TokenSnapshot, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION,
+    SECRETS,
+};
 pub use error::{OpenError, ReadError, WriteError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};
 pub use record::{
-    now_unix, rfc3339, Connection, Endpoints, NewConnection, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
+    now_unix, rfc3339, Connection, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
 };
 pub use validate::{is_loopback_host, printable, validate_name, validate_url, NameError, UrlError, MAX_NAME_LEN};
 

@@ -74,6 +74,13 @@ pub struct Connection {
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenInfo>,
+    /// Where tokens are refreshed and revoked, as resolved when the connection was authorized, so a refresh
+    /// needs no discovery request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedEndpoints>,
+    /// Why the connection needs authorization again, when it does (the provider's error, never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     /// Captured at authorization (QuickBooks' `realmId`, Salesforce's `instance_url`, ...).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -81,6 +88,20 @@ pub struct Connection {
     pub updated_at: i64,
     /// Bumped by every write, so a process holding decrypted tokens can tell that another one changed them.
     pub revision: u64,
+}
+
+/// The endpoints a refresh or revocation uses, fixed at authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedEndpoints {
+    pub token_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `basic` or `post` (RFC 6749 §2.3.1).
+    pub client_auth: String,
 }
 
 /// What `create` needs, before the store stamps times and revision.

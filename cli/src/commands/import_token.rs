@@ -79,11 +79,16 @@ pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
         NewTokens {
             access_token: &imported.access_token,
             refresh,
-            id_token: imported.id_token.as_ref(),
+            id_token: match &imported.id_token {
+                Some(t) => RefreshUpdate::Replace(t),
+                None => RefreshUpdate::Remove,
+            },
             token_type,
             expires_at,
             scopes,
             metadata,
+            resolved: None,
+            release_lease: None,
         },
         &keys,
     )?;

@@ -1,5 +1,7 @@
+pub mod authorize;
 pub mod create;
 pub mod delete;
 pub mod import_token;
 pub mod list;
 pub mod run;
+pub mod revoke;

@@ -1,0 +1,221 @@
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use secrecy::ExposeSecret;
+use wasm_host_oauth::{
+    endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer,
+    ClientAuth, ClientCredentials, Http, ProviderEndpoints, TokenError,
+};
+use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
+
+use crate::args::AuthorizeArgs;
+use crate::context::Context;
+use crate::exit::{provider_failure, usage, Exit, NotFound};
+
+pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
+    validate_name(&args.name)?;
+    let timeout = parse_duration(&args.timeout)?;
+    let scopes: Vec<String> = args.scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
+    if scopes.is_empty() {
+        return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
+    }
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let secret = store
+        .secret(&conn.name, SecretField::ClientSecret, &keys)?
+        .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let http = Http::default();
+    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn))).map_err(|e| {
+        let exit = if e.to_string().contains("could not connect") || e.to_string().contains("timed out") {
+            Exit::ProviderUnavailable
+        } else {
+            Exit::Usage
+        };
+        provider_failure(exit, e.to_string())
+    })?;
+    let server = runtime.block_on(CallbackServer::bind(args.port)).map_err(|e| {
+        usage(format!(
+            "cannot listen on 127.0.0.1:{} for the callback ({e}); pass --port with a free port, or --port 0 for any",
+            args.port
+        ))
+    })?;
+    let redirect_uri = server.redirect_uri();
+    let request = AuthorizationRequest::new(&endpoints, &conn.client_id, &redirect_uri, &scopes);
+    eprintln!("Redirect URI (register it with the provider for this client): {redirect_uri}");
+    if args.no_browser || !open_browser(request.url.as_str()) {
+        if !args.no_browser {
+            eprintln!("Could not open a browser; open this URL yourself:");
+        }
+        println!("{}", request.url);
+    }
+    eprintln!("Waiting up to {} for the provider to send the browser back to {redirect_uri} ...", args.timeout);
+    let callback = runtime
+        .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
+        .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
+
+    let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+    let tokens = runtime
+        .block_on(token::exchange_code(
+            &http,
+            &endpoints.token,
+            &client,
+            &callback.code,
+            &redirect_uri,
+            request.verifier.as_ref(),
+        ))
+        .map_err(|e| exchange_failure(e, &redirect_uri, &scopes))?;
+    if let (Some(id_token), Some(issuer), Some(jwks_url)) = (&tokens.id_token, &endpoints.issuer, &endpoints.jwks) {
+        let jwks = runtime
+            .block_on(idtoken::fetch_jwks(&http, jwks_url))
+            .map_err(|e| provider_failure(Exit::ProviderUnavailable, e.to_string()))?;
+        let expected = idtoken::Expected {
+            issuer,
+            client_id: &conn.client_id,
+            nonce: request.nonce.expose_secret(),
+            now: now_unix(),
+            leeway: 60,
+        };
+        idtoken::validate(id_token.expose_secret(), &jwks, &expected).map_err(|e| {
+            provider_failure(Exit::ProviderRefused, format!("{e}; the tokens were not stored"))
+        })?;
+    }
+    let mut metadata = callback.params;
+    metadata.extend(tokens.extra.iter().cloned());
+    let refresh = match &tokens.refresh_token {
+        Some(r) => RefreshUpdate::Replace(r),
+        None => RefreshUpdate::Remove,
+    };
+    let id_token = match &tokens.id_token {
+        Some(t) => RefreshUpdate::Replace(t),
+        None => RefreshUpdate::Remove,
+    };
+    let stored = store.put_tokens(
+        &conn.name,
+        NewTokens {
+            access_token: &tokens.access_token,
+            refresh,
+            id_token,
+            token_type: tokens.token_type.clone(),
+            expires_at: tokens.expires_in.map(|s| now_unix() + s),
+            scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
+            metadata,
+            resolved: Some(resolved(&endpoints)),
+            release_lease: None,
+        },
+        &keys,
+    )?;
+    let info = stored.token.as_ref().expect("just stored");
+    eprintln!(
+        "Authorized `{}`: access token {}, {}; scopes: {}",
+        stored.name,
+        info.expires_at.map_or("without expiry".into(), |t| format!("valid until {}", rfc3339(t))),
+        if info.has_refresh_token { "refresh token stored (wasm-host refreshes it)" } else { "no refresh token" },
+        info.scopes.join(" ")
+    );
+    Ok(Exit::Ok)
+}
+
+pub fn settings(conn: &Connection) -> EndpointSettings {
+    EndpointSettings {
+        provider_url: conn.provider_url.clone(),
+        issuer_url: conn.issuer_url.clone(),
+        auth_url: conn.endpoints.auth_url.clone(),
+        token_url: conn.endpoints.token_url.clone(),
+        revocation_url: conn.endpoints.revocation_url.clone(),
+        userinfo_url: conn.endpoints.userinfo_url.clone(),
+    }
+}
+
+fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {
+    ResolvedEndpoints {
+        token_url: e.token.to_string(),
+        revocation_url: e.revocation.as_ref().map(|u| u.to_string()),
+        userinfo_url: e.userinfo.as_ref().map(|u| u.to_string()),
+        issuer: e.issuer.clone(),
+        client_auth: match e.client_auth {
+            ClientAuth::Basic => "basic".into(),
+            ClientAuth::Post => "post".into(),
+        },
+    }
+}
+
+fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
+    match e {
+        CallbackError::Timeout(_) => provider_failure(
+            Exit::CallbackTimeout,
+            format!(
+                "no authorization callback arrived in time. If the provider showed an error about the redirect \
+                 URI, register exactly {redirect_uri} for this client (or pass --port to match one registered); \
+                 otherwise run authorize again and finish the login sooner (--timeout)"
+            ),
+        ),
+        CallbackError::Provider { error, description } => {
+            let advice = match error.as_str() {
+                "access_denied" => "the consent was declined; run authorize again and approve the request".to_owned(),
+                "invalid_scope" => format!(
+                    "one of the requested scopes ({}) is not allowed for this client; pass --scopes with the ones it may request",
+                    scopes.join(" ")
+                ),
+                "unauthorized_client" | "invalid_client" => {
+                    "check the client ID, and that the app is enabled for the authorization-code grant".to_owned()
+                }
+                _ => "see the provider's description above".to_owned(),
+            };
+            let d = description.map(|d| format!(" ({d})")).unwrap_or_default();
+            provider_failure(Exit::ProviderRefused, format!("the provider refused the authorization: {error}{d}; {advice}"))
+        }
+        CallbackError::Io(e) => anyhow::Error::new(e).context("the callback server failed"),
+    }
+}
+
+fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
+    let advice = match e.oauth_error() {
+        Some("invalid_client") | Some("unauthorized_client") => {
+            "check the client ID and secret (`delete` and `create` the connection to change them) and that the app \
+             is enabled"
+                .to_owned()
+        }
+        Some("invalid_grant") if e.to_string().contains("redirect") => {
+            format!("the redirect URI must be registered exactly as {redirect_uri}")
+        }
+        Some("invalid_grant") => "the code was refused (expired or already used); run authorize again".to_owned(),
+        Some("invalid_scope") => format!("a requested scope is not allowed: {}", scopes.join(" ")),
+        _ if !e.is_permanent() => "try again later".to_owned(),
+        _ => "see the provider's answer above".to_owned(),
+    };
+    let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
+    provider_failure(exit, format!("exchanging the authorization code failed: {e}; {advice}"))
+}
+
+/// Opens the system browser: $BROWSER, else xdg-open. False when neither could be started.
+fn open_browser(url: &str) -> bool {
+    let candidates: Vec<String> = std::env::var("BROWSER").ok().into_iter().chain(["xdg-open".to_owned()]).collect();
+    candidates.iter().any(|cmd| {
+        std::process::Command::new(cmd)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    })
+}
+
+/// `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| usage(format!("`{s}` is not a duration; use e.g. 90s, 5m or 1h")))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(usage(format!("`{s}` is not a duration; use e.g. 90s, 5m or 1h"))),
+    };
+    if secs == 0 {
+        return Err(usage("the timeout must be more than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,52 @@
+use anyhow::{Context as _, Result};
+use wasm_host_oauth::{revoke::revoke, ClientAuth, ClientCredentials, Http};
+use wasm_host_store::{validate_name, SecretField, Status};
+
+use crate::args::RevokeArgs;
+use crate::context::Context;
+use crate::exit::{provider_failure, Exit, NotFound};
+
+pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
+    validate_name(&args.name)?;
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    if conn.status == Status::Revoked || conn.token.is_none() {
+        store.mark_revoked(&conn.name)?;
+        eprintln!("`{}` holds no tokens; nothing to revoke", conn.name);
+        return Ok(Exit::Ok);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let http = Http::default();
+    let (revocation_url, auth) = match &conn.resolved {
+        Some(r) => (r.revocation_url.clone(), if r.client_auth == "post" { ClientAuth::Post } else { ClientAuth::Basic }),
+        None => match runtime.block_on(wasm_host_oauth::resolve(&http, &super::authorize::settings(&conn))) {
+            Ok(e) => (e.revocation.map(|u| u.to_string()), e.client_auth),
+            Err(_) => (conn.endpoints.revocation_url.clone(), ClientAuth::Basic),
+        },
+    };
+    let Some(url) = revocation_url else {
+        store.mark_revoked(&conn.name)?;
+        eprintln!(
+            "Deleted the tokens of `{}`. The provider has no revocation endpoint, so the grant still exists there: \
+             remove the app's access in the provider's account settings.",
+            conn.name
+        );
+        return Ok(Exit::Ok);
+    };
+    let url = url::Url::parse(&url).context("the stored revocation URL")?;
+    let secret = store.secret(&conn.name, SecretField::ClientSecret, &keys)?.context("no client secret stored")?;
+    let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth };
+    // The refresh token first: revoking it ends the grant, and with it every access token it issued.
+    for (field, hint) in [(SecretField::RefreshToken, "refresh_token"), (SecretField::AccessToken, "access_token")] {
+        if let Some(token) = store.secret(&conn.name, field, &keys)? {
+            runtime.block_on(revoke(&http, &url, &client, &token, hint)).map_err(|e| {
+                let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
+                provider_failure(exit, format!("revoking the {hint} of `{}` failed: {e}; the tokens are kept, run revoke again", conn.name))
+            })?;
+        }
+    }
+    store.mark_revoked(&conn.name)?;
+    eprintln!("Revoked `{}` at the provider and deleted its tokens; `authorize` can run again.", conn.name);
+    Ok(Exit::Ok)
+}
