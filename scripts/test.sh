@@ -4,5 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null
+# The OpenID provider the OAuth tests run on 127.0.0.1 (npm oidc-provider, pinned by the lock file).
+command -v node >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+npm ci --prefix tests/provider --no-audit --no-fund
 
 cargo test --workspace --locked

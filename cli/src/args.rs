@@ -195,4 +195,7 @@ pub struct RunArgs {
     /// Let the function read this connection's token (repeatable; `*` for every connection). Deny by default
     #[arg(long = "allow-connection", value_name = "NAME")]
     pub allow_connection: Vec<String>,
+    /// Refresh a token that expires sooner than this, e.g. 60s, 5m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub refresh_margin: String,
 }

@@ -80,6 +80,7 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'openid profile email offline_access', // not `api`: the tests' invalid_scope case
   }],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'profile', 'email', 'offline_access', 'api'],

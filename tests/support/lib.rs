@@ -2,6 +2,8 @@
 //! `wasm-host` binary, and a small HTTP server on 127.0.0.1 that stands in for an API.
 
 pub mod api;
+pub mod http;
+pub mod provider;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -148,4 +150,40 @@ pub fn copy_secret(store: &Path, from: &str, to: &str, field: &str) {
         t.insert((to, field), sealed.as_slice()).unwrap();
     }
     txn.commit().unwrap();
+}
+
+impl Env {
+    /// `create` pointed at the test provider, secret on stdin.
+    pub fn create_for(&self, name: &str, provider: &provider::Provider) -> Run {
+        self.run_stdin(
+            &[
+                "authconnection", "create", "--name", name, "--type", "TYPE_OAUTH2", "--provider-url",
+                &provider.issuer, "--client-id", provider::CLIENT_ID, "--client-secret-stdin",
+            ],
+            provider::CLIENT_SECRET,
+        )
+    }
+
+    /// Runs `authorize NAME --no-browser --port 0` plus `extra`, follows the printed URL as a browser with a
+    /// cookie jar would (unless `follow` is false), and returns the command's result and what the browser got.
+    pub fn authorize(&self, name: &str, extra: &[&str], follow: bool) -> (Run, Option<(u16, String)>) {
+        use std::io::{BufRead, BufReader, Read};
+        let mut cmd = self.cmd();
+        cmd.args(["authconnection", "authorize", name, "--no-browser", "--port", "0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn authorize");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        stdout.read_line(&mut url).unwrap();
+        let page = (follow && !url.trim().is_empty()).then(|| http::follow_with_cookies(url.trim()));
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        (Run { code: status.code().unwrap_or(-1), stdout: url + &rest, stderr }, page)
+    }
 }

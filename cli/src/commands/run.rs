@@ -37,7 +37,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
 
     let store = Arc::new(ctx.open_store()?);
     let keys = ctx.keys(&store)?;
-    let broker = Arc::new(TokenBroker::new(store, keys));
+    let margin = super::authorize::parse_duration(&args.refresh_margin).context("--refresh-margin")?;
+    let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
     let function = host.load(&args.component)?;
     tracing::debug!(cache = ?function.cache, "loaded {}", args.component.display());

@@ -1,0 +1,201 @@
+//! OAuth2 for real, against the local OpenID provider (npm oidc-provider): authorize through the loopback
+//! callback, refresh on expiry, revoke, and the error paths.
+
+use std::time::Duration;
+
+use wasm_host_tests::provider::{Provider, ProviderConfig, CLIENT_ID, CLIENT_SECRET};
+use wasm_host_tests::{example, http, test_guest, Env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
+
+fn probe(env: &Env, name: &str, margin: &str) -> serde_json::Value {
+    let guest = test_guest("token-probe");
+    let input = serde_json::json!({ "connection": name }).to_string();
+    env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", name, "--refresh-margin", margin])
+        .success()
+        .json()
+}
+
+fn list(env: &Env) -> serde_json::Value {
+    env.run(&["authconnection", "list", "--json"]).success().json()
+}
+
+#[test]
+fn authorize_run_refresh_revoke_end_to_end() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 4, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("oidc", &provider).success();
+    let (run, page) = env.authorize("oidc", &["--scopes", "openid,email,profile", "--timeout", "60s"], true);
+    run.success();
+    assert!(run.stderr.contains("Redirect URI (register it with the provider for this client): http://127.0.0.1:"));
+    let (status, body) = page.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Authorization complete"), "{body}");
+    let url = url::Url::parse(run.stdout.lines().next().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q.contains_key("state") && q.contains_key("nonce"));
+    let row = &list(&env)[0];
+    assert_eq!(row["status"], "authorized");
+    assert_eq!(row["has_refresh_token"], true);
+    assert_eq!(provider.stats()["token"]["authorization_code"], 1);
+
+    // The userinfo function against the provider's own userinfo endpoint.
+    let userinfo = format!("{}/me", provider.issuer);
+    let input = serde_json::json!({ "connection": "oidc", "url": userinfo }).to_string();
+    let guest = example("userinfo");
+    let run_userinfo = || {
+        env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "oidc", "--refresh-margin", "1s"])
+    };
+    let out = run_userinfo();
+    assert_eq!(out.success().json()["sub"], "test-user");
+    assert_eq!(provider.refreshes(), 0);
+
+    // Past expiry: the host refreshes once, then serves the new token.
+    Provider::wait(Duration::from_millis(4200));
+    assert_eq!(run_userinfo().success().json()["email"], "test-user@example.test");
+    assert_eq!(provider.refreshes(), 1, "exactly one refresh reached the provider");
+    run_userinfo().success();
+    assert_eq!(provider.refreshes(), 1, "a fresh token is not refreshed again");
+
+    // Keep the (rotated) refresh token to show the provider refuses it after revocation.
+    let keys = wasm_host_store::Keys::load(&env.identity()).unwrap().unwrap();
+    let store = wasm_host_store::Store::open(&env.store()).unwrap();
+    let rt = store.secret("oidc", wasm_host_store::SecretField::RefreshToken, &keys).unwrap().unwrap();
+    drop(store);
+
+    env.run(&["authconnection", "revoke", "oidc"]).success();
+    assert!(provider.stats()["revocation"].as_u64().unwrap() >= 1);
+    assert_eq!(list(&env)[0]["status"], "revoked");
+    let t = probe(&env, "oidc", "1s");
+    assert_eq!(t["error"], "needs-authorization", "{t}");
+    use wasm_host_store::secrecy::ExposeSecret;
+    let (status, body) = http::post_form(
+        &format!("{}/token", provider.issuer),
+        (CLIENT_ID, CLIENT_SECRET),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt.expose_secret())],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_grant"), "{body}");
+    // And authorize works again after a revoke.
+    env.authorize("oidc", &[], true).0.success();
+    assert_eq!(list(&env)[0]["status"], "authorized");
+}
+
+#[test]
+fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
+    let provider = Provider::start(ProviderConfig {
+        access_ttl: 2,
+        rotate: false,
+        omit_unchanged_refresh: true,
+        ..Default::default()
+    });
+    let env = Env::new(BIN);
+    env.create_for("google-like", &provider).success();
+    env.authorize("google-like", &[], true).0.success();
+    for round in 1..=2 {
+        Provider::wait(Duration::from_millis(2200));
+        let t = probe(&env, "google-like", "1s");
+        assert!(t["access_token"].is_string(), "{t}");
+        assert_eq!(provider.refreshes(), round);
+        assert_eq!(list(&env)[0]["has_refresh_token"], true, "the old refresh token was kept");
+    }
+}
+
+#[test]
+fn a_refused_refresh_marks_the_connection_and_keeps_the_refresh_token() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    env.authorize("c", &[], true).0.success();
+    // Provider down (5xx): unavailable, nothing lost.
+    provider.configure(serde_json::json!({ "tokenFailStatus": 503 }));
+    Provider::wait(Duration::from_millis(2200));
+    let t = probe(&env, "c", "1s");
+    assert_eq!(t["error"], "unavailable", "{t}");
+    assert_eq!(list(&env)[0]["status"], "authorized");
+    assert_eq!(list(&env)[0]["has_refresh_token"], true);
+    // Back up: the same stored refresh token works.
+    provider.configure(serde_json::json!({ "tokenFailStatus": 0 }));
+    assert!(probe(&env, "c", "1s")["access_token"].is_string());
+    // The grant revoked behind our back: needs-authorization, and the refresh token is still stored.
+    let keys = wasm_host_store::Keys::load(&env.identity()).unwrap().unwrap();
+    let store = wasm_host_store::Store::open(&env.store()).unwrap();
+    let rt = store.secret("c", wasm_host_store::SecretField::RefreshToken, &keys).unwrap().unwrap();
+    use wasm_host_store::secrecy::ExposeSecret;
+    http::post_form(
+        &format!("{}/token/revocation", provider.issuer),
+        (CLIENT_ID, CLIENT_SECRET),
+        &[("token", rt.expose_secret()), ("token_type_hint", "refresh_token")],
+    );
+    Provider::wait(Duration::from_millis(2200));
+    let t = probe(&env, "c", "1s");
+    assert_eq!(t["error"], "needs-authorization", "{t}");
+    assert!(t["message"].as_str().unwrap().contains("invalid_grant"), "{t}");
+    let row = &list(&env)[0];
+    assert_eq!(row["status"], "needs-authorization");
+    assert_eq!(row["has_refresh_token"], true, "a refused refresh never destroys the stored refresh token");
+    assert!(store.secret("c", wasm_host_store::SecretField::RefreshToken, &keys).unwrap().is_some());
+}
+
+#[test]
+fn authorize_error_paths() {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    // The user declines.
+    provider.configure(serde_json::json!({ "deny": true }));
+    let (run, page) = env.authorize("c", &["--timeout", "30s"], true);
+    run.failure(11, "access_denied");
+    assert!(page.unwrap().1.contains("Authorization refused"));
+    provider.configure(serde_json::json!({ "deny": false }));
+    // A scope the provider knows but this client may not request (oidc-provider ignores unknown ones).
+    env.authorize("c", &["--scopes", "openid,api", "--timeout", "30s"], true).0.failure(11, "invalid_scope");
+    // Nobody completes the login: timeout with advice about the redirect URI.
+    env.authorize("c", &["--timeout", "2s"], false).0.failure(13, "register exactly http://127.0.0.1:");
+    // A wrong client secret.
+    env.run_stdin(
+        &["authconnection", "create", "--name", "wrong-secret", "--type", "TYPE_OAUTH2", "--provider-url",
+          &provider.issuer, "--client-id", CLIENT_ID, "--client-secret-stdin"],
+        "not-the-secret",
+    )
+    .success();
+    env.authorize("wrong-secret", &["--timeout", "30s"], true).0.failure(11, "check the client ID and secret");
+    // Provider down.
+    let down = Env::new(BIN);
+    down.run_stdin(
+        &["authconnection", "create", "--name", "down", "--type", "TYPE_OAUTH2", "--provider-url",
+          "http://127.0.0.1:9/", "--client-id", "x", "--client-secret-stdin"],
+        "s",
+    )
+    .success();
+    down.authorize("down", &["--timeout", "5s"], false).0.failure(2, "cannot find the endpoints");
+    assert_eq!(list(&env).as_array().unwrap().iter().filter(|c| c["status"] == "authorized").count(), 0);
+}
+
+#[test]
+fn forged_callbacks_are_answered_and_the_real_one_still_counts() {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    let mut cmd = env.cmd();
+    cmd.args(["authconnection", "authorize", "c", "--no-browser", "--port", "0", "--timeout", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = url::Url::parse(line.trim()).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    let (status, body) = http::get(&format!("{redirect}?code=forged&state=wrong"));
+    assert_eq!(status, 400);
+    assert!(body.contains("does not match"), "{body}");
+    let (status, _) = http::get(&format!("{redirect}?state=wrong&error=access_denied"));
+    assert_eq!(status, 400);
+    let (status, body) = Provider::follow(line.trim());
+    assert_eq!(status, 200, "{body}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(list(&env)[0]["status"], "authorized");
+}

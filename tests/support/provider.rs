@@ -1,0 +1,111 @@
+//! The local OpenID provider (tests/provider/provider.mjs, npm oidc-provider) as a test fixture: started on a
+//! free 127.0.0.1 port, stopped by its PID when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CLIENT_ID: &str = "wasm-host-test";
+/// A secret with every character RFC 6749 §2.3.1 encoding must get right.
+pub const CLIENT_SECRET: &str = "p@ss+w/rd=:%&?~ x";
+
+pub struct Provider {
+    child: Child,
+    pub issuer: String,
+}
+
+/// Settings for one provider process.
+pub struct ProviderConfig {
+    pub access_ttl: u64,
+    pub rotate: bool,
+    pub omit_unchanged_refresh: bool,
+    pub auto_approve: bool,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self { access_ttl: 3600, rotate: true, omit_unchanged_refresh: false, auto_approve: true }
+    }
+}
+
+fn script() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("provider");
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "the test provider is not installed: run `npm ci --prefix tests/provider` (scripts/test.sh does)"
+    );
+    dir.join("provider.mjs")
+}
+
+impl Provider {
+    pub fn start(config: ProviderConfig) -> Self {
+        let mut child = Command::new("node")
+            .arg(script())
+            .env("PORT", "0")
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env("ACCESS_TTL", config.access_ttl.to_string())
+            .env("ROTATE", if config.rotate { "1" } else { "0" })
+            .env("OMIT_UNCHANGED_REFRESH", if config.omit_unchanged_refresh { "1" } else { "0" })
+            .env("AUTO_APPROVE", if config.auto_approve { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node (is Node.js installed?)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("ready ") {
+                    let _ = tx.send(issuer.to_owned());
+                }
+            }
+        });
+        let issuer = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the test provider did not start within 30 s")
+        });
+        Self { child, issuer }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Counts of what reached the provider.
+    pub fn stats(&self) -> serde_json::Value {
+        let body = crate::http::get(&format!("{}/test/stats", self.issuer)).1;
+        serde_json::from_str(&body).expect("stats JSON")
+    }
+
+    pub fn refreshes(&self) -> u64 {
+        self.stats()["token"]["refresh_token"].as_u64().unwrap_or(0)
+    }
+
+    /// Changes the provider's behaviour while it runs (deny, accessTtl, rotate, tokenDelayMs, tokenFailStatus).
+    pub fn configure(&self, settings: serde_json::Value) {
+        crate::http::post_json(&format!("{}/test/config", self.issuer), &settings.to_string());
+    }
+
+    /// Follows an authorization URL as a browser would, cookies kept, until it lands on the loopback callback.
+    /// Returns the final status and page.
+    pub fn follow(url: &str) -> (u16, String) {
+        crate::http::follow_with_cookies(url)
+    }
+
+    /// Waits until the provider's clock has moved past an access token's lifetime.
+    pub fn wait(d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
