@@ -169,7 +169,9 @@ fn authorize_error_paths() {
         "s",
     )
     .success();
-    down.authorize("down", &["--timeout", "5s"], false).0.failure(2, "cannot find the endpoints");
+    down.authorize("down", &["--timeout", "5s"], false)
+        .0
+        .failure(12, "could not connect: http://127.0.0.1:9/.well-known/openid-configuration");
     assert_eq!(list(&env).as_array().unwrap().iter().filter(|c| c["status"] == "authorized").count(), 0);
 }
 

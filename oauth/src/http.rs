@@ -61,7 +61,10 @@ pub fn describe(e: &reqwest::Error) -> String {
         "request failed"
     };
     match e.url() {
-        Some(u) => format!("{what}: {}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path()),
+        Some(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{what}: {}://{}{port}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())
+        }
         None => what.to_owned(),
     }
 }
