@@ -201,3 +201,102 @@ fn forged_callbacks_are_answered_and_the_real_one_still_counts() {
     assert!(child.wait().unwrap().success());
     assert_eq!(list(&env)[0]["status"], "authorized");
 }
+
+/// Authorizes `c` at a provider whose access tokens live 2 s (rotation on) and waits until it has expired.
+fn expired_connection(provider: &Provider) -> Env {
+    let env = Env::new(BIN);
+    env.create_for("c", provider).success();
+    env.authorize("c", &[], true).0.success();
+    env
+}
+
+#[test]
+fn five_hundred_concurrent_calls_in_one_process_cause_one_refresh() {
+    use std::sync::Arc;
+    use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, InvocationSettings, TokenBroker};
+
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = expired_connection(&provider);
+    let store = Arc::new(wasm_host_store::Store::open(&env.store()).unwrap());
+    let keys = Arc::new(wasm_host_store::Keys::load(&env.identity()).unwrap().unwrap());
+    let broker = Arc::new(TokenBroker::new(store, keys).with_margin(Duration::from_secs(1)));
+    let host = Arc::new(FunctionHost::new(broker.clone(), Some(CompileCache::new(env.cache()))).unwrap());
+    let function = host.load(&test_guest("token-probe")).unwrap();
+    let settings = InvocationSettings { grants: ConnectionGrants::from_names(["c"]) };
+    Provider::wait(Duration::from_millis(2200));
+    // A provider that takes its time makes the race wide open.
+    provider.configure(serde_json::json!({ "tokenDelayMs": 200 }));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = (0..500)
+            .map(|_| {
+                let (host, function, settings) = (host.clone(), function.clone(), settings.clone());
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let out = host.invoke(&function, r#"{"connection":"c"}"#, &settings).await;
+                    (out, started.elapsed())
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    });
+    let mut tokens = std::collections::HashSet::new();
+    let mut latencies: Vec<Duration> = Vec::new();
+    for (out, elapsed) in results {
+        let json: serde_json::Value = serde_json::from_str(&out.unwrap().unwrap()).unwrap();
+        tokens.insert(json["access_token"].as_str().expect("every caller got a token").to_owned());
+        latencies.push(elapsed);
+    }
+    assert_eq!(provider.refreshes(), 1, "exactly one refresh reached the provider");
+    assert_eq!(broker.refreshes(), 1);
+    assert_eq!(tokens.len(), 1, "every caller got the one new token");
+    // And it works.
+    let token = tokens.into_iter().next().unwrap();
+    let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), &token);
+    assert_eq!(status, 200, "{body}");
+    latencies.sort();
+    eprintln!(
+        "500 concurrent invocations, one refresh (provider delay 200 ms): p50 {:?}, p99 {:?}, max {:?}",
+        latencies[249],
+        latencies[494],
+        latencies[499]
+    );
+}
+
+#[test]
+fn four_processes_on_an_expired_token_cause_one_refresh() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = expired_connection(&provider);
+    let guest = test_guest("token-probe");
+    // Compile once first, so the four processes reach the token call at about the same moment.
+    env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}", "--allow-connection", "c"]).success();
+    Provider::wait(Duration::from_millis(2200));
+    provider.configure(serde_json::json!({ "tokenDelayMs": 300 }));
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    env.run(&[
+                        "run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
+                        "--allow-connection", "c", "--refresh-margin", "1s",
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut tokens = std::collections::HashSet::new();
+    for run in &runs {
+        let json = run.success().json();
+        tokens.insert(json["access_token"].as_str().expect("a token, not an error").to_owned());
+    }
+    assert_eq!(provider.refreshes(), 1, "exactly one refresh across four processes");
+    assert_eq!(tokens.len(), 1);
+    let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), tokens.iter().next().unwrap());
+    assert_eq!(status, 200, "{body}");
+}

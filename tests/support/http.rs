@@ -41,3 +41,8 @@ pub fn follow_with_cookies(url: &str) -> (u16, String) {
     let r = client(true).get(url).send().expect("follow the authorization URL");
     (r.status().as_u16(), r.text().unwrap_or_default())
 }
+
+pub fn get_bearer(url: &str, token: &str) -> (u16, String) {
+    let r = client(false).get(url).bearer_auth(token).send().expect("GET");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
