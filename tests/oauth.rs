@@ -273,8 +273,10 @@ fn four_processes_on_an_expired_token_cause_one_refresh() {
     let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
     let env = expired_connection(&provider);
     let guest = test_guest("token-probe");
-    // Compile once first, so the four processes reach the token call at about the same moment.
-    env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}", "--allow-connection", "c"]).success();
+    // Compile once first (asking for a connection it is not granted, so no refresh), so that the four
+    // processes reach the token call at about the same moment.
+    env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}"]).success();
+    assert_eq!(provider.refreshes(), 0);
     Provider::wait(Duration::from_millis(2200));
     provider.configure(serde_json::json!({ "tokenDelayMs": 300 }));
     let runs: Vec<_> = std::thread::scope(|s| {
