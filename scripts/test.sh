@@ -7,5 +7,9 @@ rustup target add wasm32-wasip2 >/dev/null
 # The OpenID provider the OAuth tests run on 127.0.0.1 (npm oidc-provider, pinned by the lock file).
 command -v node >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
 npm ci --prefix tests/provider --no-audit --no-fund
+# A real browser for the authorize test: Debian's Chromium, driven by playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 cargo test --workspace --locked

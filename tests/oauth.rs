@@ -302,3 +302,30 @@ fn four_processes_on_an_expired_token_cause_one_refresh() {
     let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), tokens.iter().next().unwrap());
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn authorize_with_a_real_headless_browser() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(chromium.exists(), "Debian's chromium is not installed (scripts/test.sh installs it)");
+    let provider = Provider::start(ProviderConfig { auto_approve: false, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/provider/browser.sh");
+    let result = env.path("browser.json");
+    let mut cmd = env.cmd();
+    cmd.env("BROWSER", &browser).env("BROWSER_RESULT", &result);
+    let started = std::time::Instant::now();
+    let run = env.run_with(cmd, &["authconnection", "authorize", "c", "--port", "0", "--timeout", "90s"], None);
+    run.success();
+    eprintln!("authorize through headless Chromium and the provider's login page: {:?}", started.elapsed());
+    assert_eq!(run.stdout, "", "the URL is printed only when no browser could be started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !result.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert!(page["text"].as_str().unwrap_or_default().contains("Authorization complete"), "{page}");
+    assert!(page["url"].as_str().unwrap().contains("/callback?"), "{page}");
+    assert_eq!(list(&env)[0]["status"], "authorized");
+    assert!(probe(&env, "c", "60s")["access_token"].is_string());
+}
