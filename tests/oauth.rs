@@ -329,3 +329,53 @@ fn authorize_with_a_real_headless_browser() {
     assert_eq!(list(&env)[0]["status"], "authorized");
     assert!(probe(&env, "c", "60s")["access_token"].is_string());
 }
+
+/// Starts a refreshing `run` and SIGKILLs it 700 ms later, while the provider holds its answer back.
+fn kill_mid_refresh(env: &Env, provider: &Provider, delay: &str) {
+    let guest = test_guest("token-probe");
+    provider.configure(serde_json::json!({ delay: 1500 }));
+    let mut cmd = env.cmd();
+    cmd.args(["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}", "--allow-connection", "c", "--refresh-margin", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    Provider::wait(Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    Provider::wait(Duration::from_millis(1500)); // the provider finishes whatever it was doing
+    provider.configure(serde_json::json!({ delay: 0 }));
+    assert!(wasm_host_store::Store::check_integrity(&env.store()).unwrap(), "the store survived the kill");
+    assert_eq!(list(env)[0]["status"], "authorized", "the old tokens are still there");
+}
+
+#[test]
+fn a_process_killed_mid_refresh_loses_nothing_silently() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = expired_connection(&provider);
+    let guest = test_guest("token-probe");
+    env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}"]).success(); // compile only
+    Provider::wait(Duration::from_millis(2200));
+
+    // Killed before the provider handled the request: nothing rotated, the next caller refreshes normally,
+    // taking over the dead process's lease at once rather than after it expires.
+    kill_mid_refresh(&env, &provider, "tokenDelayMs");
+    let started = std::time::Instant::now();
+    assert!(probe(&env, "c", "1s")["access_token"].is_string());
+    assert!(started.elapsed() < Duration::from_secs(20), "waited for the dead holder's lease: {:?}", started.elapsed());
+    assert_eq!(provider.refreshes(), 1);
+
+    // Killed after the provider rotated the refresh token but before the answer arrived: the new refresh token
+    // is lost with the process. The next refresh is refused; the connection is marked, not silently broken,
+    // and the stored refresh token is kept.
+    Provider::wait(Duration::from_millis(2200));
+    kill_mid_refresh(&env, &provider, "tokenResponseDelayMs");
+    let t = probe(&env, "c", "1s");
+    assert_eq!(t["error"], "needs-authorization", "{t}");
+    let row = &list(&env)[0];
+    assert_eq!(row["status"], "needs-authorization");
+    assert_eq!(row["has_refresh_token"], true);
+    assert_eq!(provider.refreshes(), 3, "the good refresh, the killed one, the refused one");
+    // Authorizing again recovers.
+    env.authorize("c", &[], true).0.success();
+    assert!(probe(&env, "c", "1s")["access_token"].is_string());
+}

@@ -438,7 +438,7 @@ impl Store {
             let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
             if let Some(row) = leases.get(name).map_err(|x| e(x.into()))? {
                 let (who, until) = parse_lease(row.value());
-                if who != holder && until > now {
+                if who != holder && until > now && holder_alive(who) {
                     return Ok(Lease::Held { until_ms: until });
                 }
             }
@@ -526,6 +526,17 @@ pub fn now_millis() -> i64 {
 fn parse_lease(value: &str) -> (&str, i64) {
     let (who, until) = value.split_once('\n').unwrap_or((value, "0"));
     (who, until.parse().unwrap_or(0))
+}
+
+/// A lease names its holder `<pid>-<start ms>`. A holder whose process is gone (killed mid-refresh) cannot
+/// finish, so its lease is taken over at once instead of after it expires. Where /proc is missing, the
+/// holder is assumed alive and the lease simply expires.
+fn holder_alive(holder: &str) -> bool {
+    let Some(pid) = holder.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return true };
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn release_in(txn: &redb::WriteTransaction, name: &str, holder: &str) -> Result<(), redb::Error> {

@@ -21,7 +21,8 @@ const settings = {
   omitUnchangedRefresh: env.OMIT_UNCHANGED_REFRESH === '1',
   autoApprove: (env.AUTO_APPROVE ?? '1') === '1',
   deny: false,
-  tokenDelayMs: 0,
+  tokenDelayMs: 0, // before the token endpoint handles a request
+  tokenResponseDelayMs: 0, // after it handled it (tokens issued, refresh token rotated), before the answer
   tokenFailStatus: 0,
 };
 const stats = { token: {}, revocation: 0, userinfo: 0 };
@@ -158,6 +159,7 @@ provider.use(async (ctx, next) => {
   }
   await next();
   if (ctx.path === '/token') {
+    if (settings.tokenResponseDelayMs) await sleep(settings.tokenResponseDelayMs);
     const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
     stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
     if (settings.omitUnchangedRefresh && grantType === 'refresh_token'
