@@ -153,6 +153,20 @@ fn authorize_error_paths() {
     env.authorize("c", &["--scopes", "openid,api", "--timeout", "30s"], true).0.failure(11, "invalid_scope");
     // Nobody completes the login: timeout with advice about the redirect URI.
     env.authorize("c", &["--timeout", "2s"], false).0.failure(13, "register exactly http://127.0.0.1:");
+    // A redirect URI the provider does not know: it shows its own error page, the callback never comes, and the
+    // timeout names the exact URI to register.
+    env.run_stdin(
+        &["authconnection", "create", "--name", "unregistered", "--type", "TYPE_OAUTH2", "--provider-url",
+          &provider.issuer, "--client-id", &format!("{CLIENT_ID}-other-redirect"), "--client-secret-stdin"],
+        CLIENT_SECRET,
+    )
+    .success();
+    let (run, page) = env.authorize("unregistered", &["--timeout", "3s"], true);
+    let (status, body) = page.unwrap();
+    assert_eq!(status, 400, "the provider's own error page: {body}");
+    assert!(body.contains("redirect_uri"), "{body}");
+    let uri = run.stderr.lines().find_map(|l| l.split("client): ").nth(1)).unwrap().to_owned();
+    run.failure(13, &format!("register exactly {uri} for this client"));
     // A wrong client secret.
     env.run_stdin(
         &["authconnection", "create", "--name", "wrong-secret", "--type", "TYPE_OAUTH2", "--provider-url",

@@ -82,6 +82,15 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'openid profile email offline_access', // not `api`: the tests' invalid_scope case
+  }, {
+    // The same client registered with another redirect path: what a user who registered the wrong URI has.
+    client_id: `${env.CLIENT_ID ?? 'wasm-host-test'}-other-redirect`,
+    client_secret: env.CLIENT_SECRET ?? 'test-secret',
+    application_type: 'native',
+    redirect_uris: ['http://127.0.0.1/elsewhere'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
   }],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'profile', 'email', 'offline_access', 'api'],
