@@ -25,6 +25,10 @@ fn authorize_run_refresh_revoke_end_to_end() {
     let provider = Provider::start(ProviderConfig { access_ttl: 4, ..Default::default() });
     let env = Env::new(BIN);
     env.create_for("oidc", &provider).success();
+    // Compile the function first, so that its first real run comes well within the token's 4 s.
+    let guest = example("userinfo");
+    env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"oidc\",\"url\":\"http://127.0.0.1:9/\"}"])
+        .failure(1, "access-denied");
     let (run, page) = env.authorize("oidc", &["--scopes", "openid,email,profile", "--timeout", "60s"], true);
     run.success();
     assert!(run.stderr.contains("Redirect URI (register it with the provider for this client): http://127.0.0.1:"));
@@ -43,7 +47,6 @@ fn authorize_run_refresh_revoke_end_to_end() {
     // The userinfo function against the provider's own userinfo endpoint.
     let userinfo = format!("{}/me", provider.issuer);
     let input = serde_json::json!({ "connection": "oidc", "url": userinfo }).to_string();
-    let guest = example("userinfo");
     let run_userinfo = || {
         env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "oidc", "--refresh-margin", "1s"])
     };
@@ -238,8 +241,9 @@ fn five_hundred_concurrent_calls_in_one_process_cause_one_refresh() {
     let function = host.load(&test_guest("token-probe")).unwrap();
     let settings = InvocationSettings { grants: ConnectionGrants::from_names(["c"]) };
     Provider::wait(Duration::from_millis(2200));
-    // A provider that takes its time makes the race wide open.
-    provider.configure(serde_json::json!({ "tokenDelayMs": 200 }));
+    // A provider that takes its time makes the race wide open; the new token lives long enough that slow
+    // machines do not see it expire during the storm.
+    provider.configure(serde_json::json!({ "tokenDelayMs": 200, "accessTtl": 3600 }));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let results = runtime.block_on(async {
@@ -292,7 +296,7 @@ fn four_processes_on_an_expired_token_cause_one_refresh() {
     env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}"]).success();
     assert_eq!(provider.refreshes(), 0);
     Provider::wait(Duration::from_millis(2200));
-    provider.configure(serde_json::json!({ "tokenDelayMs": 300 }));
+    provider.configure(serde_json::json!({ "tokenDelayMs": 300, "accessTtl": 3600 }));
     let runs: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
