@@ -40,8 +40,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let margin = super::authorize::parse_duration(&args.refresh_margin).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
+    let started = std::time::Instant::now();
     let function = host.load(&args.component)?;
-    tracing::debug!(cache = ?function.cache, "loaded {}", args.component.display());
+    tracing::debug!(cache = ?function.cache, elapsed_us = started.elapsed().as_micros() as u64, "loaded {}", args.component.display());
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match runtime.block_on(host.invoke(&function, &input, &settings))? {
