@@ -45,13 +45,13 @@ wait "$authorize_pid"
 
 input="{\"connection\":\"demo\",\"url\":\"$issuer/me\"}"
 echo "== run userinfo: the function asks for the token by name; the host holds the secrets"
-"$bin" run "$fn" --allow-connection demo --input "$input" --refresh-margin 1s
+"$bin" run "$fn" --allow-connection demo --allow-host 127.0.0.1 --input "$input" --refresh-margin 1s
 echo "== wait for the access token to expire, run again: the host refreshes it first"
 sleep 5
-"$bin" run "$fn" --allow-connection demo --input "$input" --refresh-margin 1s
+"$bin" run "$fn" --allow-connection demo --allow-host 127.0.0.1 --input "$input" --refresh-margin 1s
 echo "provider counted: $(curl -sS "$issuer/test/stats")"
 echo "== revoke at the provider; the function is then told the connection needs authorization"
 "$bin" authconnection revoke demo
-"$bin" run "$fn" --allow-connection demo --input "$input" || echo "(exit $?, as expected)"
+"$bin" run "$fn" --allow-connection demo --allow-host 127.0.0.1 --input "$input" || echo "(exit $?, as expected)"
 if grep -qa "$secret" "$WASM_HOST_STORE"; then echo "the client secret is in the store in plaintext" >&2; exit 1; fi
 echo "== done: no secret appears in plaintext in $WASM_HOST_STORE"

@@ -48,7 +48,10 @@ fn authorize_run_refresh_revoke_end_to_end() {
     let userinfo = format!("{}/me", provider.issuer);
     let input = serde_json::json!({ "connection": "oidc", "url": userinfo }).to_string();
     let run_userinfo = || {
-        env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "oidc", "--refresh-margin", "1s"])
+        env.run(&[
+            "run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "oidc", "--refresh-margin", "1s",
+            "--allow-host", "127.0.0.1",
+        ])
     };
     let out = run_userinfo();
     assert_eq!(out.success().json()["sub"], "test-user");
@@ -239,7 +242,7 @@ fn five_hundred_concurrent_calls_in_one_process_cause_one_refresh() {
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(Duration::from_secs(1)));
     let host = Arc::new(FunctionHost::new(broker.clone(), Some(CompileCache::new(env.cache()))).unwrap());
     let function = host.load(&test_guest("token-probe")).unwrap();
-    let settings = InvocationSettings { grants: ConnectionGrants::from_names(["c"]) };
+    let settings = InvocationSettings { grants: ConnectionGrants::from_names(["c"]), ..Default::default() };
     Provider::wait(Duration::from_millis(2200));
     // A provider that takes its time makes the race wide open; the new token lives long enough that slow
     // machines do not see it expire during the storm.

@@ -31,7 +31,7 @@ fn userinfo_calls_the_api_with_the_stored_token() {
     let api = Api::start(TOKEN, USERINFO);
     let input = serde_json::json!({ "connection": "google", "url": api.url("/v1/userinfo") }).to_string();
     let guest = example("userinfo");
-    let out = env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google"]);
+    let out = env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google", "--allow-host", "127.0.0.1"]);
     out.success();
     assert_eq!(out.json(), serde_json::from_str::<serde_json::Value>(USERINFO).unwrap());
     let recorded = api.recorded();
@@ -43,7 +43,7 @@ fn userinfo_calls_the_api_with_the_stored_token() {
 
     // A token the API refuses: the function's Err carries the status, exit 1.
     env.import_token("google", r#"{"access_token":"stale","expires_in":3600}"#).success();
-    env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google"])
+    env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google", "--allow-host", "127.0.0.1"])
         .failure(1, "401 Unauthorized");
 }
 
@@ -198,4 +198,49 @@ fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
     cmd.env("WASM_HOST_CACHE_DIR", &elsewhere);
     env.run_with(cmd, &["run", g], None).success();
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+}
+
+#[test]
+fn sandbox_limits_end_the_invocation_with_their_own_exit_code() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    let m = guest.to_str().unwrap();
+    // Endless loop: stopped near its timeout.
+    let started = std::time::Instant::now();
+    env.run(&["run", m, "--input", "\"loop\"", "--timeout", "500ms"]).failure(14, "longer than its time limit of 500ms");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "the loop was not stopped: {took:?}");
+    // Memory bomb.
+    env.run(&["run", m, "--input", "\"memory\"", "--max-memory", "32MiB"]).failure(15, "memory limit of 32 MiB");
+    // Runaway recursion.
+    env.run(&["run", m, "--input", "\"recurse\""]).failure(16, "overflowed its stack");
+    // Output larger than the limit.
+    env.run(&["run", m, "--input", "\"big-output\"", "--max-output", "1MiB"]).failure(17, "more than the output limit");
+    assert_eq!(env.run(&["run", m, "--input", "\"big-output\"", "--max-output", "20MiB"]).success().stdout.len(), (10 << 20) + 3);
+    // Bad limit values are usage errors.
+    env.run(&["run", m, "--timeout", "soon"]).failure(2, "is not a duration");
+    env.run(&["run", m, "--max-memory", "lots"]).failure(2, "is not a size");
+    env.run(&["run", m, "--allow-host", "https://x.example/"]).failure(2, "is a URL; give a host");
+}
+
+#[test]
+fn outgoing_http_reaches_only_granted_hosts() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    let m = guest.to_str().unwrap();
+    let api = Api::start("unused", "{}");
+    let input = serde_json::json!({ "fetch": api.url("/x") }).to_string();
+    // Not granted: refused inside the function (wasi:http HTTP-request-denied) and logged by the host.
+    let out = env.run(&["run", m, "--input", &input]);
+    out.failure(1, "denied: the host refused the request");
+    assert!(out.stderr.contains("refused an outgoing request") && out.stderr.contains("127.0.0.1"), "{}", out.stderr);
+    let other_port = format!("127.0.0.1:{}", api.port.wrapping_add(1));
+    env.run(&["run", m, "--input", &input, "--allow-host", &other_port]).failure(1, "denied");
+    env.run(&["run", m, "--input", &input, "--allow-host", "*.example.com"]).failure(1, "denied");
+    assert!(api.recorded().is_empty(), "a refused request reached the server");
+    // Granted by host, by host:port, or by `*`.
+    for grant in ["127.0.0.1".to_owned(), format!("127.0.0.1:{}", api.port), "*".to_owned()] {
+        assert_eq!(env.run(&["run", m, "--input", &input, "--allow-host", &grant]).success().json()["status"], 401);
+    }
+    assert_eq!(api.recorded().len(), 3);
 }

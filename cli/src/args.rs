@@ -19,7 +19,11 @@ Exit codes:
  10  any other failure
  11  the provider refused (access denied, invalid client or scope, invalid ID token)
  12  the provider could not be reached or failed; retrying later may work
- 13  no authorization callback arrived before the timeout";
+ 13  no authorization callback arrived before the timeout
+ 14  run: the function ran past --timeout and was stopped
+ 15  run: the function hit --max-memory and was stopped
+ 16  run: the function overflowed its stack (runaway recursion) and was stopped
+ 17  run: the function's result was larger than --max-output";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +59,7 @@ pub enum Command {
     /// Run a function component once: `run(input)` is called and its JSON result printed on stdout
     #[command(after_help = concat!(
         "Example:\n  wasm-host run userinfo.wasm --allow-connection google \\\n",
+        "    --allow-host openidconnect.googleapis.com \\\n",
         "    --input '{\"connection\":\"google\",\"url\":\"https://openidconnect.googleapis.com/v1/userinfo\"}'\n\n",
         "The function's own stdout and stderr go to wasm-host's stderr; stdout carries only the result.\n",
         "Compiled components are cached in $XDG_CACHE_HOME/wasm-host/ (WASM_HOST_CACHE_DIR overrides)."
@@ -195,6 +200,19 @@ pub struct RunArgs {
     /// Let the function read this connection's token (repeatable; `*` for every connection). Deny by default
     #[arg(long = "allow-connection", value_name = "NAME")]
     pub allow_connection: Vec<String>,
+    /// Let the function send HTTP requests to this host (repeatable): api.example.com, api.example.com:8443,
+    /// *.googleapis.com, or `*` for any. Deny by default
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
+    /// Stop the function after this much wall-clock time, e.g. 500ms, 30s, 2m
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: String,
+    /// The most linear memory the function may use, e.g. 64MiB, 1GiB
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    pub max_memory: String,
+    /// The largest result `run` may return, e.g. 1MiB
+    #[arg(long, default_value = "6MiB", value_name = "SIZE")]
+    pub max_output: String,
     /// Refresh a token that expires sooner than this, e.g. 60s, 5m
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub refresh_margin: String,

@@ -36,6 +36,14 @@ pub enum Exit {
     ProviderUnavailable = 12,
     /// No authorization callback before the timeout.
     CallbackTimeout = 13,
+    /// `run`: the function ran past its time limit.
+    Timeout = 14,
+    /// `run`: the function hit its memory limit.
+    MemoryLimit = 15,
+    /// `run`: the function overflowed its stack.
+    StackOverflow = 16,
+    /// `run`: the function's result was larger than allowed.
+    OutputTooLarge = 17,
 }
 
 /// A failure at or with the provider, with the exit code it deserves.
@@ -115,8 +123,14 @@ pub fn classify(err: &anyhow::Error) -> Exit {
                 LoadError::Host(_) => Exit::Store,
             };
         }
-        if cause.is::<InvokeError>() {
-            return Exit::Trap;
+        if let Some(e) = cause.downcast_ref::<InvokeError>() {
+            return match e {
+                InvokeError::Timeout(_) => Exit::Timeout,
+                InvokeError::MemoryLimit(_) => Exit::MemoryLimit,
+                InvokeError::StackOverflow => Exit::StackOverflow,
+                InvokeError::OutputTooLarge { .. } => Exit::OutputTooLarge,
+                InvokeError::Trap(_) | InvokeError::Exit(_) | InvokeError::Host(_) => Exit::Trap,
+            };
         }
         if cause.is::<crate::context::MissingIdentity>() {
             return Exit::Store;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use wasmtime::component::{Component, Linker};
@@ -14,7 +15,7 @@ use crate::bindings::{Function, FunctionPre};
 use crate::broker::TokenBroker;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::grants::ConnectionGrants;
-use crate::http::OutboundHttp;
+use crate::http::{HostPattern, OutboundHttp};
 use crate::state::InvocationState;
 
 const COMPONENT_HEADER: &[u8; 8] = b"\0asm\x0d\x00\x01\x00";
@@ -47,6 +48,14 @@ pub enum LoadError {
 pub enum InvokeError {
     #[error("the function trapped: {0}")]
     Trap(String),
+    #[error("the function ran longer than its time limit of {0:?} and was stopped (raise it with --timeout)")]
+    Timeout(Duration),
+    #[error("the function tried to use more than its memory limit of {} MiB and was stopped (raise it with --max-memory)", .0 / (1024 * 1024))]
+    MemoryLimit(usize),
+    #[error("the function overflowed its stack (runaway recursion?) and was stopped")]
+    StackOverflow,
+    #[error("the function returned {len} bytes, more than the output limit of {max} (raise it with --max-output)")]
+    OutputTooLarge { len: usize, max: usize },
     #[error("the function exited early with status {0} instead of returning from `run`")]
     Exit(i32),
     #[error("the function failed: {0}")]
@@ -60,11 +69,34 @@ pub struct LoadedFunction {
     pub cache: CacheOutcome,
 }
 
-/// Everything an invocation needs besides its input.
-#[derive(Clone, Default)]
+/// Everything an invocation needs besides its input: what it may reach and how much it may use.
+#[derive(Clone)]
 pub struct InvocationSettings {
     pub grants: ConnectionGrants,
+    /// Hosts outgoing HTTP may reach; empty reaches none.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Wall-clock limit, enforced by epoch interruption while wasm runs and by a timer while it waits.
+    pub timeout: Duration,
+    /// Linear memory, all memories of the instance together.
+    pub max_memory: usize,
+    /// Bytes of `run`'s result (ok or err).
+    pub max_output: usize,
 }
+
+impl Default for InvocationSettings {
+    fn default() -> Self {
+        Self {
+            grants: ConnectionGrants::none(),
+            allowed_hosts: Vec::new(),
+            timeout: Duration::from_secs(30),
+            max_memory: 256 * 1024 * 1024,
+            max_output: 6 * 1024 * 1024,
+        }
+    }
+}
+
+/// How often the epoch advances: the granularity of `timeout`.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine and linker shared by every function this process runs.
 pub struct FunctionHost {
@@ -77,8 +109,20 @@ pub struct FunctionHost {
 impl FunctionHost {
     pub fn new(broker: Arc<TokenBroker>, cache: Option<CompileCache>) -> Result<Self, LoadError> {
         let host_err = |e: wasmtime::Error| LoadError::Host(format!("{e:#}"));
-        let config = Config::new();
+        let mut config = Config::new();
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(host_err)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-host-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| LoadError::Host(format!("cannot start the epoch timer: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(host_err)?;
@@ -170,22 +214,97 @@ impl FunctionHost {
         let state = InvocationState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::default(),
+            hooks: OutboundHttp::new(settings.allowed_hosts.clone()),
             table: Default::default(),
             auth: AuthConnectionCtx::new(self.broker.clone(), settings.grants.clone()),
+            limits: MemoryLimit { max: settings.max_memory, exceeded: false },
         };
         let mut store = Store::new(&self.engine, state);
-        let instance: Function = function.pre.instantiate_async(&mut store).await.map_err(classify)?;
-        instance.call_run(&mut store, input).await.map_err(classify)
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline((settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1);
+        store.epoch_deadline_trap();
+        let call = async {
+            let instance: Function = function.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, input).await
+        };
+        // Epochs stop wasm that computes; the timer also stops a function that waits (on HTTP, say).
+        let result = match tokio::time::timeout(settings.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
+        };
+        let output = match result {
+            Ok(output) => output,
+            Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
+            Err(e) => return Err(classify(e, settings.timeout)),
+        };
+        let len = match &output {
+            Ok(s) | Err(s) => s.len(),
+        };
+        if len > settings.max_output {
+            return Err(InvokeError::OutputTooLarge { len, max: settings.max_output });
+        }
+        Ok(output)
     }
 }
 
-fn classify(e: wasmtime::Error) -> InvokeError {
+fn self_recursing(e: &wasmtime::Error) -> bool {
+    let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else { return false };
+    let frames = bt.frames();
+    frames.len() >= 16 && frames[1..].iter().all(|f| f.func_index() == frames[1].func_index())
+}
+
+/// The trap and the innermost frames of its backtrace: enough to find the bug, short enough to read.
+fn trap_summary(trap: &wasmtime::Trap, e: &wasmtime::Error) -> String {
+    let mut out = trap.to_string();
+    if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let text = bt.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        for line in lines.iter().take(12) {
+            out.push('\n');
+            out.push_str(line);
+        }
+        if lines.len() > 12 {
+            out.push_str(&format!("\n    ... {} more lines", lines.len() - 12));
+        }
+    }
+    out
+}
+
+/// Caps an instance's linear memory; remembers that the cap was hit, so the trap that follows (a guest's
+/// allocation failure) is reported as what it is.
+pub(crate) struct MemoryLimit {
+    max: usize,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimit {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+fn classify(e: wasmtime::Error, timeout: Duration) -> InvokeError {
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return InvokeError::Exit(exit.0);
     }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        return InvokeError::Trap(format!("{trap}\n{e:?}"));
+        return match trap {
+            wasmtime::Trap::Interrupt => InvokeError::Timeout(timeout),
+            wasmtime::Trap::StackOverflow => InvokeError::StackOverflow,
+            // Rust and C guests keep a shadow stack in linear memory; runaway recursion runs it off the bottom
+            // of memory before the wasm stack fills. A fault under a full backtrace of one function calling
+            // itself is that overflow.
+            wasmtime::Trap::MemoryOutOfBounds if self_recursing(&e) => InvokeError::StackOverflow,
+            _ => InvokeError::Trap(trap_summary(trap, &e)),
+        };
     }
     InvokeError::Host(format!("{e:#}"))
 }

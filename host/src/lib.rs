@@ -15,3 +15,4 @@ pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheOutcome, CompileCache};
 pub use function::{FunctionHost, InvocationSettings, InvokeError, LoadError, LoadedFunction};
 pub use grants::ConnectionGrants;
+pub use http::HostPattern;

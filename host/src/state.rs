@@ -13,6 +13,7 @@ pub struct InvocationState {
     pub(crate) hooks: OutboundHttp,
     pub(crate) table: ResourceTable,
     pub(crate) auth: AuthConnectionCtx,
+    pub(crate) limits: crate::function::MemoryLimit,
 }
 
 impl InvocationState {

@@ -203,19 +203,21 @@ fn open_browser(url: &str) -> bool {
     })
 }
 
-/// `90s`, `5m`, `1h` or plain seconds.
+/// `500ms`, `90s`, `5m`, `1h` or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| usage(format!("`{s}` is not a duration; use e.g. 90s, 5m or 1h")))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(usage(format!("`{s}` is not a duration; use e.g. 90s, 5m or 1h"))),
+    let bad = || usage(format!("`{s}` is not a duration; use e.g. 500ms, 90s, 5m or 1h"));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(bad()),
     };
-    if secs == 0 {
-        return Err(usage("the timeout must be more than zero"));
+    if d.is_zero() {
+        return Err(usage(format!("`{s}`: the duration must be more than zero")));
     }
-    Ok(Duration::from_secs(secs))
+    Ok(d)
 }

@@ -2,7 +2,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, InvocationSettings, TokenBroker};
+use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, HostPattern, InvocationSettings, TokenBroker};
 
 use crate::args::RunArgs;
 use crate::context::Context;
@@ -33,7 +33,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         Some(dir) if !dir.is_empty() => dir.into(),
         _ => paths::default_cache()?,
     };
-    let settings = InvocationSettings { grants: ConnectionGrants::from_names(args.allow_connection.iter().cloned()) };
+    let allowed_hosts = args
+        .allow_host
+        .iter()
+        .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let settings = InvocationSettings {
+        grants: ConnectionGrants::from_names(args.allow_connection.iter().cloned()),
+        allowed_hosts,
+        timeout: super::authorize::parse_duration(&args.timeout).context("--timeout")?,
+        max_memory: parse_size(&args.max_memory).context("--max-memory")?,
+        max_output: parse_size(&args.max_output).context("--max-output")?,
+    };
 
     let store = Arc::new(ctx.open_store()?);
     let keys = ctx.keys(&store)?;
@@ -55,4 +66,20 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             Ok(Exit::FunctionError)
         }
     }
+}
+
+/// `512KiB`, `256MiB`, `1GiB`, `1MB`, or plain bytes.
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| usage(format!("`{s}` is not a size; use e.g. 64MiB or 1GiB")))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(usage(format!("`{s}` is not a size; use e.g. 64MiB or 1GiB"))),
+    };
+    n.checked_mul(factor).filter(|v| *v > 0).ok_or_else(|| usage(format!("`{s}` is not a usable size")))
 }
