@@ -11,7 +11,7 @@
 //                         tokenDelayMs, tokenFailStatus)
 
 import http from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const env = process.env;
@@ -64,8 +64,9 @@ class MemoryAdapter {
   }
 }
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+// A fixed signing key, generated once for these tests (it signs only test ID tokens on 127.0.0.1): generating
+// one at every start costs a busy machine seconds.
+const jwk = JSON.parse(readFileSync(new URL('./test-signing-key.json', import.meta.url), 'utf8'));
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(Number(env.PORT ?? 0), '127.0.0.1', resolve));

@@ -62,9 +62,9 @@ impl Provider {
                 }
             }
         });
-        let issuer = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        let issuer = rx.recv_timeout(Duration::from_secs(90)).unwrap_or_else(|_| {
             let _ = child.kill();
-            panic!("the test provider did not start within 30 s")
+            panic!("the test provider did not start within 90 s")
         });
         Self { child, issuer }
     }
