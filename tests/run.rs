@@ -244,3 +244,33 @@ fn outgoing_http_reaches_only_granted_hosts() {
     }
     assert_eq!(api.recorded().len(), 3);
 }
+
+#[test]
+fn a_manifest_beside_the_component_grants_and_limits_and_flags_override_it() {
+    let env = Env::new(BIN);
+    let dir = env.path("fn");
+    std::fs::create_dir_all(&dir).unwrap();
+    let component = dir.join("misbehave.wasm");
+    std::fs::copy(test_guest("misbehave"), &component).unwrap();
+    let c = component.to_str().unwrap();
+    let api = Api::start("unused", "{}");
+    let fetch = serde_json::json!({ "fetch": api.url("/x") }).to_string();
+    std::fs::write(
+        dir.join("misbehave.toml"),
+        "[grants]\nhosts = [\"127.0.0.1\"]\nconnections = []\n\n[limits]\ntimeout = \"400ms\"\nmax-memory = \"32MiB\"\n",
+    )
+    .unwrap();
+    assert_eq!(env.run(&["run", c, "--input", &fetch]).success().json()["status"], 401);
+    env.run(&["run", c, "--input", "\"loop\""]).failure(14, "time limit of 400ms");
+    env.run(&["run", c, "--input", "\"memory\""]).failure(15, "32 MiB");
+    // Flags win: another host list, a longer timeout.
+    env.run(&["run", c, "--input", &fetch, "--allow-host", "example.com"]).failure(1, "denied");
+    env.run(&["run", c, "--input", "\"loop\"", "--timeout", "600ms"]).failure(14, "time limit of 600ms");
+    // A manifest with a typo is refused, not half-applied.
+    std::fs::write(dir.join("misbehave.toml"), "[grants]\nhost = [\"127.0.0.1\"]\n").unwrap();
+    env.run(&["run", c, "--input", "1"]).failure(2, "unknown field `host`");
+    // --manifest names one explicitly.
+    let other = env.path("other.toml");
+    std::fs::write(&other, "[limits]\ntimeout = \"300ms\"\n").unwrap();
+    env.run(&["run", c, "--input", "\"loop\"", "--manifest", other.to_str().unwrap()]).failure(14, "300ms");
+}

@@ -204,16 +204,20 @@ pub struct RunArgs {
     /// *.googleapis.com, or `*` for any. Deny by default
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_host: Vec<String>,
-    /// Stop the function after this much wall-clock time, e.g. 500ms, 30s, 2m
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub timeout: String,
-    /// The most linear memory the function may use, e.g. 64MiB, 1GiB
-    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
-    pub max_memory: String,
-    /// The largest result `run` may return, e.g. 1MiB
-    #[arg(long, default_value = "6MiB", value_name = "SIZE")]
-    pub max_output: String,
-    /// Refresh a token that expires sooner than this, e.g. 60s, 5m
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub refresh_margin: String,
+    /// Stop the function after this much wall-clock time, e.g. 500ms, 30s, 2m [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// The most linear memory the function may use, e.g. 64MiB, 1GiB [default: 256MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+    /// The largest result `run` may return, e.g. 1MiB [default: 6MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
+    /// Refresh a token that expires sooner than this, e.g. 60s, 5m [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_margin: Option<String>,
+    /// Grants and limits from this TOML file [default: COMPONENT.toml beside the component, if present].
+    /// Flags override it
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 }

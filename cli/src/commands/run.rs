@@ -7,6 +7,7 @@ use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, HostPatter
 use crate::args::RunArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
+use crate::manifest;
 use crate::paths;
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
@@ -24,7 +25,23 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return Err(usage(format!("the input is not JSON ({e}); pass a JSON value, e.g. --input '{{\"a\": 1}}'")));
     }
-    for name in &args.allow_connection {
+    let (manifest, manifest_path) = manifest::load(&args.component, args.manifest.as_deref())?;
+    if let Some(path) = &manifest_path {
+        tracing::debug!("grants and limits from {}", path.display());
+    }
+    // A flag replaces the manifest's value (lists included), so the command line always says what runs.
+    let connections =
+        if args.allow_connection.is_empty() { &manifest.grants.connections } else { &args.allow_connection };
+    let hosts = if args.allow_host.is_empty() { &manifest.grants.hosts } else { &args.allow_host };
+    let pick = |flag: &Option<String>, from_manifest: &Option<String>, default: &str| -> String {
+        flag.clone().or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
+    };
+    let limits = &manifest.limits;
+    let timeout = pick(&args.timeout, &limits.timeout, "30s");
+    let max_memory = pick(&args.max_memory, &limits.max_memory, "256MiB");
+    let max_output = pick(&args.max_output, &limits.max_output, "6MiB");
+    let refresh_margin = pick(&args.refresh_margin, &limits.refresh_margin, "60s");
+    for name in connections {
         if name != "*" {
             wasm_host_store::validate_name(name).context("--allow-connection")?;
         }
@@ -33,22 +50,21 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         Some(dir) if !dir.is_empty() => dir.into(),
         _ => paths::default_cache()?,
     };
-    let allowed_hosts = args
-        .allow_host
+    let allowed_hosts = hosts
         .iter()
         .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     let settings = InvocationSettings {
-        grants: ConnectionGrants::from_names(args.allow_connection.iter().cloned()),
+        grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,
-        timeout: super::authorize::parse_duration(&args.timeout).context("--timeout")?,
-        max_memory: parse_size(&args.max_memory).context("--max-memory")?,
-        max_output: parse_size(&args.max_output).context("--max-output")?,
+        timeout: super::authorize::parse_duration(&timeout).context("--timeout")?,
+        max_memory: parse_size(&max_memory).context("--max-memory")?,
+        max_output: parse_size(&max_output).context("--max-output")?,
     };
 
     let store = Arc::new(ctx.open_store()?);
     let keys = ctx.keys(&store)?;
-    let margin = super::authorize::parse_duration(&args.refresh_margin).context("--refresh-margin")?;
+    let margin = super::authorize::parse_duration(&refresh_margin).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
     let started = std::time::Instant::now();
