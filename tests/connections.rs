@@ -206,19 +206,15 @@ fn damaged_locked_and_foreign_store_files_are_reported() {
     env.run(&["authconnection", "list"]).failure(5, "held by another program");
     drop(held);
     env.run(&["authconnection", "list"]).success();
-    let unwritable = env.path("ro");
-    std::fs::create_dir(&unwritable).unwrap();
-    std::fs::set_permissions(&unwritable, std::fs::Permissions::from_mode(0o500)).unwrap();
-    if unsafe_is_root() {
-        return; // root writes anywhere; the permission case cannot be shown as root.
-    }
-    let path = unwritable.join("store.redb");
-    env.run(&["--store", path.to_str().unwrap(), "authconnection", "list"]).failure(5, "cannot open the store");
+    // A path that cannot be created (its "directory" is a file): named, with what to do.
+    env.run(&["--store", "/dev/null/store.redb", "authconnection", "list"])
+        .failure(5, "cannot open the store /dev/null/store.redb: Not a directory");
+    // A directory where the store file should be.
+    let dir = env.path("a-directory.redb");
+    std::fs::create_dir(&dir).unwrap();
+    env.run(&["--store", dir.to_str().unwrap(), "authconnection", "list"]).failure(5, "cannot open the store");
 }
 
-fn unsafe_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
-}
 
 #[test]
 fn a_secret_row_moved_to_another_connection_fails_loudly() {

@@ -400,3 +400,25 @@ fn a_process_killed_mid_refresh_loses_nothing_silently() {
     env.authorize("c", &[], true).0.success();
     assert!(probe(&env, "c", "1s")["access_token"].is_string());
 }
+
+#[test]
+fn needs_auth_example_reports_an_unavailable_provider_as_retryable() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("crm", &provider).success();
+    env.authorize("crm", &[], true).0.success();
+    provider.configure(serde_json::json!({ "tokenFailStatus": 503 }));
+    Provider::wait(Duration::from_millis(2200));
+    for component in [example("needs-auth"), wasm_host_tests::js_example(BIN, "needs-auth")] {
+        let mut cmd = env.cmd();
+        cmd.env("WASM_HOST_CACHE_DIR", wasm_host_tests::shared_cache());
+        let out = env.run_with(
+            cmd,
+            &["run", component.to_str().unwrap(), "--input", r#"{"connection":"crm"}"#, "--allow-connection", "crm", "--refresh-margin", "1s"],
+            None,
+        );
+        let json = out.success().json();
+        assert_eq!(json["status"], "unavailable", "{}: {json}", component.display());
+        assert_eq!(json["retry"], true);
+    }
+}

@@ -23,7 +23,9 @@ Exit codes:
  14  run: the function ran past --timeout and was stopped
  15  run: the function hit --max-memory and was stopped
  16  run: the function overflowed its stack (runaway recursion) and was stopped
- 17  run: the function's result was larger than --max-output";
+ 17  run: the function's result was larger than --max-output
+ 18  build-js: the JavaScript does not build (the message gives file and line)
+ 19  build-js: Node.js or npm is missing, or componentize-js could not be installed";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +67,24 @@ pub enum Command {
         "Compiled components are cached in $XDG_CACHE_HOME/wasm-host/ (WASM_HOST_CACHE_DIR overrides)."
     ))]
     Run(RunArgs),
+
+    /// Build a JavaScript function (`export default async (input) => ...`) into a component
+    #[command(after_help = "Example:\n  wasm-host build-js userinfo.js -o userinfo.wasm\n\n\
+        Needs Node.js. The first build installs the pinned componentize-js into\n\
+        $XDG_CACHE_HOME/wasm-host/js-tools/ (WASM_HOST_JS_TOOLS overrides). The module may call\n\
+        tailor.authconnection.getConnectionToken(name) and fetch(); its default export gets the parsed input\n\
+        and returns the result, which becomes JSON.")]
+    BuildJs(BuildJsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildJsArgs {
+    /// The JavaScript module; other .js/.json files in its directory may be imported relatively
+    #[arg(value_name = "FUNCTION.js")]
+    pub source: PathBuf,
+    /// Where to write the component
+    #[arg(short, long, value_name = "FUNCTION.wasm")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,14 @@ pub enum Exit {
     StackOverflow = 16,
     /// `run`: the function's result was larger than allowed.
     OutputTooLarge = 17,
+    /// `build-js`: the source does not build (syntax error, an exception while it loads).
+    BuildFailed = 18,
+    /// `build-js`: Node.js or npm is missing, or the tools could not be installed.
+    ToolMissing = 19,
+}
+
+pub fn build_failure(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    ProviderFailure { exit, message: message.into() }.into()
 }
 
 /// A failure at or with the provider, with the exit code it deserves.

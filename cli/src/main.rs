@@ -40,6 +40,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
         },
         Command::Run(a) => commands::run::run(&ctx, a),
+        Command::BuildJs(a) => commands::build_js::run(a),
     }
 }
 

@@ -15,6 +15,33 @@ pub struct Recorded {
     pub authorization: Option<String>,
 }
 
+/// Makes servers wait for each other: each request is answered only once `expected` requests have arrived
+/// across all servers sharing it (or after 10 s). `met` tells whether they all arrived together, which proves
+/// that the client sent them concurrently, with no timing assertion.
+#[derive(Default)]
+pub struct Rendezvous {
+    arrived: Mutex<u32>,
+    cond: std::sync::Condvar,
+    expected: u32,
+    pub met: AtomicBool,
+}
+
+impl Rendezvous {
+    pub fn new(expected: u32) -> Arc<Self> {
+        Arc::new(Self { expected, ..Default::default() })
+    }
+
+    fn arrive(&self) {
+        let mut n = self.arrived.lock().unwrap();
+        *n += 1;
+        self.cond.notify_all();
+        let (n, timeout) = self.cond.wait_timeout_while(n, Duration::from_secs(10), |n| *n < self.expected).unwrap();
+        if !timeout.timed_out() && *n >= self.expected {
+            self.met.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 pub struct Api {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
@@ -25,6 +52,11 @@ pub struct Api {
 impl Api {
     /// Serves `body` to requests carrying `Authorization: Bearer <token>`, 401 to others.
     pub fn start(token: &str, body: &str) -> Self {
+        Self::start_with(token, body, None)
+    }
+
+    /// Like [`Api::start`], answering only when the rendezvous is met (see [`Rendezvous`]).
+    pub fn start_with(token: &str, body: &str, rendezvous: Option<Arc<Rendezvous>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -36,7 +68,11 @@ impl Api {
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let _ = serve(stream, &token, &body, &reqs);
+                        let (token, body, reqs, rendezvous) = (token.clone(), body.clone(), reqs.clone(), rendezvous.clone());
+                        // A thread per connection, so a held answer does not block the next request.
+                        std::thread::spawn(move || {
+                            let _ = serve(stream, &token, &body, &reqs, rendezvous.as_deref());
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -63,7 +99,13 @@ impl Drop for Api {
     }
 }
 
-fn serve(stream: TcpStream, token: &str, body: &str, reqs: &Mutex<Vec<Recorded>>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    token: &str,
+    body: &str,
+    reqs: &Mutex<Vec<Recorded>>,
+    rendezvous: Option<&Rendezvous>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -91,6 +133,9 @@ fn serve(stream: TcpStream, token: &str, body: &str, reqs: &Mutex<Vec<Recorded>>
     reader.read_exact(&mut discard)?;
     let ok = authorization.as_deref() == Some(&format!("Bearer {token}"));
     reqs.lock().unwrap().push(Recorded { method, path, authorization });
+    if let Some(r) = rendezvous {
+        r.arrive();
+    }
     let (status, payload) = if ok {
         ("200 OK", body.to_owned())
     } else {

@@ -187,3 +187,48 @@ impl Env {
         (Run { code: status.code().unwrap_or(-1), stdout: url + &rest, stderr }, page)
     }
 }
+
+/// The workspace's target directory, where tests keep what is slow to make (JavaScript tools and builds).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Where componentize-js is installed for the tests: once per machine, not once per test.
+pub fn js_tools() -> PathBuf {
+    target_dir().join("js-tools")
+}
+
+/// A shared compile cache for large components (a JavaScript component takes seconds to compile).
+pub fn shared_cache() -> PathBuf {
+    target_dir().join("test-compile-cache")
+}
+
+/// Builds `guest-examples/js/<name>.js` with the real `wasm-host build-js`, once per source content: the
+/// result is kept under target/js-build/ by the source's hash.
+pub fn js_example(bin: &str, name: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-examples/js/{name}.js"));
+    let text = std::fs::read(&source).expect("JS example source");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    include_str!("../../cli/js/tailor.js").hash(&mut h);
+    let out = target_dir().join(format!("js-build/{name}-{:016x}.wasm", h.finish()));
+    if out.exists() {
+        return out;
+    }
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
+    let status = Command::new(bin)
+        .args(["build-js"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&tmp)
+        .env("WASM_HOST_JS_TOOLS", js_tools())
+        .status()
+        .expect("run build-js");
+    assert!(status.success(), "build-js {name}.js failed");
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}

@@ -1,4 +1,5 @@
 pub mod authorize;
+pub mod build_js;
 pub mod create;
 pub mod delete;
 pub mod import_token;
