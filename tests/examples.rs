@@ -1,7 +1,7 @@
 //! Every example in guest-examples/, in Rust and in JavaScript, run through the real host.
 
 use wasm_host_tests::api::{Api, Rendezvous};
-use wasm_host_tests::{example, js_example, shared_cache, Env};
+use wasm_host_tests::{example, js_example, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 
@@ -10,13 +10,6 @@ fn both(name: &str) -> Vec<(&'static str, std::path::PathBuf)> {
     vec![("rust", example(name)), ("js", js_example(BIN, name))]
 }
 
-fn run(env: &Env, component: &std::path::Path, args: &[&str]) -> wasm_host_tests::Run {
-    let mut cmd = env.cmd();
-    cmd.env("WASM_HOST_CACHE_DIR", shared_cache());
-    let mut all = vec!["run", component.to_str().unwrap()];
-    all.extend(args);
-    env.run_with(cmd, &all, None)
-}
 
 #[test]
 fn multi_provider_calls_both_apis_at_once_and_reports_each_failure() {
@@ -36,7 +29,7 @@ fn multi_provider_calls_both_apis_at_once_and_reports_each_failure() {
             "files": { "connection": "ungranted", "url": calendar.url("/files") },
         }})
         .to_string();
-        let out = run(&env, &component, &[
+        let out = env.run_cached(&component, &[
             "--input", &input, "--allow-connection", "google", "--allow-connection", "microsoft", "--allow-host", "127.0.0.1",
         ]);
         let json = out.success().json();
@@ -58,7 +51,7 @@ fn needs_auth_tells_the_cases_apart() {
             for a in allow {
                 args.extend(["--allow-connection", a]);
             }
-            run(&env, &component, &args).success().json()
+            env.run_cached(&component, &args).success().json()
         };
         let out = ask(&["crm"]);
         assert_eq!(out["status"], "needs-authorization", "{lang}: {out}");

@@ -1,7 +1,7 @@
 //! JavaScript functions: `wasm-host build-js` with componentize-js, the `tailor` global, fetch through
 //! wasi:http, all run by the real host.
 
-use wasm_host_tests::{api::Api, js_example, js_tools, shared_cache, Env};
+use wasm_host_tests::{api::Api, js_example, js_tools, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 const TOKEN: &str = "js-token-7781";
@@ -13,13 +13,6 @@ fn env_with_token() -> Env {
     env
 }
 
-fn run_js(env: &Env, component: &std::path::Path, args: &[&str]) -> wasm_host_tests::Run {
-    let mut cmd = env.cmd();
-    cmd.env("WASM_HOST_CACHE_DIR", shared_cache());
-    let mut all = vec!["run", component.to_str().unwrap()];
-    all.extend(args);
-    env.run_with(cmd, &all, None)
-}
 
 #[test]
 fn the_userinfo_module_written_for_the_other_runtime_runs_unchanged() {
@@ -27,15 +20,15 @@ fn the_userinfo_module_written_for_the_other_runtime_runs_unchanged() {
     let env = env_with_token();
     let api = Api::start(TOKEN, r#"{"id":"42","email":"js@example.com"}"#);
     let input = serde_json::json!({ "connection": "google-oauth", "url": api.url("/oauth2/v2/userinfo") }).to_string();
-    let out = run_js(&env, &component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"]);
+    let out = env.run_cached(&component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"]);
     assert_eq!(out.success().json(), serde_json::json!({"id":"42","email":"js@example.com"}));
     assert_eq!(api.recorded()[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
     // The API refuses: the thrown Error's message is the function's error.
     env.import_token("google-oauth", r#"{"access_token":"wrong"}"#).success();
-    run_js(&env, &component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"])
+    env.run_cached(&component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"])
         .failure(1, "Failed to fetch user info: 401");
     // Not granted: the promise rejects with code access-denied.
-    run_js(&env, &component, &["--input", &input, "--allow-host", "127.0.0.1"]).failure(1, "access-denied");
+    env.run_cached(&component, &["--input", &input, "--allow-host", "127.0.0.1"]).failure(1, "access-denied");
 }
 
 #[test]

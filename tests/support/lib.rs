@@ -232,3 +232,14 @@ pub fn js_example(bin: &str, name: &str) -> PathBuf {
     std::fs::rename(&tmp, &out).unwrap();
     out
 }
+
+impl Env {
+    /// `run COMPONENT ARGS...` with the compile cache shared across tests (large components compile once).
+    pub fn run_cached(&self, component: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.cmd();
+        cmd.env("WASM_HOST_CACHE_DIR", shared_cache());
+        let mut all = vec!["run", component.to_str().expect("UTF-8 path")];
+        all.extend(args);
+        self.run_with(cmd, &all, None)
+    }
+}
