@@ -274,3 +274,35 @@ fn a_manifest_beside_the_component_grants_and_limits_and_flags_override_it() {
     std::fs::write(&other, "[limits]\ntimeout = \"300ms\"\n").unwrap();
     env.run(&["run", c, "--input", "\"loop\"", "--manifest", other.to_str().unwrap()]).failure(14, "300ms");
 }
+
+#[test]
+fn a_runaway_invocation_leaves_the_others_in_the_same_host_alone() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use wasm_host_runtime::{FunctionHost, InvocationSettings, InvokeError, TokenBroker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(wasm_host_store::Store::open(&dir.path().join("s.redb")).unwrap());
+    let broker = Arc::new(TokenBroker::new(store, Arc::new(wasm_host_store::Keys::generate())));
+    let host = FunctionHost::new(broker, None).unwrap();
+    let function = host.load(&test_guest("misbehave")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let short = InvocationSettings { timeout: Duration::from_millis(300), ..Default::default() };
+        let small = InvocationSettings { max_memory: 16 << 20, ..Default::default() };
+        let normal = InvocationSettings::default();
+        let (looping, bomb, fine) = tokio::join!(
+            host.invoke(&function, "\"loop\"", &short),
+            host.invoke(&function, "\"memory\"", &small),
+            host.invoke(&function, "{\"n\": 1}", &normal),
+        );
+        assert!(matches!(looping, Err(InvokeError::Timeout(_))), "{looping:?}");
+        assert!(matches!(bomb, Err(InvokeError::MemoryLimit(_))), "{bomb:?}");
+        assert_eq!(fine.unwrap(), Ok("{\"n\": 1}".to_owned()));
+        // And the host goes on serving.
+        for i in 0..20 {
+            let input = format!("{{\"i\": {i}}}");
+            assert_eq!(host.invoke(&function, &input, &normal).await.unwrap(), Ok(input));
+        }
+    });
+}
