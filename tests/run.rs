@@ -306,3 +306,16 @@ fn a_runaway_invocation_leaves_the_others_in_the_same_host_alone() {
         }
     });
 }
+
+#[test]
+fn repeat_invokes_many_times_in_one_process_and_reports_timing() {
+    let env = env_with_connection("c");
+    env.import_token("c", r#"{"access_token":"abc"}"#).success();
+    let guest = test_guest("misbehave");
+    let out = env.run(&[
+        "run", guest.to_str().unwrap(), "--input", r#"{"token_loop":"c","n":100}"#, "--allow-connection", "c", "--repeat", "20",
+    ]);
+    assert_eq!(out.success().stdout, "300\n");
+    assert!(out.stderr.contains("20 invocations: mean"), "{}", out.stderr);
+    env.run(&["run", guest.to_str().unwrap(), "--repeat", "0"]).failure(2, "--repeat must be at least 1");
+}

@@ -236,6 +236,10 @@ pub struct RunArgs {
     /// Refresh a token that expires sooner than this, e.g. 60s, 5m [default: 60s]
     #[arg(long, value_name = "DURATION")]
     pub refresh_margin: Option<String>,
+    /// Invoke the function N times in this process (a fresh instance each time) and report the time per
+    /// invocation on stderr; the last result is printed
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u32,
     /// Grants and limits from this TOML file [default: COMPONENT.toml beside the component, if present].
     /// Flags override it
     #[arg(long, value_name = "FILE")]

@@ -72,7 +72,31 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     tracing::debug!(cache = ?function.cache, elapsed_us = started.elapsed().as_micros() as u64, "loaded {}", args.component.display());
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match runtime.block_on(host.invoke(&function, &input, &settings))? {
+    if args.repeat == 0 {
+        return Err(usage("--repeat must be at least 1"));
+    }
+    let mut times = Vec::with_capacity(args.repeat as usize);
+    let mut last = None;
+    for _ in 0..args.repeat {
+        let started = std::time::Instant::now();
+        let outcome = runtime.block_on(host.invoke(&function, &input, &settings))?;
+        times.push(started.elapsed());
+        last = Some(outcome);
+    }
+    if args.repeat > 1 {
+        times.sort();
+        let total: std::time::Duration = times.iter().sum();
+        eprintln!(
+            "{} invocations: mean {:.1} us, median {:.1} us, min {:.1} us, max {:.1} us, {:.0} invocations/s",
+            times.len(),
+            total.as_secs_f64() * 1e6 / times.len() as f64,
+            times[times.len() / 2].as_secs_f64() * 1e6,
+            times[0].as_secs_f64() * 1e6,
+            times[times.len() - 1].as_secs_f64() * 1e6,
+            times.len() as f64 / total.as_secs_f64()
+        );
+    }
+    match last.expect("at least one invocation") {
         Ok(output) => {
             println!("{output}");
             Ok(Exit::Ok)

@@ -1,7 +1,8 @@
 //! A function that misbehaves on request, for the sandbox tests. Input (a JSON string or object):
 //! `"panic"` traps, `"exit"` exits instead of returning, `"err"` returns an error, `"log"` prints,
 //! `"loop"` never ends, `"memory"` allocates without end, `"recurse"` recurses without end,
-//! `"big-output"` returns 10 MiB, `{"fetch": URL}` GETs a URL; anything else is echoed back.
+//! `"big-output"` returns 10 MiB, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
+//! token N times; anything else is echoed back.
 
 wit_bindgen::generate!({ world: "function", path: "../../../wit", generate_all });
 
@@ -12,6 +13,17 @@ impl Guest for Misbehave {
         let value = serde_json::from_str::<serde_json::Value>(&input).ok();
         if let Some(url) = value.as_ref().and_then(|v| v["fetch"].as_str()) {
             return wstd::runtime::block_on(fetch(url));
+        }
+        // {"token_loop": NAME, "n": N}: N calls of get-connection-token, for measuring one call's cost.
+        if let Some(name) = value.as_ref().and_then(|v| v["token_loop"].as_str()) {
+            let n = value.as_ref().and_then(|v| v["n"].as_u64()).unwrap_or(1);
+            let mut total = 0usize;
+            for _ in 0..n {
+                let token = wasm_host::authconnection::authconnection::get_connection_token(name)
+                    .map_err(|e| format!("{e:?}"))?;
+                total += token.access_token.len();
+            }
+            return Ok(total.to_string());
         }
         match value.as_ref().and_then(|v| v.as_str()) {
             Some("panic") => panic!("asked to panic"),
