@@ -50,27 +50,23 @@ pub enum Exit {
     ToolMissing = 19,
 }
 
-pub fn build_failure(exit: Exit, message: impl Into<String>) -> anyhow::Error {
-    ProviderFailure { exit, message: message.into() }.into()
-}
-
-/// A failure at or with the provider, with the exit code it deserves.
+/// A failure that already knows its exit code (the provider refused, a build failed, a tool is missing).
 #[derive(Debug)]
-pub struct ProviderFailure {
+pub struct CodedError {
     pub exit: Exit,
     pub message: String,
 }
 
-impl std::fmt::Display for ProviderFailure {
+impl std::fmt::Display for CodedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for ProviderFailure {}
+impl std::error::Error for CodedError {}
 
-pub fn provider_failure(exit: Exit, message: impl Into<String>) -> anyhow::Error {
-    ProviderFailure { exit, message: message.into() }.into()
+pub fn coded(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    CodedError { exit, message: message.into() }.into()
 }
 
 impl Exit {
@@ -98,7 +94,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Picks the exit code for an error by the first typed cause in its chain.
 pub fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
-        if let Some(p) = cause.downcast_ref::<ProviderFailure>() {
+        if let Some(p) = cause.downcast_ref::<CodedError>() {
             return p.exit;
         }
         if cause.is::<UsageError>()

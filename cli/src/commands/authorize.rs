@@ -10,7 +10,7 @@ use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, R
 
 use crate::args::AuthorizeArgs;
 use crate::context::Context;
-use crate::exit::{provider_failure, usage, Exit, NotFound};
+use crate::exit::{coded, usage, Exit, NotFound};
 
 pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     validate_name(&args.name)?;
@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         } else {
             Exit::Usage
         };
-        provider_failure(exit, e.to_string())
+        coded(exit, e.to_string())
     })?;
     let server = runtime.block_on(CallbackServer::bind(args.port)).map_err(|e| {
         usage(format!(
@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     if let (Some(id_token), Some(issuer), Some(jwks_url)) = (&tokens.id_token, &endpoints.issuer, &endpoints.jwks) {
         let jwks = runtime
             .block_on(idtoken::fetch_jwks(&http, jwks_url))
-            .map_err(|e| provider_failure(Exit::ProviderUnavailable, e.to_string()))?;
+            .map_err(|e| coded(Exit::ProviderUnavailable, e.to_string()))?;
         let expected = idtoken::Expected {
             issuer,
             client_id: &conn.client_id,
@@ -78,7 +78,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             leeway: 60,
         };
         idtoken::validate(id_token.expose_secret(), &jwks, &expected).map_err(|e| {
-            provider_failure(Exit::ProviderRefused, format!("{e}; the tokens were not stored"))
+            coded(Exit::ProviderRefused, format!("{e}; the tokens were not stored"))
         })?;
     }
     let mut metadata = callback.params;
@@ -143,7 +143,7 @@ fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {
 
 fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
     match e {
-        CallbackError::Timeout(_) => provider_failure(
+        CallbackError::Timeout(_) => coded(
             Exit::CallbackTimeout,
             format!(
                 "no authorization callback arrived in time. If the provider showed an error about the redirect \
@@ -164,7 +164,7 @@ fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> 
                 _ => "see the provider's description above".to_owned(),
             };
             let d = description.map(|d| format!(" ({d})")).unwrap_or_default();
-            provider_failure(Exit::ProviderRefused, format!("the provider refused the authorization: {error}{d}; {advice}"))
+            coded(Exit::ProviderRefused, format!("the provider refused the authorization: {error}{d}; {advice}"))
         }
         CallbackError::Io(e) => anyhow::Error::new(e).context("the callback server failed"),
     }
@@ -186,7 +186,7 @@ fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> any
         _ => "see the provider's answer above".to_owned(),
     };
     let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
-    provider_failure(exit, format!("exchanging the authorization code failed: {e}; {advice}"))
+    coded(exit, format!("exchanging the authorization code failed: {e}; {advice}"))
 }
 
 /// Opens the system browser: $BROWSER, else xdg-open. False when neither could be started.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use crate::args::BuildJsArgs;
-use crate::exit::{build_failure, Exit};
+use crate::exit::{coded, Exit};
 use crate::paths;
 
 const COMPONENTIZE_JS: &str = "0.23.0";
@@ -48,11 +48,11 @@ export async function run(input) {
 
 pub fn run(args: BuildJsArgs) -> Result<Exit> {
     let source = args.source.canonicalize().map_err(|e| {
-        build_failure(Exit::BuildFailed, format!("cannot read {}: {e}", args.source.display()))
+        coded(Exit::BuildFailed, format!("cannot read {}: {e}", args.source.display()))
     })?;
     let node_version = Command::new("node").arg("--version").output();
     if !node_version.as_ref().is_ok_and(|o| o.status.success()) {
-        return Err(build_failure(
+        return Err(coded(
             Exit::ToolMissing,
             "Node.js is needed to build JavaScript functions and was not found on PATH: install Node.js 20 or later \
              (for example `apt-get install nodejs npm`), then run build-js again",
@@ -88,7 +88,7 @@ pub fn run(args: BuildJsArgs) -> Result<Exit> {
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr)
             .replace(&build.join("src").display().to_string(), &src_root.display().to_string());
-        return Err(build_failure(Exit::BuildFailed, format!("componentize-js could not build {}:\n{}", args.source.display(), text.trim())));
+        return Err(coded(Exit::BuildFailed, format!("componentize-js could not build {}:\n{}", args.source.display(), text.trim())));
     }
     fs::copy(&out_tmp, &args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -117,7 +117,7 @@ fn check_syntax(source: &Path, work: &Path) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stderr).replace(&copy.display().to_string(), &source.display().to_string());
     // node prints `FILE:LINE`, the line, a caret, then the error; keep those lines, drop its stack.
     let kept: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("at ") && !l.starts_with("Node.js v")).collect();
-    Err(build_failure(Exit::BuildFailed, format!("JavaScript syntax error:\n{}", kept.join("\n").trim())))
+    Err(coded(Exit::BuildFailed, format!("JavaScript syntax error:\n{}", kept.join("\n").trim())))
 }
 
 /// Where componentize-js lives: `WASM_HOST_JS_TOOLS`, else the cache directory.
@@ -145,7 +145,7 @@ fn install_tools(dir: &Path) -> Result<()> {
             .status()
             .context("running npm (it comes with Node.js)")?;
         if !status.success() {
-            return Err(build_failure(
+            return Err(coded(
                 Exit::ToolMissing,
                 format!("npm could not install componentize-js into {}; check the network and disk space", dir.display()),
             ));

@@ -4,7 +4,7 @@ use wasm_host_store::{validate_name, SecretField, Status};
 
 use crate::args::RevokeArgs;
 use crate::context::Context;
-use crate::exit::{provider_failure, Exit, NotFound};
+use crate::exit::{coded, Exit, NotFound};
 
 pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
     validate_name(&args.name)?;
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
         if let Some(token) = store.secret(&conn.name, field, &keys)? {
             runtime.block_on(revoke(&http, &url, &client, &token, hint)).map_err(|e| {
                 let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
-                provider_failure(exit, format!("revoking the {hint} of `{}` failed: {e}; the tokens are kept, run revoke again", conn.name))
+                coded(exit, format!("revoking the {hint} of `{}` failed: {e}; the tokens are kept, run revoke again", conn.name))
             })?;
         }
     }
