@@ -6,6 +6,6 @@ export default async (input) => {
   const response = await fetch(input.url, {
     headers: { Authorization: `Bearer ${tokens.access_token}` },
   });
-  if (!response.ok) throw new Error(`Failed to fetch user info: ${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error(`Failed to fetch user info: ${response.statusText}`);
   return await response.json();
 };
