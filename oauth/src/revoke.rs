@@ -4,7 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::http::{read_capped, Http};
-use crate::token::{basic_authorization, ClientAuth, ClientCredentials, TokenError};
+use crate::token::{authenticate, ClientCredentials, TokenError};
 
 /// Revokes one token; `hint` is `refresh_token` or `access_token`. A 200 means revoked or already invalid.
 pub async fn revoke(
@@ -15,17 +15,7 @@ pub async fn revoke(
     hint: &str,
 ) -> Result<(), TokenError> {
     let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
-    let mut req = http.client().post(url.clone());
-    match client.auth {
-        ClientAuth::Basic => {
-            let auth = basic_authorization(client.id, client.secret.expose_secret());
-            req = req.header("authorization", auth.expose_secret());
-        }
-        ClientAuth::Post => {
-            form.push(("client_id", client.id));
-            form.push(("client_secret", client.secret.expose_secret()));
-        }
-    }
+    let req = authenticate(http.client().post(url.clone()), &mut form, client);
     let response = req.form(&form).send().await.map_err(|e| TokenError::Unavailable(crate::http::describe(&e)))?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {

@@ -134,21 +134,32 @@ pub(crate) async fn request(
     client: &ClientCredentials<'_>,
     mut form: Vec<(&str, &str)>,
 ) -> Result<TokenResponse, TokenError> {
-    let mut req = http.client().post(url.clone()).header("accept", "application/json");
-    match client.auth {
-        ClientAuth::Basic => {
-            let auth = basic_authorization(client.id, client.secret.expose_secret());
-            req = req.header("authorization", auth.expose_secret());
-        }
-        ClientAuth::Post => {
-            form.push(("client_id", client.id));
-            form.push(("client_secret", client.secret.expose_secret()));
-        }
-    }
+    let req = http.client().post(url.clone()).header("accept", "application/json");
+    let req = authenticate(req, &mut form, client);
     let response = req.form(&form).send().await.map_err(|e| TokenError::Unavailable(crate::http::describe(&e)))?;
     let status = response.status().as_u16();
     let body = read_capped(response, MAX_TOKEN_RESPONSE).await.map_err(TokenError::Unavailable)?;
     parse_response(status, &body)
+}
+
+/// Adds the client's credentials to a request to the token or revocation endpoint: a Basic header, or two form
+/// fields.
+pub(crate) fn authenticate<'a>(
+    req: reqwest::RequestBuilder,
+    form: &mut Vec<(&'a str, &'a str)>,
+    client: &ClientCredentials<'a>,
+) -> reqwest::RequestBuilder {
+    match client.auth {
+        ClientAuth::Basic => {
+            let auth = basic_authorization(client.id, client.secret.expose_secret());
+            req.header("authorization", auth.expose_secret())
+        }
+        ClientAuth::Post => {
+            form.push(("client_id", client.id));
+            form.push(("client_secret", client.secret.expose_secret()));
+            req
+        }
+    }
 }
 
 /// Parses a token endpoint answer: an OAuth error, a token response, or neither.

@@ -247,7 +247,7 @@ impl Store {
         self.bind_keys(keys)?;
         let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
         let now = now_unix();
-        let conn = Connection {
+        let mut conn = Connection {
             name: new.name,
             kind: new.kind,
             provider_url: new.provider_url,
@@ -262,7 +262,7 @@ impl Store {
             metadata: Default::default(),
             created_at: now,
             updated_at: now,
-            revision: 1,
+            revision: 0,
         };
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -271,6 +271,8 @@ impl Store {
             if conns.get(conn.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
                 return Err(WriteError::AlreadyExists(conn.name));
             }
+            // Counting on from a deleted connection of the same name, never back to 1.
+            conn.revision = bump_revision(&txn, &conn.name).map_err(&e)?;
             let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
             conns.insert(conn.name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
@@ -281,9 +283,6 @@ impl Store {
             secrets
                 .insert((conn.name.as_str(), SecretField::ClientSecret.as_str()), sealed.as_slice())
                 .map_err(|x| e(x.into()))?;
-            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
-            let rev = revs.get(conn.name.as_str()).map_err(|x| e(x.into()))?.map_or(0, |v| v.value());
-            revs.insert(conn.name.as_str(), rev + 1).map_err(|x| e(x.into()))?;
         }
         txn.commit().map_err(|x| e(x.into()))?;
         Ok(conn)
@@ -304,9 +303,7 @@ impl Store {
             }
             // The revision outlives the record and keeps counting, so a re-created connection of the same name
             // is never mistaken for the deleted one by a process that cached its tokens.
-            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
-            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value());
-            revs.insert(name, rev + 1).map_err(|x| e(x.into()))?;
+            bump_revision(&txn, name).map_err(&e)?;
         }
         txn.commit().map_err(|x| e(x.into()))
     }
@@ -376,10 +373,7 @@ impl Store {
             if let Some(holder) = tokens.release_lease {
                 release_in(&txn, name, holder).map_err(|x| e(x))?;
             }
-            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
-            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value()) + 1;
-            revs.insert(name, rev).map_err(|x| e(x.into()))?;
-            conn.revision = rev;
+            conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             conn
@@ -496,10 +490,7 @@ impl Store {
             for field in drop_secrets {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
-            let mut revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
-            let rev = revs.get(name).map_err(|x| e(x.into()))?.map_or(0, |v| v.value()) + 1;
-            revs.insert(name, rev).map_err(|x| e(x.into()))?;
-            conn.revision = rev;
+            conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             if let Some(holder) = holder {
@@ -537,6 +528,15 @@ fn holder_alive(holder: &str) -> bool {
         return true;
     }
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Bumps a connection's revision inside `txn` and returns it: every write to a connection goes through here, so a
+/// process holding its tokens sees the change.
+fn bump_revision(txn: &redb::WriteTransaction, name: &str) -> Result<u64, redb::Error> {
+    let mut revs = txn.open_table(REVISIONS)?;
+    let rev = revs.get(name)?.map_or(0, |v| v.value()) + 1;
+    revs.insert(name, rev)?;
+    Ok(rev)
 }
 
 fn release_in(txn: &redb::WriteTransaction, name: &str, holder: &str) -> Result<(), redb::Error> {
