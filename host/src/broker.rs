@@ -154,14 +154,14 @@ impl TokenBroker {
                 )));
             }
         };
-        let info = snapshot.connection.token.clone().expect("a snapshot has token info");
+        let info = connection.token.clone().expect("a snapshot comes with token info");
         let token = IssuedToken {
             access_token: snapshot.access_token,
             token_type: info.token_type,
             expires_at: info.expires_at,
             refresh_token: snapshot.refresh_token,
             scopes: info.scopes,
-            metadata: snapshot.connection.metadata.into_iter().collect(),
+            metadata: connection.metadata.into_iter().collect(),
         };
         let cached = Arc::new(Cached { revision: connection.revision, token: token.clone() });
         self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);

@@ -45,7 +45,7 @@ pub enum EndpointError {
         "cannot find the endpoints of {provider}: {detail}. Pass them with `create --auth-url URL --token-url URL` \
          (and --revocation-url, --userinfo-url), or --issuer-url for an OpenID provider that publishes discovery"
     )]
-    Unresolved { provider: String, detail: String },
+    Unresolved { provider: String, detail: String, unreachable: bool },
     #[error(
         "the discovery document at {url} names the issuer `{found}`, not `{expected}`: refusing it (a document for \
          another issuer could send tokens elsewhere); check --issuer-url"
@@ -53,6 +53,27 @@ pub enum EndpointError {
     IssuerMismatch { url: String, expected: String, found: String },
     #[error("the discovered {field} `{value}` is not an https URL (http only on loopback)")]
     InsecureEndpoint { field: &'static str, value: String },
+}
+
+impl EndpointError {
+    /// True when discovery could not reach the provider (at one of the URLs tried): retrying later may work.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, EndpointError::Unresolved { unreachable: true, .. })
+    }
+}
+
+/// Why one discovery attempt failed.
+#[derive(Debug, Error)]
+pub enum DiscoveryError {
+    /// No connection, or no answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A document that must not be used (another issuer, plain-http endpoints): stop, do not try elsewhere.
+    #[error(transparent)]
+    Refused(EndpointError),
+    /// Anything else: an error status, not a discovery document.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn url(s: &str) -> Url {
@@ -141,26 +162,32 @@ struct Discovery {
 const MAX_DISCOVERY: usize = 512 * 1024;
 
 /// Fetches and checks `<issuer>/.well-known/openid-configuration`.
-pub async fn discover(http: &Http, issuer: &str) -> Result<ProviderEndpoints, String> {
+pub async fn discover(http: &Http, issuer: &str) -> Result<ProviderEndpoints, DiscoveryError> {
     let trimmed = issuer.trim_end_matches('/');
     let doc_url = format!("{trimmed}/.well-known/openid-configuration");
-    let response = http.client().get(&doc_url).send().await.map_err(|e| crate::http::describe(&e))?;
+    let response = http.client().get(&doc_url).send().await.map_err(|e| {
+        let text = crate::http::describe(&e);
+        if e.is_connect() || e.is_timeout() { DiscoveryError::Unreachable(text) } else { DiscoveryError::Invalid(text) }
+    })?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("{doc_url} answered HTTP {}", status.as_u16()));
+        return Err(DiscoveryError::Invalid(format!("{doc_url} answered HTTP {}", status.as_u16())));
     }
-    let body = read_capped(response, MAX_DISCOVERY).await?;
-    let doc: Discovery =
-        serde_json::from_slice(&body).map_err(|e| format!("{doc_url} is not a discovery document: {e}"))?;
+    let body = read_capped(response, MAX_DISCOVERY).await.map_err(DiscoveryError::Invalid)?;
+    let doc: Discovery = serde_json::from_slice(&body)
+        .map_err(|e| DiscoveryError::Invalid(format!("{doc_url} is not a discovery document: {e}")))?;
     if doc.issuer.trim_end_matches('/') != trimmed {
-        return Err(EndpointError::IssuerMismatch { url: doc_url, expected: issuer.into(), found: doc.issuer }
-            .to_string());
+        return Err(DiscoveryError::Refused(EndpointError::IssuerMismatch {
+            url: doc_url,
+            expected: issuer.into(),
+            found: doc.issuer,
+        }));
     }
-    let checked = |field: &'static str, value: &str| -> Result<Url, String> {
-        let u = Url::parse(value).map_err(|e| format!("{field} `{value}` in {doc_url}: {e}"))?;
+    let checked = |field: &'static str, value: &str| -> Result<Url, DiscoveryError> {
+        let u = Url::parse(value).map_err(|e| DiscoveryError::Invalid(format!("{field} `{value}` in {doc_url}: {e}")))?;
         let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
         if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(EndpointError::InsecureEndpoint { field, value: value.into() }.to_string());
+            return Err(DiscoveryError::Invalid(EndpointError::InsecureEndpoint { field, value: value.into() }.to_string()));
         }
         Ok(u)
     };
@@ -193,6 +220,7 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
     let provider = Url::parse(&settings.provider_url).map_err(|e| EndpointError::Unresolved {
         provider: settings.provider_url.clone(),
         detail: e.to_string(),
+        unreachable: false,
     })?;
     let mut found = preset(&provider);
     let explicit = settings.auth_url.is_some() && settings.token_url.is_some();
@@ -204,16 +232,23 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
                     found = Some(d);
                     break;
                 }
-                Err(e) if e.contains("names the issuer") => {
-                    return Err(EndpointError::Unresolved { provider: settings.provider_url.clone(), detail: e });
+                Err(e @ DiscoveryError::Refused(_)) => {
+                    return Err(EndpointError::Unresolved {
+                        provider: settings.provider_url.clone(),
+                        detail: e.to_string(),
+                        unreachable: false,
+                    });
                 }
                 Err(e) => tried.push(e),
             }
         }
         if found.is_none() {
+            let unreachable = tried.iter().any(|e| matches!(e, DiscoveryError::Unreachable(_)));
+            let detail = tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             return Err(EndpointError::Unresolved {
                 provider: settings.provider_url.clone(),
-                detail: format!("no preset matches and discovery failed ({})", tried.join("; ")),
+                detail: format!("no preset matches and discovery failed ({detail})"),
+                unreachable,
             });
         }
     }

@@ -60,9 +60,8 @@ pub struct NewTokens<'a> {
     pub release_lease: Option<&'a str>,
 }
 
-/// A connection with its access token opened: what a function is given.
+/// The opened tokens of an authorized connection: what a function is given besides the record's public fields.
 pub struct TokenSnapshot {
-    pub connection: Connection,
     pub access_token: SecretString,
     /// Opened only when the connection exposes it to functions.
     pub refresh_token: Option<SecretString>,
@@ -391,9 +390,9 @@ impl Store {
         Ok(row.map(|v| keys.open_string(name, field, v.value())).transpose()?)
     }
 
-    /// Reads a connection and opens its access token (and refresh token when exposed) from one consistent
-    /// snapshot. `Ok(None)` when there is no such connection; a connection without tokens has `token: None`
-    /// and an empty access token is never returned.
+    /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
+    /// from one consistent snapshot. `Ok(None)` when there is no such connection; the tokens are `None` for a
+    /// connection that is not authorized, so nothing is decrypted that would not be handed out.
     pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
@@ -406,8 +405,9 @@ impl Store {
             connection.revision = rev.value();
         }
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let handed_out = connection.status == Status::Authorized && connection.token.is_some();
         let access = match secrets.get((name, SecretField::AccessToken.as_str())).map_err(|x| e(x.into()))? {
-            Some(v) if connection.token.is_some() => keys.open_string(name, SecretField::AccessToken, v.value())?,
+            Some(v) if handed_out => keys.open_string(name, SecretField::AccessToken, v.value())?,
             _ => return Ok(Some((connection, None))),
         };
         let refresh = if connection.expose_refresh_token {
@@ -419,8 +419,7 @@ impl Store {
         } else {
             None
         };
-        let snapshot = TokenSnapshot { connection: connection.clone(), access_token: access, refresh_token: refresh };
-        Ok(Some((connection, Some(snapshot))))
+        Ok(Some((connection, Some(TokenSnapshot { access_token: access, refresh_token: refresh }))))
     }
 
     /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.

@@ -28,11 +28,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = Http::default();
     let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn))).map_err(|e| {
-        let exit = if e.to_string().contains("could not connect") || e.to_string().contains("timed out") {
-            Exit::ProviderUnavailable
-        } else {
-            Exit::Usage
-        };
+        let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
         coded(exit, e.to_string())
     })?;
     let server = runtime.block_on(CallbackServer::bind(args.port)).map_err(|e| {
