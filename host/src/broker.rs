@@ -112,20 +112,36 @@ impl TokenBroker {
         token.expires_at.is_none_or(|at| at - (self.margin.as_secs() as i64) > now_unix())
     }
 
+    /// Fresh, and not the token an API just answered 401 to.
+    fn usable(&self, token: &IssuedToken, rejected: Option<&str>) -> bool {
+        self.fresh(token) && rejected.is_none_or(|r| token.access_token() != r)
+    }
+
     /// A token for `name` valid for at least the margin, refreshed first when it is not.
     pub async fn token(&self, name: &str) -> Result<IssuedToken, TokenError> {
+        self.token_unless(name, None).await
+    }
+
+    /// A token for `name` other than `rejected`, which an API has just refused (401) although it had not
+    /// expired by our clock: the provider revoked or rotated it early. Refreshes at most once however many
+    /// callers report the same rejected token; those that come later get the token the first one stored.
+    pub async fn token_after_rejection(&self, name: &str, rejected: &SecretString) -> Result<IssuedToken, TokenError> {
+        self.token_unless(name, Some(rejected.expose_secret())).await
+    }
+
+    async fn token_unless(&self, name: &str, rejected: Option<&str>) -> Result<IssuedToken, TokenError> {
         let token = self.current(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             return Ok(token);
         }
         let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
         let _turn = gate.lock().await;
         // Whoever held the gate before us may have refreshed already.
         let token = self.current(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             return Ok(token);
         }
-        self.refresh(name).await
+        self.refresh(name, rejected).await
     }
 
     /// The stored token as it is now (from the cache when the revision is unchanged), fresh or not.
@@ -170,7 +186,7 @@ impl TokenBroker {
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (with the lease released in the same transaction) before anyone receives them.
-    async fn refresh(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    async fn refresh(&self, name: &str, rejected: Option<&str>) -> Result<IssuedToken, TokenError> {
         let deadline = wasm_host_store::now_millis() + LEASE_MS + 5_000;
         loop {
             match self.store.try_lease(name, &self.holder, LEASE_MS).map_err(write_internal)? {
@@ -178,7 +194,7 @@ impl TokenBroker {
                 Lease::Held { .. } => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     let token = self.current(name)?;
-                    if self.fresh(&token) {
+                    if self.usable(&token, rejected) {
                         return Ok(token);
                     }
                     if wasm_host_store::now_millis() > deadline {
@@ -189,7 +205,7 @@ impl TokenBroker {
                 }
             }
         }
-        let result = self.refresh_holding_lease(name).await;
+        let result = self.refresh_holding_lease(name, rejected).await;
         if result.is_err() {
             // Success and a refused refresh release the lease in their own write; this covers the rest.
             let _ = self.store.release_lease(name, &self.holder);
@@ -197,10 +213,10 @@ impl TokenBroker {
         result
     }
 
-    async fn refresh_holding_lease(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    async fn refresh_holding_lease(&self, name: &str, rejected: Option<&str>) -> Result<IssuedToken, TokenError> {
         // Another process may have finished a refresh between our check and our lease.
         let token = self.load(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             let _ = self.store.release_lease(name, &self.holder);
             return Ok(token);
         }
@@ -212,14 +228,14 @@ impl TokenBroker {
             .map_err(internal)?;
         let Some(refresh_token) = refresh_token else {
             return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired and the provider gave no refresh token: run \
-                 `wasm-host authconnection authorize {name}`"
+                "the access token of `{name}` has expired or was refused, and the provider gave no refresh \
+                 token: run `wasm-host authconnection authorize {name}`"
             )));
         };
         let Some(resolved) = &connection.resolved else {
             return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired and its token endpoint is unknown (the tokens were \
-                 imported): run `wasm-host authconnection authorize {name}`"
+                "the access token of `{name}` has expired or was refused, and its token endpoint is unknown \
+                 (the tokens were imported): run `wasm-host authconnection authorize {name}`"
             )));
         };
         let client_secret = self

@@ -16,6 +16,7 @@ use crate::broker::TokenBroker;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::grants::ConnectionGrants;
 use crate::http::{HostPattern, OutboundHttp};
+use crate::origin::OriginBindings;
 use crate::state::InvocationState;
 
 const COMPONENT_HEADER: &[u8; 8] = b"\0asm\x0d\x00\x01\x00";
@@ -75,6 +76,11 @@ pub struct InvocationSettings {
     pub grants: ConnectionGrants,
     /// Hosts outgoing HTTP may reach; empty reaches none.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Origins whose requests get a connection's token attached by the host (and are reachable without an
+    /// `allowed_hosts` entry). Independent of `grants`: a bound connection need not be readable.
+    pub bindings: OriginBindings,
+    /// Names the function in log lines.
+    pub name: String,
     /// Wall-clock limit, enforced by epoch interruption while wasm runs and by a timer while it waits.
     pub timeout: Duration,
     /// Linear memory, all memories of the instance together.
@@ -88,6 +94,8 @@ impl Default for InvocationSettings {
         Self {
             grants: ConnectionGrants::none(),
             allowed_hosts: Vec::new(),
+            bindings: OriginBindings::default(),
+            name: "function".to_owned(),
             timeout: Duration::from_secs(30),
             max_memory: 256 * 1024 * 1024,
             max_output: 6 * 1024 * 1024,
@@ -214,7 +222,12 @@ impl FunctionHost {
         let state = InvocationState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::new(settings.allowed_hosts.clone()),
+            hooks: OutboundHttp::with_bindings(
+                settings.allowed_hosts.clone(),
+                settings.bindings.clone(),
+                self.broker.clone(),
+                settings.name.clone(),
+            ),
             table: Default::default(),
             auth: AuthConnectionCtx::new(self.broker.clone(), settings.grants.clone()),
             limits: MemoryLimit { max: settings.max_memory, exceeded: false },

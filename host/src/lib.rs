@@ -8,6 +8,7 @@ mod cache;
 mod function;
 mod grants;
 mod http;
+mod origin;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
@@ -15,4 +16,5 @@ pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheOutcome, CompileCache};
 pub use function::{FunctionHost, InvocationSettings, InvokeError, LoadError, LoadedFunction};
 pub use grants::ConnectionGrants;
-pub use http::HostPattern;
+pub use http::{HostPattern, REPLAY_LIMIT};
+pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};
