@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Status, TokenInfo};
@@ -70,7 +71,12 @@ pub struct TokenSnapshot {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    generation: Option<Generation>,
 }
+
+/// How long a reader may trust an unchanged [`Store::generation`] without reading the store itself: the bound on
+/// how long a change committed by a writer that was killed before bumping the counter can go unseen.
+pub const GENERATION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,7 +115,8 @@ impl Store {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let store = Store { db, path };
+        let generation = Generation::open(&path);
+        let store = Store { db, path, generation };
         store.check_schema()?;
         Ok(store)
     }
@@ -233,6 +240,22 @@ impl Store {
         Ok(out)
     }
 
+    /// A count of committed changes to any connection, by any process; `None` when the counter file is
+    /// unusable. Load it *before* reading what it guards: an unchanged count (and a read no older than
+    /// [`GENERATION_MAX_AGE`]) means that read is still current.
+    pub fn generation(&self) -> Option<u64> {
+        self.generation.as_ref().map(Generation::load)
+    }
+
+    /// Commits a change to connection data, then tells other processes through the generation counter.
+    fn commit_change(&self, txn: redb::WriteTransaction) -> Result<(), redb::CommitError> {
+        txn.commit()?;
+        if let Some(g) = &self.generation {
+            g.bump();
+        }
+        Ok(())
+    }
+
     /// The connection's revision, read without decoding its record: the cheap "did anyone change it" check.
     pub fn revision(&self, name: &str) -> Result<Option<u64>, ReadError> {
         let e = self.read_err();
@@ -283,7 +306,7 @@ impl Store {
                 .insert((conn.name.as_str(), SecretField::ClientSecret.as_str()), sealed.as_slice())
                 .map_err(|x| e(x.into()))?;
         }
-        txn.commit().map_err(|x| e(x.into()))?;
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(conn)
     }
 
@@ -304,7 +327,7 @@ impl Store {
             // is never mistaken for the deleted one by a process that cached its tokens.
             bump_revision(&txn, name).map_err(&e)?;
         }
-        txn.commit().map_err(|x| e(x.into()))
+        self.commit_change(txn).map_err(|x| e(x.into()))
     }
 
     /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
@@ -377,7 +400,7 @@ impl Store {
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             conn
         };
-        txn.commit().map_err(|x| e(x.into()))?;
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(conn)
     }
 
@@ -496,7 +519,7 @@ impl Store {
                 release_in(&txn, name, holder).map_err(&e)?;
             }
         }
-        txn.commit().map_err(|x| e(x.into()))
+        self.commit_change(txn).map_err(|x| e(x.into()))
     }
 
     /// Runs redb's full integrity check (used by tests and, later, `store check`).

@@ -6,12 +6,14 @@
 
 mod db;
 mod error;
+mod generation;
 mod keys;
 mod record;
 mod validate;
 
 pub use db::{
-    now_millis, Lease, NewTokens, RefreshUpdate, Store, TokenSnapshot, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION,
+    now_millis, Lease, NewTokens, RefreshUpdate, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES, META,
+    REVISIONS, SCHEMA_VERSION,
     SECRETS,
 };
 pub use error::{OpenError, ReadError, WriteError};

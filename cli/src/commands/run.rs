@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use wasm_host_runtime::{
-    CompileCache, ConnectionGrants, FunctionHost, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
+    CompileCache, ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
     TokenBroker,
 };
 
@@ -93,7 +93,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let keys = ctx.keys(&store)?;
     let margin = super::authorize::parse_duration(&refresh_margin).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
-    let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
+    // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
+    // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
+    let pooling = match std::env::var("WASM_HOST_ALLOCATOR").as_deref() {
+        Ok("on-demand") => None,
+        _ => Some(2),
+    };
+    let options = HostOptions { pooling, ..Default::default() };
+    let host = FunctionHost::with_options(broker, Some(CompileCache::new(cache_dir)), options)?;
     let started = std::time::Instant::now();
     let function = host.load(&args.component)?;
     tracing::debug!(cache = ?function.cache, elapsed_us = started.elapsed().as_micros() as u64, "loaded {}", args.component.display());
