@@ -116,6 +116,8 @@ pub struct HostOptions {
     /// Answer every granted `get-connection-token` with this token, without a store (the benchmarks' baseline).
     #[doc(hidden)]
     pub constant_token: Option<Arc<crate::broker::IssuedToken>>,
+    /// Write /tmp/perf-PID.map so `perf report` names the function's compiled wasm code.
+    pub perf_map: bool,
 }
 
 /// The engine and linker shared by every function this process runs.
@@ -141,6 +143,9 @@ impl FunctionHost {
         let host_err = |e: wasmtime::Error| LoadError::Host(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if options.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(slots) = options.pooling {
             config.allocation_strategy(pooling(slots));
         }

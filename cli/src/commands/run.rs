@@ -99,7 +99,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         Ok("on-demand") => None,
         _ => Some(2),
     };
-    let options = HostOptions { pooling, ..Default::default() };
+    // WASM_HOST_PERF_MAP=1: name the function's compiled code for `perf record` / `perf report`.
+    let perf_map = std::env::var_os("WASM_HOST_PERF_MAP").is_some_and(|v| v == "1");
+    let options = HostOptions { pooling, perf_map, ..Default::default() };
     let host = FunctionHost::with_options(broker, Some(CompileCache::new(cache_dir)), options)?;
     let started = std::time::Instant::now();
     let function = host.load(&args.component)?;
