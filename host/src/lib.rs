@@ -8,6 +8,7 @@ mod cache;
 mod function;
 mod grants;
 mod http;
+mod redaction;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
