@@ -42,19 +42,10 @@ mod tests {
     fn debug_never_shows_a_secret() {
         const S: &str = "s3cr3t-oauth-debug";
         let secret = SecretString::from(S);
-        let endpoints = ProviderEndpoints {
-            authorization: "https://p.example/authorize".parse().unwrap(),
-            token: "https://p.example/token".parse().unwrap(),
-            revocation: None,
-            userinfo: None,
-            issuer: None,
-            jwks: None,
-            client_auth: ClientAuth::Basic,
-            pkce: true,
-            extra_params: vec![],
-            required_scopes: vec![],
-            preset: None,
-        };
+        let endpoints = ProviderEndpoints::explicit(
+            "https://p.example/authorize".parse().unwrap(),
+            "https://p.example/token".parse().unwrap(),
+        );
         let request = AuthorizationRequest::new(&endpoints, "client", "http://127.0.0.1:1/callback", &["openid".into()]);
         let response = TokenResponse {
             access_token: secret.clone(),
