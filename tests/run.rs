@@ -319,3 +319,17 @@ fn repeat_invokes_many_times_in_one_process_and_reports_timing() {
     assert!(out.stderr.contains("20 invocations: mean"), "{}", out.stderr);
     env.run(&["run", guest.to_str().unwrap(), "--repeat", "0"]).failure(2, "--repeat must be at least 1");
 }
+
+#[test]
+fn the_trivial_function_returns_its_input() {
+    let env = Env::new(BIN);
+    let trivial = test_guest("trivial");
+    let out = env.run(&["run", trivial.to_str().unwrap(), "--input", r#"{"a":[1,2,3]}"#]);
+    assert_eq!(out.success().json(), serde_json::json!({ "a": [1, 2, 3] }));
+    // The same through the on-demand allocator, which the benchmarks compare the default (pooling) against.
+    let mut cmd = env.cmd();
+    cmd.env("WASM_HOST_ALLOCATOR", "on-demand");
+    let out = env.run_with(cmd, &["run", trivial.to_str().unwrap(), "--input", "\"x\"", "--repeat", "3"], None);
+    assert_eq!(out.success().json(), "x");
+    assert!(out.stderr.contains("3 invocations"), "{}", out.stderr);
+}

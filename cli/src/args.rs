@@ -291,6 +291,11 @@ pub struct RunArgs {
     /// *.googleapis.com, or `*` for any. Deny by default
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_host: Vec<String>,
+    /// Attach this connection's token to every request the function sends to ORIGIN (repeatable), e.g.
+    /// google=https://www.googleapis.com. The function never sees the token and may not set Authorization
+    /// there; the origin needs no --allow-host. Without --allow-connection for it, the function cannot read it
+    #[arg(long = "bind", value_name = "CONNECTION=ORIGIN")]
+    pub bind: Vec<String>,
     /// Stop the function after this much wall-clock time, e.g. 500ms, 30s, 2m [default: 30s]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

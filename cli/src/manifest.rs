@@ -5,6 +5,7 @@
 //! [grants]
 //! connections = ["google"]
 //! hosts = ["*.googleapis.com"]
+//! bind = ["google=https://www.googleapis.com"]
 //!
 //! [limits]
 //! timeout = "30s"
@@ -35,6 +36,9 @@ pub struct Grants {
     pub connections: Vec<String>,
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// `CONNECTION=ORIGIN`, as `--bind` takes them.
+    #[serde(default)]
+    pub bind: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

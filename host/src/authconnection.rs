@@ -8,18 +8,29 @@ use wasmtime::component::{HasData, Linker};
 use wasm_host_store::printable;
 
 use crate::bindings::{self, AuthError, ConnectionToken};
-use crate::broker::{TokenBroker, TokenError};
+use crate::broker::{IssuedToken, TokenBroker, TokenError};
 use crate::grants::ConnectionGrants;
 
 /// What one invocation may reach through `authconnection`.
 pub struct AuthConnectionCtx {
-    broker: Arc<TokenBroker>,
+    source: Source,
     grants: ConnectionGrants,
+}
+
+#[derive(Clone)]
+pub(crate) enum Source {
+    Broker(Arc<TokenBroker>),
+    /// One token for every granted name, no store: the baseline the benchmarks measure the broker against.
+    Constant(Arc<IssuedToken>),
 }
 
 impl AuthConnectionCtx {
     pub fn new(broker: Arc<TokenBroker>, grants: ConnectionGrants) -> Self {
-        Self { broker, grants }
+        Self { source: Source::Broker(broker), grants }
+    }
+
+    pub(crate) fn with_source(source: Source, grants: ConnectionGrants) -> Self {
+        Self { source, grants }
     }
 }
 
@@ -52,14 +63,18 @@ impl bindings::AuthHost for AuthConnectionView<'_> {
                 printable(&name)
             )));
         }
-        match self.ctx.broker.token(&name).await {
+        let issued = match &self.ctx.source {
+            Source::Broker(broker) => broker.token(&name).await,
+            Source::Constant(token) => Ok(token.clone()),
+        };
+        match issued {
             Ok(t) => Ok(ConnectionToken {
                 access_token: t.access_token.expose_secret().to_owned(),
-                token_type: t.token_type,
-                expires_at: t.expires_at.map(wasm_host_store::rfc3339),
-                refresh_token: t.refresh_token.map(|r| r.expose_secret().to_owned()),
-                scopes: t.scopes,
-                metadata: t.metadata,
+                token_type: t.token_type.clone(),
+                expires_at: t.expires_at_text.clone(),
+                refresh_token: t.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
+                scopes: t.scopes.clone(),
+                metadata: t.metadata.clone(),
             }),
             Err(TokenError::NotFound(n)) => Err(AuthError::NotFound(format!("no connection named `{n}`"))),
             Err(TokenError::NeedsAuthorization(m)) => Err(AuthError::NeedsAuthorization(m)),

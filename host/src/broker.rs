@@ -1,7 +1,9 @@
 //! Hands out access tokens from the store, keeping opened tokens in memory for the life of the process.
 //!
-//! Opening a sealed token costs an X25519 operation; a cached one costs a read of the connection's revision,
-//! which is how a token changed or revoked by another process (the CLI, another host) is noticed.
+//! Opening a sealed token costs an X25519 operation; a cached one costs one atomic load of the store's shared
+//! generation counter, which every process bumps after each change it commits. When the counter moved (or a
+//! second has passed, see [`wasm_host_store::GENERATION_MAX_AGE`]) the connection's revision is read from the
+//! store: that is how a token changed or revoked by another process (the CLI, another host) is noticed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use wasm_host_oauth::{ClientAuth, ClientCredentials, Http};
 use wasm_host_store::{
-    now_unix, printable, Keys, Lease, NewTokens, ReadError, RefreshUpdate, SecretField, Status, Store,
+    now_unix, printable, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate, SecretField, Status, Store,
 };
 
 /// A token as a function receives it. Secret fields stay wrapped until they cross into the guest.
@@ -24,6 +26,8 @@ pub struct IssuedToken {
     pub refresh_token: Option<SecretString>,
     pub scopes: Vec<String>,
     pub metadata: Vec<(String, String)>,
+    /// `expires_at` as RFC 3339, formatted once rather than at every call.
+    pub expires_at_text: Option<String>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -57,7 +61,13 @@ pub enum TokenError {
 
 struct Cached {
     revision: u64,
-    token: IssuedToken,
+    /// The store's generation loaded before the read this entry came from (or was last confirmed by).
+    generation: Option<u64>,
+    /// Trusted without reading the store until then (see [`GENERATION_MAX_AGE`]).
+    revalidate_at: std::time::Instant,
+    /// When the token stops being fresh (expiry minus the margin); `None`: it does not expire.
+    fresh_until: Option<std::time::Instant>,
+    token: Arc<IssuedToken>,
 }
 
 pub struct TokenBroker {
@@ -112,34 +122,93 @@ impl TokenBroker {
         token.expires_at.is_none_or(|at| at - (self.margin.as_secs() as i64) > now_unix())
     }
 
+    /// Fresh, and not the token an API just answered 401 to.
+    fn usable(&self, token: &IssuedToken, rejected: Option<&str>) -> bool {
+        self.fresh(token) && rejected.is_none_or(|r| token.access_token() != r)
+    }
+
     /// A token for `name` valid for at least the margin, refreshed first when it is not.
-    pub async fn token(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    pub async fn token(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
+        self.token_unless(name, None).await
+    }
+
+    /// A token for `name` other than `rejected`, which an API has just refused (401) although it had not
+    /// expired by our clock: the provider revoked or rotated it early. Refreshes at most once however many
+    /// callers report the same rejected token; those that come later get the token the first one stored.
+    pub async fn token_after_rejection(
+        &self,
+        name: &str,
+        rejected: &SecretString,
+    ) -> Result<Arc<IssuedToken>, TokenError> {
+        self.token_unless(name, Some(rejected.expose_secret())).await
+    }
+
+    async fn token_unless(&self, name: &str, rejected: Option<&str>) -> Result<Arc<IssuedToken>, TokenError> {
+        // The hot path: a cached token, nothing changed in the store, still fresh. No clock but the monotonic one.
+        if rejected.is_none() {
+            if let Some(token) = self.cached_fresh(name) {
+                return Ok(token);
+            }
+        }
         let token = self.current(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             return Ok(token);
         }
         let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
         let _turn = gate.lock().await;
         // Whoever held the gate before us may have refreshed already.
         let token = self.current(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             return Ok(token);
         }
-        self.refresh(name).await
+        self.refresh(name, rejected).await
     }
 
-    /// The stored token as it is now (from the cache when the revision is unchanged), fresh or not.
-    fn current(&self, name: &str) -> Result<IssuedToken, TokenError> {
-        let revision = self.store.revision(name).map_err(internal)?;
+    /// The cached token for `name` when the store's generation is unchanged, the entry was confirmed less than
+    /// [`GENERATION_MAX_AGE`] ago, and the token is fresh.
+    fn cached_fresh(&self, name: &str) -> Option<Arc<IssuedToken>> {
+        let generation = self.store.generation()?;
+        let cache = self.cache.lock().expect("token cache poisoned");
+        let c = cache.get(name)?;
+        let now = std::time::Instant::now();
+        (c.generation == Some(generation) && now < c.revalidate_at && c.fresh_until.is_none_or(|f| now < f))
+            .then(|| c.token.clone())
+    }
+
+    fn entry(&self, revision: u64, generation: Option<u64>, token: Arc<IssuedToken>) -> Arc<Cached> {
+        let now = std::time::Instant::now();
+        // Freshness turned into a monotonic deadline once, so the hot path reads no wall clock.
+        let fresh_until = token.expires_at.map(|at| {
+            let left = at - self.margin.as_secs() as i64 - now_unix();
+            now + Duration::from_secs(left.max(0) as u64)
+        });
+        Arc::new(Cached { revision, generation, revalidate_at: now + GENERATION_MAX_AGE, fresh_until, token })
+    }
+
+    /// The stored token as it is now (from the cache when nothing changed), fresh or not.
+    fn current(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
+        // Loaded before anything is read from the store; see wasm_host_store::Store::generation.
+        let generation = self.store.generation();
         let cached = self.cache.lock().expect("token cache poisoned").get(name).cloned();
+        if let Some(c) = &cached {
+            if generation.is_some() && c.generation == generation && std::time::Instant::now() < c.revalidate_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let revision = self.store.revision(name).map_err(internal)?;
         match (cached, revision) {
-            (Some(c), Some(rev)) if c.revision == rev => Ok(c.token.clone()),
+            (Some(c), Some(rev)) if c.revision == rev => {
+                let confirmed = self.entry(rev, generation, c.token.clone());
+                self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), confirmed);
+                Ok(c.token.clone())
+            }
             (_, None) => Err(TokenError::NotFound(printable(name))),
             _ => self.load(name),
         }
     }
 
-    fn load(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    fn load(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
+        let generation = self.store.generation();
         let (connection, snapshot) = match self.store.token_snapshot(name, &self.keys).map_err(internal)? {
             Some(found) => found,
             None => return Err(TokenError::NotFound(printable(name))),
@@ -155,22 +224,23 @@ impl TokenBroker {
             }
         };
         let info = connection.token.clone().expect("a snapshot comes with token info");
-        let token = IssuedToken {
+        let token = Arc::new(IssuedToken {
             access_token: snapshot.access_token,
             token_type: info.token_type,
             expires_at: info.expires_at,
             refresh_token: snapshot.refresh_token,
             scopes: info.scopes,
             metadata: connection.metadata.into_iter().collect(),
-        };
-        let cached = Arc::new(Cached { revision: connection.revision, token: token.clone() });
+            expires_at_text: info.expires_at.map(wasm_host_store::rfc3339),
+        });
+        let cached = self.entry(connection.revision, generation, token.clone());
         self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);
         Ok(token)
     }
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (with the lease released in the same transaction) before anyone receives them.
-    async fn refresh(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    async fn refresh(&self, name: &str, rejected: Option<&str>) -> Result<Arc<IssuedToken>, TokenError> {
         let deadline = wasm_host_store::now_millis() + LEASE_MS + 5_000;
         loop {
             match self.store.try_lease(name, &self.holder, LEASE_MS).map_err(write_internal)? {
@@ -178,7 +248,7 @@ impl TokenBroker {
                 Lease::Held { .. } => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     let token = self.current(name)?;
-                    if self.fresh(&token) {
+                    if self.usable(&token, rejected) {
                         return Ok(token);
                     }
                     if wasm_host_store::now_millis() > deadline {
@@ -189,7 +259,7 @@ impl TokenBroker {
                 }
             }
         }
-        let result = self.refresh_holding_lease(name).await;
+        let result = self.refresh_holding_lease(name, rejected).await;
         if result.is_err() {
             // Success and a refused refresh release the lease in their own write; this covers the rest.
             let _ = self.store.release_lease(name, &self.holder);
@@ -197,10 +267,14 @@ impl TokenBroker {
         result
     }
 
-    async fn refresh_holding_lease(&self, name: &str) -> Result<IssuedToken, TokenError> {
+    async fn refresh_holding_lease(
+        &self,
+        name: &str,
+        rejected: Option<&str>,
+    ) -> Result<Arc<IssuedToken>, TokenError> {
         // Another process may have finished a refresh between our check and our lease.
         let token = self.load(name)?;
-        if self.fresh(&token) {
+        if self.usable(&token, rejected) {
             let _ = self.store.release_lease(name, &self.holder);
             return Ok(token);
         }
@@ -212,14 +286,14 @@ impl TokenBroker {
             .map_err(internal)?;
         let Some(refresh_token) = refresh_token else {
             return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired and the provider gave no refresh token: run \
-                 `wasm-host authconnection authorize {name}`"
+                "the access token of `{name}` has expired or was refused, and the provider gave no refresh \
+                 token: run `wasm-host authconnection authorize {name}`"
             )));
         };
         let Some(resolved) = &connection.resolved else {
             return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired and its token endpoint is unknown (the tokens were \
-                 imported): run `wasm-host authconnection authorize {name}`"
+                "the access token of `{name}` has expired or was refused, and its token endpoint is unknown \
+                 (the tokens were imported): run `wasm-host authconnection authorize {name}`"
             )));
         };
         let client_secret = self

@@ -10,12 +10,13 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::authconnection::{self, AuthConnectionCtx};
+use crate::authconnection::{self, AuthConnectionCtx, Source};
 use crate::bindings::{Function, FunctionPre};
 use crate::broker::TokenBroker;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::grants::ConnectionGrants;
 use crate::http::{HostPattern, OutboundHttp};
+use crate::origin::OriginBindings;
 use crate::state::InvocationState;
 
 const COMPONENT_HEADER: &[u8; 8] = b"\0asm\x0d\x00\x01\x00";
@@ -75,6 +76,11 @@ pub struct InvocationSettings {
     pub grants: ConnectionGrants,
     /// Hosts outgoing HTTP may reach; empty reaches none.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Origins whose requests get a connection's token attached by the host (and are reachable without an
+    /// `allowed_hosts` entry). Independent of `grants`: a bound connection need not be readable.
+    pub bindings: OriginBindings,
+    /// Names the function in log lines.
+    pub name: String,
     /// Wall-clock limit, enforced by epoch interruption while wasm runs and by a timer while it waits.
     pub timeout: Duration,
     /// Linear memory, all memories of the instance together.
@@ -88,6 +94,8 @@ impl Default for InvocationSettings {
         Self {
             grants: ConnectionGrants::none(),
             allowed_hosts: Vec::new(),
+            bindings: OriginBindings::default(),
+            name: "function".to_owned(),
             timeout: Duration::from_secs(30),
             max_memory: 256 * 1024 * 1024,
             max_output: 6 * 1024 * 1024,
@@ -98,19 +106,44 @@ impl Default for InvocationSettings {
 /// How often the epoch advances: the granularity of `timeout`.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How a host allocates its instances.
+#[derive(Clone, Default)]
+pub struct HostOptions {
+    /// Keep this many instance slots reserved and reuse them (wasmtime's pooling allocator): instantiation
+    /// becomes resetting a slot instead of mapping fresh memory, at the price of address space reserved up front
+    /// and at most this many invocations at once. `None`: allocate each instance on demand.
+    pub pooling: Option<u32>,
+    /// Answer every granted `get-connection-token` with this token, without a store (the benchmarks' baseline).
+    #[doc(hidden)]
+    pub constant_token: Option<Arc<crate::broker::IssuedToken>>,
+}
+
 /// The engine and linker shared by every function this process runs.
 pub struct FunctionHost {
     engine: Engine,
     linker: Linker<InvocationState>,
     broker: Arc<TokenBroker>,
+    source: Source,
     cache: Option<CompileCache>,
 }
 
 impl FunctionHost {
+    /// A host that allocates instances on demand (any number at once).
     pub fn new(broker: Arc<TokenBroker>, cache: Option<CompileCache>) -> Result<Self, LoadError> {
+        Self::with_options(broker, cache, HostOptions::default())
+    }
+
+    pub fn with_options(
+        broker: Arc<TokenBroker>,
+        cache: Option<CompileCache>,
+        options: HostOptions,
+    ) -> Result<Self, LoadError> {
         let host_err = |e: wasmtime::Error| LoadError::Host(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if let Some(slots) = options.pooling {
+            config.allocation_strategy(pooling(slots));
+        }
         let engine = Engine::new(&config).map_err(host_err)?;
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -127,7 +160,11 @@ impl FunctionHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(host_err)?;
         authconnection::add_to_linker(&mut linker, InvocationState::auth_view).map_err(host_err)?;
-        Ok(Self { engine, linker, broker, cache })
+        let source = match options.constant_token {
+            Some(token) => Source::Constant(token),
+            None => Source::Broker(broker.clone()),
+        };
+        Ok(Self { engine, linker, broker, source, cache })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -214,9 +251,14 @@ impl FunctionHost {
         let state = InvocationState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::new(settings.allowed_hosts.clone()),
+            hooks: OutboundHttp::with_bindings(
+                settings.allowed_hosts.clone(),
+                settings.bindings.clone(),
+                self.broker.clone(),
+                settings.name.clone(),
+            ),
             table: Default::default(),
-            auth: AuthConnectionCtx::new(self.broker.clone(), settings.grants.clone()),
+            auth: AuthConnectionCtx::with_source(self.source.clone(), settings.grants.clone()),
             limits: MemoryLimit { max: settings.max_memory, exceeded: false },
         };
         let mut store = Store::new(&self.engine, state);
@@ -245,6 +287,29 @@ impl FunctionHost {
         }
         Ok(output)
     }
+}
+
+/// Slots for `slots` concurrent invocations of a function the size of a JavaScript one (componentize-js: a
+/// handful of core instances, memories and tables per component, tables of tens of thousands of entries).
+fn pooling(slots: u32) -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 4)
+        .total_tables(slots * 8)
+        .total_stacks(slots)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .table_elements(200_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(4 << 20);
+    // Nothing is kept resident between invocations: a slot's memory is released with madvise and faulted in
+    // again. Keeping 64 KiB to 1 MiB resident (a memset per reuse instead) measured slower for every function
+    // tried, 1 MiB by 2.5x (BENCHMARKS.md).
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
 }
 
 fn self_recursing(e: &wasmtime::Error) -> bool {

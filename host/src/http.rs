@@ -1,11 +1,22 @@
 //! Outgoing HTTP of a function: every request passes through these hooks on its way out, and only hosts the
 //! function was granted are reached. Fail closed: an empty allow-list reaches nothing.
+//!
+//! A request to an origin bound to a connection (`--bind`) gets that connection's token here, so the function
+//! never holds it. The default sender follows no redirects: every hop a function follows is a request of its
+//! own and comes back through this hook, where only its own origin decides whether a token is attached.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use http_body::{Body, Frame};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::broker::{IssuedToken, TokenBroker};
+use crate::origin::{Origin, OriginBindings};
 
 /// One `--allow-host` entry: `api.example.com`, `api.example.com:8443`, `*.googleapis.com`, or `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,42 +87,239 @@ impl HostPattern {
     }
 }
 
-/// The outgoing-request policy of one invocation.
-#[derive(Debug, Clone, Default)]
+/// The outgoing-request policy of one invocation: which hosts it may reach, and which origins get a
+/// connection's credential attached by the host.
+#[derive(Clone, Default)]
 pub struct OutboundHttp {
-    allowed: Arc<Vec<HostPattern>>,
+    policy: Arc<Policy>,
+}
+
+#[derive(Default)]
+struct Policy {
+    allowed: Vec<HostPattern>,
+    bindings: OriginBindings,
+    broker: Option<Arc<TokenBroker>>,
+    /// Names the function in log lines.
+    function: String,
 }
 
 impl OutboundHttp {
-    pub fn new(allowed: Vec<HostPattern>) -> Self {
-        Self { allowed: Arc::new(allowed) }
+    /// Requests to a bound origin get the bound connection's token from `broker`; bound origins are reachable
+    /// without an `--allow-host` entry of their own.
+    pub fn with_bindings(
+        allowed: Vec<HostPattern>,
+        bindings: OriginBindings,
+        broker: Arc<TokenBroker>,
+        function: String,
+    ) -> Self {
+        Self { policy: Arc::new(Policy { allowed, bindings, broker: Some(broker), function }) }
     }
 }
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type Sent = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
 
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>,
-            > + Send,
-    > {
-        let allowed = self.allowed.clone();
-        Box::new(async move {
-            let uri = request.uri();
-            let host = uri.host().unwrap_or_default().to_owned();
-            let https = uri.scheme_str() == Some("https");
-            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            if !allowed.iter().any(|p| p.matches(&host, port)) {
-                tracing::warn!(host = %host, port, "refused an outgoing request to a host this function was not granted (--allow-host)");
-                return Err(HttpError::HttpRequestDenied);
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        let policy = self.policy.clone();
+        Box::new(async move { policy.send(request, options).await })
+    }
+}
+
+/// A request body up to this size is kept, so the request can be sent again after a 401.
+pub const REPLAY_LIMIT: usize = 64 * 1024;
+
+impl Policy {
+    async fn send(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
+        let origin = Origin::of_uri(request.uri());
+        if let Some(origin) = origin {
+            if let Some(connection) = self.bindings.connection_for(&origin) {
+                return self.send_authorized(connection, &origin, request, options).await;
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
+        }
+        let uri = request.uri();
+        let host = uri.host().unwrap_or_default().to_owned();
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if !self.allowed.iter().any(|p| p.matches(&host, port)) {
+            tracing::warn!(function = %self.function, host = %host, port, "refused an outgoing request to a host this function was not granted (--allow-host)");
+            return Err(HttpError::HttpRequestDenied);
+        }
+        send(request, options).await
+    }
+
+    /// Sends `request` to a bound origin with the connection's token; after a 401, once more with a token
+    /// other than the refused one, when the body could be kept.
+    async fn send_authorized(
+        &self,
+        connection: &str,
+        origin: &Origin,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Sent {
+        let function = &self.function;
+        let method = request.method().clone();
+        if request.headers().contains_key(http::header::AUTHORIZATION) {
+            tracing::warn!(%function, connection, %origin, %method, "refused a request that sets its own Authorization header on a bound origin");
+            return Err(refused(format!(
+                "{origin} is bound to connection `{connection}`, whose credential the host attaches itself: remove \
+                 the Authorization header from the request"
+            )));
+        }
+        let Some(broker) = &self.broker else {
+            return Err(refused(format!("no token broker for the binding of {origin} (a wasm-host bug)")));
+        };
+        let token = broker.token(connection).await.map_err(|e| {
+            tracing::warn!(%function, connection, %origin, %method, "cannot authorize a request: {e}");
+            refused(format!("cannot authorize the request to {origin}: {e}"))
+        })?;
+        let (parts, body) = request.into_parts();
+        let body = RequestBody::read(body, REPLAY_LIMIT).await?;
+        let replayable = body.replayable();
+        let (mut body, mut spare) = body.split();
+        let (response, io) = send(authorized(&parts, &token, body.take())?, options).await?;
+        let status = response.status();
+        if status != http::StatusCode::UNAUTHORIZED || !replayable {
+            tracing::info!(%function, connection, %origin, %method, status = status.as_u16(), retried = false, "authorized request");
+            return Ok((response, io));
+        }
+        let fresh = match broker.token_after_rejection(connection, &token.access_token).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(%function, connection, %origin, %method, status = 401, "the API refused the token and no other could be had: {e}");
+                return Ok((response, io));
+            }
+        };
+        drop((response, io));
+        let (response, io) = send(authorized(&parts, &fresh, spare.take())?, options).await?;
+        tracing::info!(%function, connection, %origin, %method, status = response.status().as_u16(), retried = true, "authorized request");
+        Ok((response, io))
+    }
+}
+
+async fn send(request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
+    let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+    Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+}
+
+/// An error the function sees as `internal-error(some(message))`: the one error code of wasi:http that carries
+/// words, so the function's author reads why.
+fn refused(why: String) -> HttpError {
+    HttpError::InternalError(Some(format!("wasm-host refused the request: {why}")))
+}
+
+/// A copy of the request with `Authorization: <token_type> <access_token>`, marked sensitive so it is never
+/// printed by the HTTP stack.
+fn authorized(parts: &http::request::Parts, token: &IssuedToken, body: WasiBody) -> Result<http::Request<WasiBody>, HttpError> {
+    let scheme = if token.token_type.eq_ignore_ascii_case("bearer") { "Bearer" } else { token.token_type.as_str() };
+    let mut value = http::HeaderValue::try_from(format!("{scheme} {}", token.access_token()))
+        .map_err(|_| refused("the stored access token cannot be sent in a header; authorize the connection again".into()))?;
+    value.set_sensitive(true);
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.headers_mut().insert(http::header::AUTHORIZATION, value);
+    Ok(request)
+}
+
+/// A request body as the host holds it: read whole when small (it can be sent twice), else streamed through
+/// once, starting with what was read while finding out.
+enum RequestBody {
+    Empty,
+    Buffered { data: Bytes, trailers: Option<http::HeaderMap> },
+    Streaming(WasiBody),
+}
+
+impl RequestBody {
+    async fn read(mut body: WasiBody, limit: usize) -> Result<Self, HttpError> {
+        if body.is_end_stream() {
+            return Ok(Self::Empty);
+        }
+        let mut data = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            match frame?.into_data() {
+                Ok(chunk) => {
+                    data.extend_from_slice(&chunk);
+                    if data.len() > limit {
+                        let prefix = Frames { frames: [Frame::data(data.freeze())].into(), rest: Some(body) };
+                        return Ok(Self::Streaming(prefix.boxed_unsync()));
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        return Ok(Self::Buffered { data: data.freeze(), trailers: Some(trailers) });
+                    }
+                }
+            }
+        }
+        Ok(Self::Buffered { data: data.freeze(), trailers: None })
+    }
+
+    fn replayable(&self) -> bool {
+        !matches!(self, Self::Streaming(_))
+    }
+
+    /// The body for the first send and, when it can be sent again, a copy for the retry.
+    fn split(self) -> (OnceBody, OnceBody) {
+        match self {
+            Self::Empty => (OnceBody::frames(vec![]), OnceBody::frames(vec![])),
+            Self::Buffered { data, trailers } => {
+                let frames = || {
+                    let mut f = vec![Frame::data(data.clone())];
+                    if let Some(t) = &trailers {
+                        f.push(Frame::trailers(t.clone()));
+                    }
+                    f
+                };
+                (OnceBody::frames(frames()), OnceBody::frames(frames()))
+            }
+            Self::Streaming(body) => (OnceBody(Some(body)), OnceBody(None)),
+        }
+    }
+}
+
+/// A body that can be taken once.
+struct OnceBody(Option<WasiBody>);
+
+impl OnceBody {
+    fn frames(frames: Vec<Frame<Bytes>>) -> Self {
+        Self(Some(Frames { frames: frames.into(), rest: None }.boxed_unsync()))
+    }
+
+    fn take(&mut self) -> WasiBody {
+        self.0.take().unwrap_or_else(|| Frames { frames: Default::default(), rest: None }.boxed_unsync())
+    }
+}
+
+/// Frames already read, then whatever is left of the body they came from.
+struct Frames {
+    frames: std::collections::VecDeque<Frame<Bytes>>,
+    rest: Option<WasiBody>,
+}
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        if let Some(frame) = self.frames.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match &mut self.rest {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
     }
 }
 

@@ -8,12 +8,14 @@ mod cache;
 mod function;
 mod grants;
 mod http;
+mod origin;
 mod redaction;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
 pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheOutcome, CompileCache};
-pub use function::{FunctionHost, InvocationSettings, InvokeError, LoadError, LoadedFunction};
+pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction};
 pub use grants::ConnectionGrants;
-pub use http::HostPattern;
+pub use http::{HostPattern, REPLAY_LIMIT};
+pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};

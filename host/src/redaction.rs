@@ -15,6 +15,7 @@ mod tests {
             refresh_token: Some(SecretString::from("rt-host-debug")),
             scopes: vec!["a".into()],
             metadata: vec![("realmId".into(), "9".into())],
+            expires_at_text: None,
         };
         let shown = format!("{token:?}");
         assert!(!shown.contains("at-host-debug") && !shown.contains("rt-host-debug"), "{shown}");

@@ -329,7 +329,9 @@ mod tests {
         let target = Store::open(&dir.path().join("b.redb")).unwrap();
         let read = read_bundle(&there, bundle.as_slice()).unwrap();
         assert!(!format!("{read:?}").contains("bundle-test"), "{read:?}");
+        let generation = target.generation().expect("a counter file beside the store");
         let report = import(&target, &there, read, false).unwrap();
+        assert!(target.generation().unwrap() > generation, "processes caching tokens are told");
         assert_eq!(report, ImportReport { imported: vec!["crm".into()], replaced: vec![] });
         let conn = target.get("crm").unwrap().unwrap();
         assert_eq!(conn.metadata["realmId"], "42");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Status, TokenInfo};
@@ -118,7 +119,12 @@ pub(crate) enum ImportOutcome {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    generation: Option<Generation>,
 }
+
+/// How long a reader may trust an unchanged [`Store::generation`] without reading the store itself: the bound on
+/// how long a change committed by a writer that was killed before bumping the counter can go unseen.
+pub const GENERATION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,7 +163,8 @@ impl Store {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let store = Store { db, path };
+        let generation = Generation::open(&path);
+        let store = Store { db, path, generation };
         store.check_schema()?;
         Ok(store)
     }
@@ -289,6 +296,22 @@ impl Store {
         Ok(out)
     }
 
+    /// A count of committed changes to any connection, by any process; `None` when the counter file is
+    /// unusable. Load it *before* reading what it guards: an unchanged count (and a read no older than
+    /// [`GENERATION_MAX_AGE`]) means that read is still current.
+    pub fn generation(&self) -> Option<u64> {
+        self.generation.as_ref().map(Generation::load)
+    }
+
+    /// Commits a change to connection data, then tells other processes through the generation counter.
+    fn commit_change(&self, txn: redb::WriteTransaction) -> Result<(), redb::CommitError> {
+        txn.commit()?;
+        if let Some(g) = &self.generation {
+            g.bump();
+        }
+        Ok(())
+    }
+
     /// The connection's revision, read without decoding its record: the cheap "did anyone change it" check.
     pub fn revision(&self, name: &str) -> Result<Option<u64>, ReadError> {
         let e = self.read_err();
@@ -339,7 +362,7 @@ impl Store {
                 .insert((conn.name.as_str(), SecretField::ClientSecret.as_str()), sealed.as_slice())
                 .map_err(|x| e(x.into()))?;
         }
-        txn.commit().map_err(|x| e(x.into()))?;
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(conn)
     }
 
@@ -360,7 +383,7 @@ impl Store {
             // is never mistaken for the deleted one by a process that cached its tokens.
             bump_revision(&txn, name).map_err(&e)?;
         }
-        txn.commit().map_err(|x| e(x.into()))
+        self.commit_change(txn).map_err(|x| e(x.into()))
     }
 
     /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
@@ -433,7 +456,7 @@ impl Store {
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             conn
         };
-        txn.commit().map_err(|x| e(x.into()))?;
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(conn)
     }
 
@@ -552,7 +575,7 @@ impl Store {
                 release_in(&txn, name, holder).map_err(&e)?;
             }
         }
-        txn.commit().map_err(|x| e(x.into()))
+        self.commit_change(txn).map_err(|x| e(x.into()))
     }
 
     /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one
@@ -583,6 +606,8 @@ impl Store {
             .map_err(|x| e(x.into()))?
             .insert("recipient", new.recipient().as_str())
             .map_err(|x| e(x.into()))?;
+        // No connection's data changes (the tokens a process may have cached are the same values), so neither
+        // the revisions nor the generation counter move.
         txn.commit().map_err(|x| e(x.into()))?;
         Ok(Resealed { connections: connections as usize, secrets })
     }
@@ -657,7 +682,7 @@ impl Store {
                 conns.insert(name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
             }
         }
-        txn.commit().map_err(|x| e(x.into()))?;
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(ImportOutcome::Imported { replaced: existing })
     }
 

@@ -7,6 +7,7 @@
 mod bundle;
 mod db;
 mod error;
+mod generation;
 mod keys;
 mod record;
 mod rekey;
@@ -17,8 +18,8 @@ pub use bundle::{
     BUNDLE_VERSION,
 };
 pub use db::{
-    now_millis, Lease, NewTokens, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, LEASES, META, REVISIONS,
-    SCHEMA_VERSION, SECRETS,
+    now_millis, Lease, NewTokens, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
+    META, REVISIONS, SCHEMA_VERSION, SECRETS,
 };
 pub use error::{OpenError, ReadError, WriteError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

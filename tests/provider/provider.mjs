@@ -9,6 +9,9 @@
 //   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n}, "revocation": n, "userinfo": n}
 //   POST /test/config  <- JSON merged into the settings below (deny, accessTtl, rotate, omitUnchangedRefresh,
 //                         tokenDelayMs, tokenFailStatus)
+//   POST /test/forget-access-tokens -> {"forgotten": n}: drops every access token issued so far and nothing else
+//                         (grants and refresh tokens stay), as a provider does that revokes access tokens early;
+//                         its userinfo endpoint then answers 401 to them
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -25,7 +28,7 @@ const settings = {
   tokenResponseDelayMs: 0, // after it handled it (tokens issued, refresh token rotated), before the answer
   tokenFailStatus: 0,
 };
-const stats = { token: {}, revocation: 0, userinfo: 0 };
+const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {} };
 
 // Everything in memory, unbounded: the built-in store is an LRU that forgets grants in long runs.
 const stores = new Map();
@@ -131,6 +134,13 @@ provider.use(async (ctx, next) => {
     ctx.body = stats;
     return;
   }
+  if (ctx.path === '/test/forget-access-tokens' && ctx.method === 'POST') {
+    const tokens = stores.get('AccessToken') ?? new Map();
+    const forgotten = tokens.size;
+    tokens.clear();
+    ctx.body = { forgotten };
+    return;
+  }
   if (ctx.path === '/test/config' && ctx.method === 'POST') {
     let raw = '';
     for await (const chunk of ctx.req) raw += chunk;
@@ -180,6 +190,7 @@ provider.use(async (ctx, next) => {
     stats.revocation += 1;
   } else if (ctx.path === '/me') {
     stats.userinfo += 1;
+    stats.userinfoStatus[ctx.status] = (stats.userinfoStatus[ctx.status] ?? 0) + 1;
   }
 });
 

@@ -1,5 +1,8 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1 that answers like a userinfo API: only a request with the expected
 //! bearer token gets the JSON; every request is recorded. Stopped when dropped.
+//!
+//! Two paths behave otherwise: `/redirect?to=URL` answers `302 Found` to `URL` (to anyone), and `/always-401`
+//! answers 401 whatever the request carries.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +16,7 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    pub body: String,
 }
 
 /// Makes servers wait for each other: each request is answered only once `expected` requests have arrived
@@ -129,19 +133,24 @@ fn serve(
             }
         }
     }
-    let mut discard = vec![0; content_length];
-    reader.read_exact(&mut discard)?;
+    let mut received = vec![0; content_length];
+    reader.read_exact(&mut received)?;
     let ok = authorization.as_deref() == Some(&format!("Bearer {token}"));
-    reqs.lock().unwrap().push(Recorded { method, path, authorization });
+    let redirect = path.strip_prefix("/redirect?to=").map(str::to_owned);
+    let always_401 = path == "/always-401";
+    reqs.lock().unwrap().push(Recorded { method, path, authorization, body: String::from_utf8_lossy(&received).into() });
     if let Some(r) = rendezvous {
         r.arrive();
     }
-    let (status, payload) = if ok {
+    let mut stream = stream;
+    if let Some(to) = redirect {
+        return write!(stream, "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+    let (status, payload) = if ok && !always_401 {
         ("200 OK", body.to_owned())
     } else {
         ("401 Unauthorized", r#"{"error":"invalid_token"}"#.to_owned())
     };
-    let mut stream = stream;
     write!(
         stream,
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",

@@ -225,12 +225,17 @@ pub fn shared_cache() -> PathBuf {
     target_dir().join("test-compile-cache")
 }
 
-/// Builds `guest-examples/js/<name>.js` with the real `wasm-host build-js`, once per source content: the
-/// result is kept under target/js-build/ by the source's hash.
+/// Builds `guest-examples/js/<name>.js` with the real `wasm-host build-js` (see [`js_build`]).
 pub fn js_example(bin: &str, name: &str) -> PathBuf {
+    js_build(bin, &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-examples/js/{name}.js")))
+}
+
+/// Builds a JavaScript function with the real `wasm-host build-js`, once per source content: the result is kept
+/// under target/js-build/ by the source's hash.
+pub fn js_build(bin: &str, source: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-examples/js/{name}.js"));
-    let text = std::fs::read(&source).expect("JS example source");
+    let name = source.file_stem().expect("a file name").to_string_lossy().into_owned();
+    let text = std::fs::read(source).expect("JS source");
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
     include_str!("../../cli/js/tailor.js").hash(&mut h);
@@ -242,13 +247,13 @@ pub fn js_example(bin: &str, name: &str) -> PathBuf {
     let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
     let status = Command::new(bin)
         .args(["build-js"])
-        .arg(&source)
+        .arg(source)
         .arg("-o")
         .arg(&tmp)
         .env("WASM_HOST_JS_TOOLS", js_tools())
         .status()
         .expect("run build-js");
-    assert!(status.success(), "build-js {name}.js failed");
+    assert!(status.success(), "build-js {} failed", source.display());
     std::fs::rename(&tmp, &out).unwrap();
     out
 }

@@ -84,6 +84,14 @@ impl Provider {
     }
 
     /// Changes the provider's behaviour while it runs (deny, accessTtl, rotate, tokenDelayMs, tokenFailStatus).
+    /// Makes the provider drop every access token it issued (grants and refresh tokens stay): its userinfo
+    /// endpoint answers 401 to them from now on. Returns how many were dropped.
+    pub fn forget_access_tokens(&self) -> u64 {
+        let (status, body) = crate::http::post_json(&format!("{}/test/forget-access-tokens", self.issuer), "{}");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["forgotten"].as_u64().unwrap()
+    }
+
     pub fn configure(&self, settings: serde_json::Value) {
         crate::http::post_json(&format!("{}/test/config", self.issuer), &settings.to_string());
     }

@@ -2,11 +2,14 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use wasm_host_runtime::{CompileCache, ConnectionGrants, FunctionHost, HostPattern, InvocationSettings, TokenBroker};
+use wasm_host_runtime::{
+    CompileCache, ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
+    TokenBroker,
+};
 
 use crate::args::RunArgs;
 use crate::context::Context;
-use crate::exit::{usage, Exit};
+use crate::exit::{coded, usage, Exit};
 use crate::manifest;
 use crate::paths;
 
@@ -33,6 +36,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let connections =
         if args.allow_connection.is_empty() { &manifest.grants.connections } else { &args.allow_connection };
     let hosts = if args.allow_host.is_empty() { &manifest.grants.hosts } else { &args.allow_host };
+    let binds = if args.bind.is_empty() { &manifest.grants.bind } else { &args.bind };
     let pick = |flag: &Option<String>, from_manifest: &Option<String>, default: &str| -> String {
         flag.clone().or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
     };
@@ -54,19 +58,49 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         .iter()
         .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
         .collect::<Result<Vec<_>>>()?;
+    let bindings = binds
+        .iter()
+        .map(|b| {
+            let binding = b.parse::<OriginBinding>().map_err(|e| usage(format!("--bind: {e}")))?;
+            wasm_host_store::validate_name(&binding.connection).context("--bind")?;
+            Ok(binding)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
     let settings = InvocationSettings {
         grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,
+        bindings,
+        name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         timeout: super::authorize::parse_duration(&timeout).context("--timeout")?,
         max_memory: parse_size(&max_memory).context("--max-memory")?,
         max_output: parse_size(&max_output).context("--max-output")?,
     };
 
     let store = Arc::new(ctx.open_store()?);
+    // A binding to a connection that does not exist is a typo: say so now, not at the function's first request.
+    for binding in settings.bindings.iter() {
+        if store.get(&binding.connection)?.is_none() {
+            return Err(coded(
+                Exit::NotFound,
+                format!(
+                    "--bind: no connection named `{}`; `wasm-host authconnection list` shows them",
+                    binding.connection
+                ),
+            ));
+        }
+    }
     let keys = ctx.keys(&store)?;
     let margin = super::authorize::parse_duration(&refresh_margin).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
-    let host = FunctionHost::new(broker, Some(CompileCache::new(cache_dir)))?;
+    // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
+    // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
+    let pooling = match std::env::var("WASM_HOST_ALLOCATOR").as_deref() {
+        Ok("on-demand") => None,
+        _ => Some(2),
+    };
+    let options = HostOptions { pooling, ..Default::default() };
+    let host = FunctionHost::with_options(broker, Some(CompileCache::new(cache_dir)), options)?;
     let started = std::time::Instant::now();
     let function = host.load(&args.component)?;
     tracing::debug!(cache = ?function.cache, elapsed_us = started.elapsed().as_micros() as u64, "loaded {}", args.component.display());

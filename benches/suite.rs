@@ -1,0 +1,613 @@
+//! The benchmark suite behind BENCHMARKS.md: every path a function and an operator take, each beside a
+//! baseline measured in the same run.
+//!
+//!   cargo bench --bench suite                # the full run (minutes); prints a Markdown table
+//!   cargo bench --bench suite -- token       # only the scenarios whose name contains `token`
+//!   cargo test --bench suite                 # smoke: every scenario once, small, to show it still runs
+//!
+//! Each figure is the median, min and max over rounds; a round averages many operations where one is too short
+//! to time alone. Nothing here asserts a time: the numbers are for people, the smoke run is for CI. Everything
+//! talks to 127.0.0.1 only: the OpenID provider of the tests (npm oidc-provider), local HTTP servers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasm_host_runtime::{
+    CompileCache, ConnectionGrants, FunctionHost, HostOptions, InvocationSettings, IssuedToken, LoadedFunction,
+    OriginBinding, OriginBindings, TokenBroker,
+};
+use wasm_host_store::secrecy::SecretString;
+use wasm_host_store::{now_unix, Endpoints, Keys, NewConnection, NewTokens, RefreshUpdate, Store, TYPE_OAUTH2};
+use wasm_host_tests::api::Api;
+use wasm_host_tests::provider::{Provider, ProviderConfig};
+use wasm_host_tests::{js_build, test_guest, target_dir, Env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
+
+/// How much work a run does: the full run, or the smoke run CI makes.
+#[derive(Clone, Copy)]
+struct Scale {
+    full: bool,
+    rounds: usize,
+}
+
+impl Scale {
+    fn pick<T>(&self, full: T, smoke: T) -> T {
+        if self.full { full } else { smoke }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let scale = Scale { full, rounds: if full { 15 } else { 2 } };
+    let scenarios: Vec<(&str, fn(Scale) -> Vec<Row>)> = vec![
+        ("token-call-rust", token_call_rust),
+        ("token-call-js", token_call_js),
+        ("invocation", invocation),
+        ("invocations-per-second", invocations_per_second),
+        ("run-process", run_process),
+        ("first-run", first_run),
+        ("store-growth", store_growth),
+        ("refresh-storm", refresh_storm),
+        ("bound-request", bound_request),
+    ];
+    println!("| scenario | path | median | min | max | baseline | baseline median (min–max) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut out = String::new();
+    for (name, run) in scenarios {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        eprintln!("running {name}{}", if full { "" } else { " (smoke)" });
+        for row in run(scale) {
+            let line = row.markdown(name);
+            println!("{line}");
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if full {
+        let path = target_dir().join("bench-results.md");
+        std::fs::write(&path, out).expect("write the results");
+        eprintln!("results also in {}", path.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Figures
+
+/// Median, min and max of samples in one unit.
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<f64>) -> Self {
+        assert!(!samples.is_empty(), "no samples");
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Self { median: samples[samples.len() / 2], min: samples[0], max: samples[samples.len() - 1] }
+    }
+
+    /// A percentile of raw samples (for latency distributions), reported as a single figure.
+    fn percentile(samples: &[f64], p: f64) -> f64 {
+        let mut s = samples.to_vec();
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        s[((s.len() as f64 - 1.0) * p).round() as usize]
+    }
+}
+
+struct Row {
+    path: String,
+    unit: &'static str,
+    figure: Stats,
+    baseline: Option<(String, Stats)>,
+}
+
+impl Row {
+    fn new(path: impl Into<String>, unit: &'static str, figure: Stats) -> Self {
+        Self { path: path.into(), unit, figure, baseline: None }
+    }
+
+    fn against(mut self, name: impl Into<String>, stats: Stats) -> Self {
+        self.baseline = Some((name.into(), stats));
+        self
+    }
+
+    fn markdown(&self, scenario: &str) -> String {
+        let f = |v: f64| fmt(v, self.unit);
+        let baseline = match &self.baseline {
+            Some((name, b)) => format!("{name} | {} ({}–{})", f(b.median), f(b.min), f(b.max)),
+            None => "— | —".to_owned(),
+        };
+        format!(
+            "| {scenario} | {} | {} | {} | {} | {baseline} |",
+            self.path,
+            f(self.figure.median),
+            f(self.figure.min),
+            f(self.figure.max)
+        )
+    }
+}
+
+fn fmt(v: f64, unit: &str) -> String {
+    match unit {
+        "s" if v < 1e-3 => format!("{:.2} µs", v * 1e6),
+        "s" if v < 1.0 => format!("{:.2} ms", v * 1e3),
+        "s" => format!("{v:.2} s"),
+        "B" if v >= 1024.0 * 1024.0 => format!("{:.1} MiB", v / 1024.0 / 1024.0),
+        "B" if v >= 1024.0 => format!("{:.1} KiB", v / 1024.0),
+        "/s" => format!("{v:.0}/s"),
+        _ => format!("{v:.3} {unit}"),
+    }
+}
+
+fn rounds(n: usize, mut f: impl FnMut() -> f64) -> Stats {
+    Stats::of((0..n).map(|_| f()).collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Set-up shared by the in-process scenarios
+
+/// A store with `count` authorized connections named c0, c1, ... (tokens valid for a day), in `dir`, sealed
+/// to the identity `dir/identity.txt`.
+fn store_with(dir: &Path, count: usize) -> (Arc<Store>, Arc<Keys>) {
+    let keys = Arc::new(Keys::create(&dir.join("identity.txt")).unwrap());
+    let store = Arc::new(Store::open(&dir.join("store.redb")).unwrap());
+    for i in 0..count {
+        let name = format!("c{i}");
+        store.create(connection(&name, "https://p.example/"), &SecretString::from("client-secret"), &keys).unwrap();
+        put_token(&store, &keys, &name, &format!("at-{i:08}-0123456789abcdef0123456789abcdef"), now_unix() + 86_400);
+    }
+    (store, keys)
+}
+
+fn connection(name: &str, provider: &str) -> NewConnection {
+    NewConnection {
+        name: name.into(),
+        kind: TYPE_OAUTH2.into(),
+        provider_url: provider.into(),
+        issuer_url: None,
+        client_id: "client".into(),
+        endpoints: Endpoints::default(),
+        expose_refresh_token: false,
+    }
+}
+
+fn put_token(store: &Store, keys: &Keys, name: &str, token: &str, expires_at: i64) {
+    store
+        .put_tokens(
+            name,
+            NewTokens {
+                access_token: &SecretString::from(token),
+                refresh: RefreshUpdate::Keep,
+                id_token: RefreshUpdate::Keep,
+                token_type: "Bearer".into(),
+                expires_at: Some(expires_at),
+                scopes: vec!["openid".into(), "email".into()],
+                metadata: vec![],
+                resolved: None,
+                release_lease: None,
+            },
+            keys,
+        )
+        .unwrap();
+}
+
+fn host(store: Arc<Store>, keys: Arc<Keys>, options: HostOptions) -> FunctionHost {
+    let broker = Arc::new(TokenBroker::new(store, keys));
+    FunctionHost::with_options(broker, Some(CompileCache::new(target_dir().join("bench-compile-cache"))), options)
+        .unwrap()
+}
+
+fn constant_token() -> Arc<IssuedToken> {
+    Arc::new(IssuedToken {
+        access_token: SecretString::from("at-00000000-0123456789abcdef0123456789abcdef"),
+        token_type: "Bearer".into(),
+        expires_at: Some(now_unix() + 86_400),
+        refresh_token: None,
+        scopes: vec!["openid".into(), "email".into()],
+        metadata: vec![],
+        expires_at_text: Some(wasm_host_store::rfc3339(now_unix() + 86_400)),
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn grants(name: &str) -> InvocationSettings {
+    InvocationSettings { grants: ConnectionGrants::from_names([name]), ..Default::default() }
+}
+
+/// Seconds per `get-connection-token` call: an invocation making `n` calls minus one making none, per call.
+fn per_call(rt: &tokio::runtime::Runtime, host: &FunctionHost, f: &LoadedFunction, n: u64) -> f64 {
+    let settings = grants("c0");
+    let time = |n: u64| {
+        let input = format!(r#"{{"token_loop":"c0","n":{n}}}"#);
+        let started = Instant::now();
+        rt.block_on(host.invoke(f, &input, &settings)).unwrap().unwrap();
+        started.elapsed().as_secs_f64()
+    };
+    let empty = time(0);
+    (time(n) - empty).max(0.0) / n as f64
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenarios
+
+fn token_call_rust(scale: Scale) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys) = store_with(dir.path(), 1);
+    let n = scale.pick(10_000, 100);
+    let rt = runtime();
+    let guest = test_guest("misbehave");
+    let broker_host = host(store.clone(), keys.clone(), HostOptions::default());
+    let constant_host =
+        host(store, keys, HostOptions { constant_token: Some(constant_token()), ..Default::default() });
+    let (fb, fc) = (broker_host.load(&guest).unwrap(), constant_host.load(&guest).unwrap());
+    per_call(&rt, &broker_host, &fb, n); // warm the cache and the code
+    let broker = rounds(scale.rounds, || per_call(&rt, &broker_host, &fb, n));
+    let constant = rounds(scale.rounds, || per_call(&rt, &constant_host, &fc, n));
+    vec![Row::new(format!("get-connection-token, valid token, Rust ({n} calls per invocation)"), "s", broker)
+        .against("host import returning a constant token", constant)]
+}
+
+fn token_call_js(scale: Scale) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys) = store_with(dir.path(), 1);
+    let rt = runtime();
+    let js = js_build(BIN, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/js/token-loop.js"));
+    let rust = test_guest("misbehave");
+    let host = host(store.clone(), keys.clone(), HostOptions::default());
+    let constant =
+        self::host(store, keys, HostOptions { constant_token: Some(constant_token()), ..Default::default() });
+    let (fj, fr, fjc) = (host.load(&js).unwrap(), host.load(&rust).unwrap(), constant.load(&js).unwrap());
+    let mut rows = Vec::new();
+    for n in scale.pick(vec![10u64, 100, 1_000, 10_000], vec![10]) {
+        let rounds_n = if n >= 10_000 { scale.rounds.min(5) } else { scale.rounds };
+        per_call(&rt, &host, &fj, n);
+        let js_broker = rounds(rounds_n, || per_call(&rt, &host, &fj, n));
+        let rust_broker = rounds(rounds_n, || per_call(&rt, &host, &fr, n));
+        rows.push(
+            Row::new(format!("get-connection-token from JavaScript, {n} calls per invocation"), "s", js_broker)
+                .against("the same from Rust", rust_broker),
+        );
+        if n == 1_000 || !scale.full {
+            let js_constant = rounds(rounds_n, || per_call(&rt, &constant, &fjc, n));
+            rows.push(
+                Row::new(format!("JavaScript, constant-token host import, {n} calls"), "s", js_constant)
+                    .against("broker (row above)", js_broker),
+            );
+        }
+    }
+    rows
+}
+
+/// Seconds per invocation of a trivial function (instantiate, `run`, drop), averaged over `n`.
+fn invocation_time(rt: &tokio::runtime::Runtime, host: &FunctionHost, f: &LoadedFunction, n: usize) -> f64 {
+    let settings = InvocationSettings::default();
+    let started = Instant::now();
+    for _ in 0..n {
+        rt.block_on(host.invoke(f, r#"{"token_loop":"none","n":0}"#, &settings)).unwrap().unwrap();
+    }
+    started.elapsed().as_secs_f64() / n as f64
+}
+
+fn invocation(scale: Scale) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys) = store_with(dir.path(), 1);
+    let rt = runtime();
+    let n = scale.pick(2_000, 20);
+    let mut rows = Vec::new();
+    let mut guests = vec![("Rust", test_guest("trivial"))];
+    if scale.full {
+        guests.push(("Rust (wstd, HTTP client linked in)", test_guest("misbehave")));
+        guests.push(("JavaScript", js_build(BIN, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/js/token-loop.js"))));
+    }
+    for (lang, guest) in guests {
+        let n = if lang == "JavaScript" { n / 10 } else { n };
+        let pooled = host(store.clone(), keys.clone(), HostOptions { pooling: Some(4), ..Default::default() });
+        let on_demand = host(store.clone(), keys.clone(), HostOptions::default());
+        let (fp, fo) = (pooled.load(&guest).unwrap(), on_demand.load(&guest).unwrap());
+        invocation_time(&rt, &pooled, &fp, n);
+        invocation_time(&rt, &on_demand, &fo, n);
+        let p = rounds(scale.rounds, || invocation_time(&rt, &pooled, &fp, n));
+        let o = rounds(scale.rounds, || invocation_time(&rt, &on_demand, &fo, n));
+        rows.push(
+            Row::new(format!("invocation of a trivial {lang} function: instantiate, run, drop (pooling)"), "s", p)
+                .against("default (on-demand) allocator", o),
+        );
+    }
+    rows
+}
+
+fn invocations_per_second(scale: Scale) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys) = store_with(dir.path(), 1);
+    let workers = 2;
+    let per_round = Duration::from_millis(scale.pick(1_000, 100));
+    let host = Arc::new(host(store, keys, HostOptions { pooling: Some(64), ..Default::default() }));
+    let function = host.load(&test_guest("token-probe")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
+    let one_round = || -> f64 {
+        rt.block_on(async {
+            let deadline = Instant::now() + per_round;
+            let tasks: Vec<_> = (0..workers * 4)
+                .map(|_| {
+                    let (host, function) = (host.clone(), function.clone());
+                    tokio::spawn(async move {
+                        let settings = grants("c0");
+                        let mut done = 0u64;
+                        while Instant::now() < deadline {
+                            let out = host.invoke(&function, r#"{"connection":"c0"}"#, &settings).await.unwrap();
+                            assert!(out.unwrap().contains("access_token"));
+                            done += 1;
+                        }
+                        done
+                    })
+                })
+                .collect();
+            let started = Instant::now();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap();
+            }
+            total as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    one_round();
+    let stats = rounds(scale.rounds.min(7), one_round);
+    vec![Row::new(
+        format!("invocations per second, {workers} worker threads, each calling get-connection-token once (pooling)"),
+        "/s",
+        stats,
+    )]
+}
+
+/// Wall seconds of a child process.
+fn measure_process(cmd: &mut Command) -> f64 {
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let started = Instant::now();
+    let status = cmd.status().expect("spawn");
+    let wall = started.elapsed().as_secs_f64();
+    assert!(status.success(), "{cmd:?} failed");
+    wall
+}
+
+/// Peak RSS (bytes) of `cmd`, as GNU time reports it (a child forked from a small process: the bench's own size
+/// does not leak into the figure). `None` without /usr/bin/time.
+fn peak_rss(cmd: &Command) -> Option<f64> {
+    if !Path::new("/usr/bin/time").exists() {
+        return None;
+    }
+    let mut time = Command::new("/usr/bin/time");
+    time.env_clear()
+        .args(["-f", "%M"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdout(std::process::Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            time.env(k, v);
+        }
+    }
+    let out = time.output().expect("run /usr/bin/time");
+    assert!(out.status.success(), "{cmd:?} failed under /usr/bin/time");
+    let kib: f64 = String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+fn run_process(scale: Scale) -> Vec<Row> {
+    let env = Env::new(BIN);
+    let guest = test_guest("trivial");
+    let cache = env.path("cache");
+    let run = || {
+        let mut cmd = env.cmd();
+        cmd.env("WASM_HOST_CACHE_DIR", &cache).args(["run", guest.to_str().unwrap(), "--input", "\"x\""]);
+        cmd
+    };
+    measure_process(&mut run()); // compiles into the cache
+    let n = scale.pick(40, 2);
+    let wall = rounds(n, || measure_process(&mut run()));
+    let base = rounds(n, || measure_process(&mut Command::new("/bin/true")));
+    let mut rows = vec![
+        Row::new("`wasm-host run`, trivial Rust function, cached: wall", "s", wall).against("spawning /bin/true", base),
+    ];
+    let rss: Option<Vec<f64>> = (0..n.min(9)).map(|_| peak_rss(&run())).collect();
+    let base: Option<Vec<f64>> = (0..n.min(9)).map(|_| peak_rss(&Command::new("/bin/true"))).collect();
+    if let (Some(rss), Some(base)) = (rss, base) {
+        rows.push(Row::new("the same: peak RSS", "B", Stats::of(rss)).against("/bin/true", Stats::of(base)));
+    }
+    rows
+}
+
+fn first_run(scale: Scale) -> Vec<Row> {
+    let env = Env::new(BIN);
+    let js = js_build(BIN, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/js/token-loop.js"));
+    let mut guests = vec![("Rust", test_guest("misbehave"), "\"x\"")];
+    if scale.full {
+        guests.push(("JavaScript", js, r#"{"token_loop":"none","n":0}"#));
+    }
+    let mut rows = Vec::new();
+    for (lang, guest, input) in guests {
+        let n = if lang == "JavaScript" { scale.rounds.min(5) } else { scale.rounds.min(9) };
+        let run = |cache: &Path| {
+            let mut cmd = env.cmd();
+            cmd.env("WASM_HOST_CACHE_DIR", cache).args(["run", guest.to_str().unwrap(), "--input", input]);
+            measure_process(&mut cmd)
+        };
+        let cold = rounds(n, || {
+            let cache = tempfile::tempdir().unwrap();
+            run(cache.path())
+        });
+        let warm_cache = env.path(&format!("warm-{lang}"));
+        run(&warm_cache);
+        let warm = rounds(n, || run(&warm_cache));
+        rows.push(
+            Row::new(format!("`wasm-host run`, {lang}, first run (compiles and caches)"), "s", cold)
+                .against("the cached run", warm),
+        );
+    }
+    rows
+}
+
+fn store_growth(scale: Scale) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let sizes = scale.pick(vec![10usize, 100, 1_000, 10_000], vec![10, 20]);
+    let mut base: Option<(Stats, Stats, Stats)> = None;
+    for count in sizes {
+        let dir = cached_store(count);
+        let store_path = dir.join("store.redb");
+        let identity = dir.join("identity.txt");
+        let list = rounds(scale.rounds.min(9), || {
+            let mut cmd = Command::new(BIN);
+            cmd.env("WASM_HOST_STORE", &store_path)
+                .env("WASM_HOST_IDENTITY", &identity)
+                .args(["authconnection", "list", "--json"]);
+            measure_process(&mut cmd)
+        });
+        // A cold process cache: a new broker, one connection picked across the store, its token opened.
+        let keys = Arc::new(Keys::load(&identity).unwrap().unwrap());
+        let store = Arc::new(Store::open(&store_path).unwrap());
+        let rt = runtime();
+        let mut i = 0;
+        let cold = rounds(scale.rounds.max(9), || {
+            let broker = TokenBroker::new(store.clone(), keys.clone());
+            i = (i + 7919) % count;
+            let name = format!("c{i}");
+            let started = Instant::now();
+            rt.block_on(broker.token(&name)).unwrap();
+            started.elapsed().as_secs_f64()
+        });
+        let size = std::fs::metadata(&store_path).unwrap().len() as f64;
+        let size = Stats { median: size, min: size, max: size };
+        let (bl, bc, bs) = *base.get_or_insert((list, cold, size));
+        rows.push(Row::new(format!("`list --json`, {count} connections (whole process)"), "s", list).against("10 connections", bl));
+        rows.push(Row::new(format!("cold get-connection-token (read + decrypt), {count} connections"), "s", cold).against("10 connections", bc));
+        rows.push(Row::new(format!("store file size, {count} connections"), "B", size).against("10 connections", bs));
+    }
+    rows
+}
+
+/// A store of `count` authorized connections under target/bench-stores/, made once: 10,000 connections take
+/// one write transaction each, as `create` and `authorize` would.
+fn cached_store(count: usize) -> PathBuf {
+    let dir = target_dir().join(format!("bench-stores/{count}"));
+    if dir.join("done").exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (store, keys) = store_with(&dir, count);
+    drop((store, keys));
+    std::fs::write(dir.join("done"), b"").unwrap();
+    dir
+}
+
+fn refresh_storm(scale: Scale) -> Vec<Row> {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    env.authorize("c", &[], true).0.success();
+    let keys = Arc::new(Keys::load(&env.identity()).unwrap().unwrap());
+    let store = Arc::new(Store::open(&env.store()).unwrap());
+    let callers = scale.pick(1_000, 50);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // Each round: the token expires (its expiry set in the past, as the clock would), then `callers` ask at once.
+    let storm = |callers: usize| -> (Vec<f64>, u64) {
+        let current = wasm_host_store::secrecy::ExposeSecret::expose_secret(
+            &store.secret("c", wasm_host_store::SecretField::AccessToken, &keys).unwrap().unwrap(),
+        )
+        .to_owned();
+        put_token(&store, &keys, "c", &current, now_unix() - 10);
+        let broker = Arc::new(TokenBroker::new(store.clone(), keys.clone()));
+        let before = provider.refreshes();
+        let latencies = rt.block_on(async {
+            let barrier = Arc::new(tokio::sync::Barrier::new(callers));
+            let tasks: Vec<_> = (0..callers)
+                .map(|_| {
+                    let (broker, barrier) = (broker.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        let started = Instant::now();
+                        broker.token("c").await.unwrap();
+                        started.elapsed().as_secs_f64()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        (latencies, provider.refreshes() - before)
+    };
+    storm(1);
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    let mut single = Vec::new();
+    let mut requests = Vec::new();
+    for _ in 0..scale.rounds.min(9) {
+        let (alone, r1) = storm(1);
+        single.push(alone[0]);
+        let (lat, r) = storm(callers);
+        assert_eq!(r1, 1);
+        requests.push(r as f64);
+        p50.push(Stats::percentile(&lat, 0.5));
+        p99.push(Stats::percentile(&lat, 0.99));
+    }
+    let single = Stats::of(single);
+    vec![
+        Row::new(format!("refresh storm, {callers} concurrent callers on an expired token: p99"), "s", Stats::of(p99))
+            .against("one caller alone", single),
+        Row::new(format!("the same: p50"), "s", Stats::of(p50)).against("one caller alone", single),
+        Row::new("the same: provider refresh requests per storm", "requests", Stats::of(requests)),
+    ]
+}
+
+fn bound_request(scale: Scale) -> Vec<Row> {
+    const TOKEN: &str = "at-bound-bench-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Keys::create(&dir.path().join("identity.txt")).unwrap());
+    let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
+    store.create(connection("api", "https://p.example/"), &SecretString::from("s"), &keys).unwrap();
+    put_token(&store, &keys, "api", TOKEN, now_unix() + 86_400);
+    let api = Api::start(TOKEN, "{}");
+    let rt = runtime();
+    let host = host(store, keys, HostOptions::default());
+    let probe = host.load(&test_guest("http-probe")).unwrap();
+    let n = scale.pick(200, 5);
+    let bound = InvocationSettings {
+        bindings: OriginBindings::new(vec![format!("api=http://127.0.0.1:{}", api.port).parse::<OriginBinding>().unwrap()])
+            .unwrap(),
+        ..Default::default()
+    };
+    let carried = InvocationSettings {
+        grants: ConnectionGrants::from_names(["api"]),
+        allowed_hosts: vec!["127.0.0.1".parse().unwrap()],
+        ..Default::default()
+    };
+    let per_request = |settings: &InvocationSettings, input: &str| {
+        let started = Instant::now();
+        let out = rt.block_on(host.invoke(&probe, input, settings)).unwrap().unwrap();
+        assert!(out.contains("\"status\":200"), "{out}");
+        started.elapsed().as_secs_f64() / n as f64
+    };
+    let url = api.url("/v1/me");
+    let bound_input = serde_json::json!({ "url": url, "repeat": n }).to_string();
+    let carried_input = serde_json::json!({ "url": url, "repeat": n, "token": "api" }).to_string();
+    per_request(&bound, &bound_input);
+    per_request(&carried, &carried_input);
+    let b = rounds(scale.rounds, || per_request(&bound, &bound_input));
+    let c = rounds(scale.rounds, || per_request(&carried, &carried_input));
+    vec![Row::new("HTTP request to a bound origin, token attached by the host", "s", b)
+        .against("the function reads the token and sets the header itself", c)]
+}
