@@ -182,8 +182,12 @@ fn a_wrong_identity_is_refused_before_anything_changes() {
     assert!(!env.identity().exists());
     // An identity others can read is refused, as ssh refuses such keys.
     std::fs::rename(env.path("moved.txt"), env.identity()).unwrap();
-    std::fs::set_permissions(env.identity(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    env.import_token("google", r#"{"access_token":"a"}"#).failure(5, "chmod 600");
+    let chmod = format!("run `chmod 600 {}` and try again", env.identity().display());
+    for open in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(env.identity(), std::fs::Permissions::from_mode(open)).unwrap();
+        env.import_token("google", r#"{"access_token":"a"}"#).failure(5, &chmod);
+        env.run(&["store", "rekey"]).failure(5, &chmod);
+    }
     std::fs::set_permissions(env.identity(), std::fs::Permissions::from_mode(0o600)).unwrap();
     // The key given inline, as containers do.
     let text = std::fs::read_to_string(env.identity()).unwrap();
@@ -263,10 +267,14 @@ fn help_has_examples_and_exit_codes() {
     let top = env.run(&["--help"]);
     top.success();
     assert!(top.stdout.contains("Exit codes:"), "{}", top.stdout);
-    for verb in ["create", "list", "delete", "import-token"] {
-        let out = env.run(&["authconnection", verb, "--help"]);
+    for verb in ["authconnection create", "authconnection list", "authconnection delete", "authconnection import-token",
+                 "store recipient", "store rekey", "store export", "store import"] {
+        let mut args: Vec<&str> = verb.split(' ').collect();
+        args.push("--help");
+        let out = env.run(&args);
         out.success();
         assert!(out.stdout.contains("Example:"), "{verb}: {}", out.stdout);
     }
+    assert!(top.stdout.contains("20  store import: the bundle cannot be used"), "{}", top.stdout);
     assert!(env.run(&["run", "--help"]).stdout.contains("Example:"));
 }

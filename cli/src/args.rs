@@ -25,7 +25,8 @@ Exit codes:
  16  run: the function overflowed its stack (runaway recursion) and was stopped
  17  run: the function's result was larger than --max-output
  18  build-js: the JavaScript does not build (the message gives file and line)
- 19  build-js: Node.js or npm is missing, or componentize-js could not be installed";
+ 19  build-js: Node.js or npm is missing, or componentize-js could not be installed
+ 20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +58,10 @@ pub enum Command {
     /// The same commands as the other runtime's CLI spells them: `workspace authconnection ...`
     #[command(subcommand)]
     Workspace(Workspace),
+
+    /// Manage the store itself: its public key, key rotation (rekey), moving connections between hosts
+    #[command(subcommand)]
+    Store(StoreCommand),
 
     /// Run a function component once: `run(input)` is called and its JSON result printed on stdout
     #[command(after_help = concat!(
@@ -92,6 +97,68 @@ pub enum Workspace {
     /// Manage OAuth2 connections: create, list, delete, import-token
     #[command(subcommand)]
     Authconnection(AuthConnection),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Print this host's public key (age1...), creating the identity on first use: what another host passes to
+    /// `store export --recipient` to send its connections here
+    #[command(after_help = "Example:\n  wasm-host store recipient\n  age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
+    Recipient(RecipientArgs),
+    /// Re-encrypt every secret to a new identity, in one transaction, and retire the old identity
+    #[command(after_help = "Example:\n  wasm-host store rekey\n  \
+        WASM_HOST_IDENTITY_KEY=... wasm-host store rekey --new-identity-file /run/secrets/new-key.txt\n\n\
+        With an identity file, rekey replaces the file with the new identity. A kill at any moment\n\
+        leaves a store that opens with the old or the new identity (the next command finishes an\n\
+        interrupted switch). With WASM_HOST_IDENTITY_KEY, the new identity goes to\n\
+        --new-identity-file (0600, never overwritten): put its AGE-SECRET-KEY line into\n\
+        WASM_HOST_IDENTITY_KEY, then delete the file. Restart running hosts afterwards: they hold\n\
+        the old identity, which the store now refuses.")]
+    Rekey(RekeyArgs),
+    /// Write every connection with its secrets to a file encrypted to another host's public key
+    #[command(after_help = "Example:\n  wasm-host store export -o connections.age \\\n    \
+        --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n\n\
+        The other host prints its key with `wasm-host store recipient` and reads the file with\n\
+        `wasm-host store import`. Only that host's identity can decrypt it, not even this host's.")]
+    Export(ExportArgs),
+    /// Read a bundle written by `store export` on another host into this store
+    #[command(after_help = "Example:\n  wasm-host store import connections.age\n  \
+        wasm-host store import --replace connections.age   # overwrite connections of the same name\n\n\
+        Without --replace, a name that exists already refuses the whole import (exit 4) and nothing\n\
+        changes. Imported connections keep their status and tokens; their secrets are re-encrypted\n\
+        to this host's identity.")]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecipientArgs {}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Where to write the new identity when the current one comes from WASM_HOST_IDENTITY_KEY (a file that must
+    /// not exist yet; created 0600)
+    #[arg(long, value_name = "FILE")]
+    pub new_identity_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The age public key (age1...) of the host that will import the bundle
+    #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+    pub recipient: String,
+    /// Write the bundle here (0600) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle `store export` wrote (`-` for stdin)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Overwrite connections that exist already with the bundle's (by default such a name refuses the import)
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,7 +44,7 @@ impl Context {
     pub fn keys(&self, store: &Store) -> Result<Arc<Keys>> {
         let keys = match &self.identity {
             IdentityChoice::Inline(key) => Keys::from_inline(key)?,
-            IdentityChoice::File(path) => match Keys::load(path)? {
+            IdentityChoice::File(path) => match load_identity_file(store, path)? {
                 Some(keys) => keys,
                 None => {
                     if let Some(recipient) = store.recipient()? {
@@ -66,6 +66,18 @@ impl Context {
     }
 }
 
+/// Loads the identity file, first finishing a `store rekey` that was killed between its commit and the switch of
+/// the identity file (see `wasm_host_store::finish_interrupted`).
+fn load_identity_file(store: &Store, path: &std::path::Path) -> Result<Option<Keys>> {
+    if let Some(recipient) = wasm_host_store::finish_interrupted(store, path)? {
+        eprintln!(
+            "wasm-host: finished an interrupted `store rekey`: {} now holds the store's identity ({recipient})",
+            path.display()
+        );
+    }
+    Ok(Keys::load(path)?)
+}
+
 /// The identity file is gone but the store holds secrets sealed to some identity.
 #[derive(Debug)]
 pub struct MissingIdentity {
@@ -79,7 +91,7 @@ impl std::fmt::Display for MissingIdentity {
         write!(
             f,
             "the identity file {} does not exist, but the store {} holds secrets encrypted to {}; pass the identity \
-             it was created with (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)",
+             it was created with or last rekeyed to (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)",
             self.path.display(),
             self.store.display(),
             self.recipient

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use wasm_host_runtime::{InvokeError, LoadError};
-use wasm_host_store::{IdentityError, OpenError, ReadError, SecretError, WriteError};
+use wasm_host_store::{BundleError, IdentityError, OpenError, ReadError, RekeyError, SecretError, WriteError};
 
 /// Every exit code wasm-host uses. The README lists them; keep both in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub enum Exit {
     BuildFailed = 18,
     /// `build-js`: Node.js or npm is missing, or the tools could not be installed.
     ToolMissing = 19,
+    /// `store import`: the bundle is not encrypted to this identity, is damaged, or is of a newer format.
+    BadBundle = 20,
 }
 
 /// A failure that already knows its exit code (the provider refused, a build failed, a tool is missing).
@@ -104,9 +106,25 @@ pub fn classify(err: &anyhow::Error) -> Exit {
             return Exit::Usage;
         }
         if let Some(e) = cause.downcast_ref::<WriteError>() {
+            return write_exit(e);
+        }
+        if let Some(e) = cause.downcast_ref::<BundleError>() {
             return match e {
-                WriteError::NotFound(_) => Exit::NotFound,
-                WriteError::AlreadyExists(_) => Exit::Conflict,
+                BundleError::BadRecipient(_) => Exit::Usage,
+                BundleError::Conflict { .. } => Exit::Conflict,
+                BundleError::NotABundle(_)
+                | BundleError::NotForThisIdentity { .. }
+                | BundleError::Damaged(_)
+                | BundleError::NewerVersion { .. } => Exit::BadBundle,
+                BundleError::Output(_) => Exit::Failure,
+                BundleError::Write(e) => write_exit(e),
+                BundleError::Read(_) | BundleError::Secret(_) => Exit::Store,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<RekeyError>() {
+            return match e {
+                RekeyError::Exists { .. } => Exit::Usage,
+                RekeyError::Write(e) => write_exit(e),
                 _ => Exit::Store,
             };
         }
@@ -144,6 +162,14 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+fn write_exit(e: &WriteError) -> Exit {
+    match e {
+        WriteError::NotFound(_) => Exit::NotFound,
+        WriteError::AlreadyExists(_) => Exit::Conflict,
+        _ => Exit::Store,
+    }
 }
 
 /// A connection that a read-only command could not find.

@@ -11,11 +11,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{AuthConnection, Cli, Command, Workspace};
+use crate::args::{AuthConnection, Cli, Command, StoreCommand, Workspace};
 use crate::context::Context;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     init_logging();
     match dispatch(cli) {
@@ -29,6 +30,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    // Test hook: proves that a panic's message never reaches the terminal (tests/secrets.rs).
+    if let Some(text) = std::env::var_os("WASM_HOST_TEST_PANIC") {
+        panic!("test panic carrying {}", text.to_string_lossy());
+    }
     let ctx = Context::resolve(&cli)?;
     match cli.command {
         Command::Authconnection(verb) | Command::Workspace(Workspace::Authconnection(verb)) => match verb {
@@ -39,9 +44,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
             AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
         },
+        Command::Store(verb) => match verb {
+            StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
+            StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
+            StoreCommand::Export(a) => commands::store::export(&ctx, a),
+            StoreCommand::Import(a) => commands::store::import(&ctx, a),
+        },
         Command::Run(a) => commands::run::run(&ctx, a),
         Command::BuildJs(a) => commands::build_js::run(a),
     }
+}
+
+/// A panic's message may hold whatever value was at hand (a failed slice of a string prints the string), so by
+/// default only its location is shown. `WASM_HOST_PANIC_DETAIL=1` restores Rust's own report for debugging.
+fn install_panic_hook() {
+    if std::env::var_os("WASM_HOST_PANIC_DETAIL").is_some_and(|v| v == "1") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!(
+            "wasm-host: internal error (a bug){at}; its message is withheld because it could contain secret data. \
+             Rerun with WASM_HOST_PANIC_DETAIL=1 to see it, and remove any secret from it before reporting the bug."
+        );
+    }));
 }
 
 /// Log lines go to stderr; `WASM_HOST_LOG=debug` (error, warn, info, debug, trace) shows more.

@@ -9,6 +9,7 @@ mod function;
 mod grants;
 mod http;
 mod origin;
+mod redaction;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};

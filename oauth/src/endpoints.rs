@@ -28,6 +28,25 @@ pub struct ProviderEndpoints {
     pub preset: Option<&'static str>,
 }
 
+impl ProviderEndpoints {
+    /// A plain OAuth2 provider known only by its two URLs: no preset, no discovery, PKCE, Basic authentication.
+    pub fn explicit(authorization: Url, token: Url) -> Self {
+        ProviderEndpoints {
+            authorization,
+            token,
+            revocation: None,
+            userinfo: None,
+            issuer: None,
+            jwks: None,
+            client_auth: ClientAuth::Basic,
+            pkce: true,
+            extra_params: vec![],
+            required_scopes: vec![],
+            preset: None,
+        }
+    }
+}
+
 /// The connection's settings that decide its endpoints.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointSettings {
@@ -255,19 +274,10 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
     let parse = |s: &String| Url::parse(s).ok();
     let mut endpoints = match found {
         Some(e) => e,
-        None => ProviderEndpoints {
-            authorization: parse(settings.auth_url.as_ref().expect("explicit")).expect("validated at create"),
-            token: parse(settings.token_url.as_ref().expect("explicit")).expect("validated at create"),
-            revocation: None,
-            userinfo: None,
-            issuer: None,
-            jwks: None,
-            client_auth: ClientAuth::Basic,
-            pkce: true,
-            extra_params: vec![],
-            required_scopes: vec![],
-            preset: None,
-        },
+        None => ProviderEndpoints::explicit(
+            parse(settings.auth_url.as_ref().expect("explicit")).expect("validated at create"),
+            parse(settings.token_url.as_ref().expect("explicit")).expect("validated at create"),
+        ),
     };
     if let Some(u) = settings.auth_url.as_ref().and_then(parse) {
         endpoints.authorization = u;

@@ -39,7 +39,8 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<
     if response.content_length().is_some_and(|l| l > cap as u64) {
         return Err(format!("the answer is larger than {cap} bytes"));
     }
-    let mut body = Vec::new();
+    // Sized up front when the length is known, so that growing leaves no copies of a token behind.
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |l| l as usize).min(cap));
     while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
         if body.len() + chunk.len() > cap {
             return Err(format!("the answer is larger than {cap} bytes"));

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod endpoints;
 pub mod http;
 pub mod idtoken;
+mod redaction;
 pub mod revoke;
 pub mod token;
 

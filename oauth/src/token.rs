@@ -138,7 +138,8 @@ pub(crate) async fn request(
     let req = authenticate(req, &mut form, client);
     let response = req.form(&form).send().await.map_err(|e| TokenError::Unavailable(crate::http::describe(&e)))?;
     let status = response.status().as_u16();
-    let body = read_capped(response, MAX_TOKEN_RESPONSE).await.map_err(TokenError::Unavailable)?;
+    // The body holds the tokens in plaintext: wiped once parsed.
+    let body = zeroize::Zeroizing::new(read_capped(response, MAX_TOKEN_RESPONSE).await.map_err(TokenError::Unavailable)?);
     parse_response(status, &body)
 }
 

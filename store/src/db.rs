@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::generation::Generation;
@@ -46,6 +46,16 @@ pub enum RefreshUpdate<'a> {
     Remove,
 }
 
+impl std::fmt::Debug for RefreshUpdate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefreshUpdate::Replace(_) => "Replace([REDACTED])",
+            RefreshUpdate::Keep => "Keep",
+            RefreshUpdate::Remove => "Remove",
+        })
+    }
+}
+
 /// A new token set, as received from a provider or imported.
 pub struct NewTokens<'a> {
     pub access_token: &'a SecretString,
@@ -61,11 +71,49 @@ pub struct NewTokens<'a> {
     pub release_lease: Option<&'a str>,
 }
 
+impl std::fmt::Debug for NewTokens<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTokens")
+            .field("access_token", &"[REDACTED]")
+            .field("refresh", &self.refresh)
+            .field("id_token", &self.id_token)
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The opened tokens of an authorized connection: what a function is given besides the record's public fields.
 pub struct TokenSnapshot {
     pub access_token: SecretString,
     /// Opened only when the connection exposes it to functions.
     pub refresh_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for TokenSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSnapshot")
+            .field("access_token", &"[REDACTED]")
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish()
+    }
+}
+
+/// A connection and its sealed secret rows, as they sit in the store.
+pub(crate) type SealedConnection = (Connection, Vec<(SecretField, Vec<u8>)>);
+
+/// What [`Store::reseal`] re-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    pub connections: usize,
+    pub secrets: usize,
+}
+
+pub(crate) enum ImportOutcome {
+    Imported { replaced: Vec<String> },
+    /// Names that exist already; nothing was written.
+    Conflicts(Vec<String>),
 }
 
 pub struct Store {
@@ -191,18 +239,26 @@ impl Store {
             None => {
                 let e = self.write_err();
                 let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-                {
-                    let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
-                    let existing = meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned());
-                    match existing {
-                        Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
-                        Some(_) => {}
-                        None => {
-                            meta.insert("recipient", mine.as_str()).map_err(|x| e(x.into()))?;
-                        }
-                    }
-                }
+                self.claim_recipient(&txn, keys)?;
                 txn.commit().map_err(|x| e(x.into()))
+            }
+        }
+    }
+
+    /// Inside a write transaction that seals with `keys`: the store's recipient must be theirs (recorded here on
+    /// first use). Checked in the same transaction as the write, so a process that loaded its identity before a
+    /// `store rekey` committed is refused instead of sealing a secret to the retired key.
+    fn claim_recipient(&self, txn: &redb::WriteTransaction, keys: &Keys) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let mine = keys.recipient();
+        let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        let stored = meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned());
+        match stored {
+            Some(stored) if stored != mine => Err(self.wrong_identity(stored, mine)),
+            Some(_) => Ok(()),
+            None => {
+                meta.insert("recipient", mine.as_str()).map_err(|x| e(x.into()))?;
+                Ok(())
             }
         }
     }
@@ -266,7 +322,6 @@ impl Store {
 
     /// Registers a connection and seals its client secret, in one transaction.
     pub fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
-        self.bind_keys(keys)?;
         let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
         let now = now_unix();
         let mut conn = Connection {
@@ -288,6 +343,7 @@ impl Store {
         };
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
         {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             if conns.get(conn.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
@@ -333,7 +389,6 @@ impl Store {
     /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
     /// stored or none.
     pub fn put_tokens(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys) -> Result<Connection, WriteError> {
-        self.bind_keys(keys)?;
         let access = keys.seal(name, SecretField::AccessToken, tokens.access_token.expose_secret().as_bytes())?;
         let refresh = match &tokens.refresh {
             RefreshUpdate::Replace(r) => Some(keys.seal(name, SecretField::RefreshToken, r.expose_secret().as_bytes())?),
@@ -345,6 +400,7 @@ impl Store {
         };
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
@@ -520,6 +576,114 @@ impl Store {
             }
         }
         self.commit_change(txn).map_err(|x| e(x.into()))
+    }
+
+    /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one
+    /// transaction: whenever the process stops, the store holds either every secret sealed to `old` and `old`
+    /// as its recipient, or all of them sealed to `new` and `new`. A row `old` cannot open aborts it all.
+    pub fn reseal(&self, old: &Keys, new: &Keys) -> Result<Resealed, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, old)?;
+        let secrets = {
+            let mut table = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let mut rows = Vec::new();
+            for row in table.iter().map_err(|x| e(x.into()))? {
+                let (k, v) = row.map_err(|x| e(x.into()))?;
+                let (name, field) = k.value();
+                rows.push((name.to_owned(), field.to_owned(), v.value().to_vec()));
+            }
+            for (name, field_name, sealed) in &rows {
+                let field = self.field(name, field_name)?;
+                let plain = old.open(name, field, sealed)?;
+                let resealed = new.seal(name, field, plain.expose_secret())?;
+                table.insert((name.as_str(), field_name.as_str()), resealed.as_slice()).map_err(|x| e(x.into()))?;
+            }
+            rows.len()
+        };
+        let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
+        txn.open_table(META)
+            .map_err(|x| e(x.into()))?
+            .insert("recipient", new.recipient().as_str())
+            .map_err(|x| e(x.into()))?;
+        // No connection's data changes (the tokens a process may have cached are the same values), so neither
+        // the revisions nor the generation counter move.
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(Resealed { connections: connections as usize, secrets })
+    }
+
+    fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
+        SecretField::parse(field).ok_or_else(|| ReadError::Corrupt {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            detail: format!("unknown secret field `{}`", crate::printable(field)),
+        })
+    }
+
+    /// Every connection with its sealed secret rows, from one consistent snapshot (what `store export` opens).
+    pub(crate) fn sealed_connections(&self) -> Result<Vec<SealedConnection>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in conns.iter().map_err(|x| e(x.into()))? {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            let connection = self.decode(k.value(), v.value())?;
+            let mut sealed = Vec::new();
+            for field in SecretField::ALL {
+                if let Some(s) = secrets.get((connection.name.as_str(), field.as_str())).map_err(|x| e(x.into()))? {
+                    sealed.push((field, s.value().to_vec()));
+                }
+            }
+            out.push((connection, sealed));
+        }
+        Ok(out)
+    }
+
+    /// Writes connections and their sealed secrets (sealed with `keys`) in one transaction. A name that exists
+    /// already is a conflict, and nothing is written, unless `replace`: then its record and every secret row are
+    /// replaced. Revisions count on from what this store had, so running hosts notice the change.
+    pub(crate) fn import_sealed(
+        &self,
+        entries: Vec<SealedConnection>,
+        keys: &Keys,
+        replace: bool,
+    ) -> Result<ImportOutcome, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        let mut existing = Vec::new();
+        {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            for (conn, _) in &entries {
+                if conns.get(conn.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
+                    existing.push(conn.name.clone());
+                }
+            }
+            if !existing.is_empty() && !replace {
+                return Ok(ImportOutcome::Conflicts(existing));
+            }
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
+            let now = now_unix();
+            for (mut conn, sealed) in entries {
+                let name = conn.name.clone();
+                for field in SecretField::ALL {
+                    secrets.remove((name.as_str(), field.as_str())).map_err(|x| e(x.into()))?;
+                }
+                for (field, value) in &sealed {
+                    secrets.insert((name.as_str(), field.as_str()), value.as_slice()).map_err(|x| e(x.into()))?;
+                }
+                leases.remove(name.as_str()).map_err(|x| e(x.into()))?;
+                conn.revision = bump_revision(&txn, &name).map_err(&e)?;
+                conn.updated_at = now;
+                let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+                conns.insert(name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
+            }
+        }
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
+        Ok(ImportOutcome::Imported { replaced: existing })
     }
 
     /// Runs redb's full integrity check (used by tests and, later, `store check`).

@@ -55,7 +55,8 @@ pub enum WriteError {
     NotFound(String),
     #[error(
         "the store {path} holds secrets encrypted to {store_recipient}, but the identity in use is {identity_recipient}; \
-         pass the identity the store was created with (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
+         pass the store's identity: the one it was created with, or the one the last `wasm-host store rekey` wrote \
+         (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
     )]
     WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
     #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]

@@ -35,6 +35,11 @@ impl SecretField {
             Self::IdToken => "id_token",
         }
     }
+
+    /// The field a stored row or bundle entry names; `None` for a name this build does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
 }
 
 /// Tells what the binding prefix is for, and lets a later format change be recognised.
@@ -68,7 +73,7 @@ pub enum IdentityError {
 pub enum SecretError {
     #[error(
         "the {field} of connection `{name}` cannot be decrypted with this identity ({reason}); \
-         use the identity the store was created with (--identity or WASM_HOST_IDENTITY)"
+         use the store's identity: the one it was created with or last rekeyed to (--identity or WASM_HOST_IDENTITY)"
     )]
     Decrypt { name: String, field: &'static str, reason: String },
     #[error(
@@ -135,23 +140,34 @@ impl Keys {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
         }
         let keys = Self::generate();
-        let mut file = match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-            Ok(f) => f,
+        match keys.write_new_file(path, "") {
+            Ok(()) => Ok(keys),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Self::load(path)?.ok_or_else(|| IdentityError::Malformed { path: path.into() });
+                Self::load(path)?.ok_or_else(|| IdentityError::Malformed { path: path.into() })
             }
-            Err(e) => return Err(create_err(e)),
-        };
+            Err(e) => Err(create_err(e)),
+        }
+    }
+
+    /// Writes this identity to a file that must not exist yet: 0600, with `comment` lines after the public key,
+    /// flushed to the disk before returning (the caller fsyncs the directory if the name must survive a crash).
+    pub(crate) fn write_new_file(&self, path: &Path, comment: &str) -> io::Result<()> {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         let body = Zeroizing::new(format!(
-            "# created: {now}\n# public key: {}\n{}\n",
-            keys.recipient,
-            keys.identity.to_string().expose_secret()
+            "# created: {now}\n# public key: {}\n{comment}{}\n",
+            self.recipient,
+            self.identity.to_string().expose_secret()
         ));
-        file.write_all(body.as_bytes()).and_then(|()| file.sync_all()).map_err(create_err)?;
-        Ok(keys)
+        file.write_all(body.as_bytes())?;
+        file.sync_all()
+    }
+
+    /// The age identity itself, for opening a bundle addressed to this host.
+    pub(crate) fn age_identity(&self) -> &x25519::Identity {
+        &self.identity
     }
 
     /// The public key secrets are sealed to, `age1...`; safe to show and to store.

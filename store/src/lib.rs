@@ -4,24 +4,90 @@
 //! secrets, each sealed with age to an X25519 identity kept in another file. The store never holds a secret in
 //! plaintext, and no type here prints one.
 
+mod bundle;
 mod db;
 mod error;
 mod generation;
 mod keys;
 mod record;
+mod rekey;
 mod validate;
 
+pub use bundle::{
+    export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+};
 pub use db::{
-    now_millis, Lease, NewTokens, RefreshUpdate, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES, META,
-    REVISIONS, SCHEMA_VERSION,
-    SECRETS,
+    now_millis, Lease, NewTokens, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
+    META, REVISIONS, SCHEMA_VERSION, SECRETS,
 };
 pub use error::{OpenError, ReadError, WriteError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};
 pub use record::{
     now_unix, rfc3339, Connection, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
 };
+pub use rekey::{finish_interrupted, rekey_identity_file, rekey_to_new_file, side_path, RekeyError, RekeyReport, RekeyStep};
 pub use validate::{is_loopback_host, printable, validate_name, validate_url, NameError, UrlError, MAX_NAME_LEN};
 
 pub use redb;
 pub use secrecy;
+
+#[cfg(test)]
+mod redaction {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    /// Every type that holds a secret formats without it.
+    #[test]
+    fn debug_never_shows_a_secret() {
+        const S: &str = "s3cr3t-value-for-debug";
+        let secret = SecretString::from(S);
+        let keys = Keys::generate();
+        let snapshot = TokenSnapshot { access_token: secret.clone(), refresh_token: Some(secret.clone()) };
+        let tokens = NewTokens {
+            access_token: &secret,
+            refresh: RefreshUpdate::Replace(&secret),
+            id_token: RefreshUpdate::Replace(&secret),
+            token_type: "Bearer".into(),
+            expires_at: None,
+            scopes: vec![],
+            metadata: vec![],
+            resolved: None,
+            release_lease: None,
+        };
+        let connection: Connection = serde_json::from_value(serde_json::json!({
+            "name": "c", "type": TYPE_OAUTH2, "provider_url": "https://p.example", "client_id": "id",
+            "status": "authorized", "created_at": 0, "updated_at": 0, "revision": 1
+        }))
+        .unwrap();
+        let bundle = Bundle {
+            exported_at: "now".into(),
+            connections: vec![BundleConnection { connection, secrets: vec![(SecretField::AccessToken, secret.clone())] }],
+        };
+        let key_line = {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("id.txt");
+            let keys = Keys::create(&path).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let line = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap().to_owned();
+            (format!("{keys:?}"), SecretString::from(line))
+        };
+        let shown = [
+            format!("{secret:?}"),
+            format!("{keys:?}"),
+            format!("{snapshot:?}"),
+            format!("{tokens:?}"),
+            format!("{:?}", RefreshUpdate::Replace(&secret)),
+            format!("{bundle:?}"),
+            key_line.0.clone(),
+        ];
+        for text in &shown {
+            assert!(!text.contains(S), "{text}");
+            assert!(!text.contains("AGE-SECRET-KEY"), "{text}");
+        }
+        use secrecy::ExposeSecret;
+        assert!(!key_line.0.contains(key_line.1.expose_secret()));
+        assert!(shown[3].contains("REDACTED") && shown[2].contains("REDACTED"), "{shown:?}");
+    }
+}

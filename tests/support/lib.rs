@@ -103,9 +103,16 @@ impl Env {
         self.run_with(self.cmd(), args, Some(stdin))
     }
 
-    pub fn run_with(&self, mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    pub fn run_with(&self, cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_watched(cmd, args, stdin, |_| {})
+    }
+
+    /// Like [`Env::run_with`], calling `watch` with the child's PID once it runs and before its stdin is written,
+    /// so a command that reads stdin is still alive then (tests read its /proc/PID/cmdline).
+    pub fn run_watched(&self, mut cmd: Command, args: &[&str], stdin: Option<&str>, watch: impl FnOnce(u32)) -> Run {
         cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn wasm-host");
+        watch(child.id());
         let mut pipe = child.stdin.take().unwrap();
         if let Some(s) = stdin {
             pipe.write_all(s.as_bytes()).unwrap();
@@ -167,8 +174,20 @@ impl Env {
     /// Runs `authorize NAME --no-browser --port 0` plus `extra`, follows the printed URL as a browser with a
     /// cookie jar would (unless `follow` is false), and returns the command's result and what the browser got.
     pub fn authorize(&self, name: &str, extra: &[&str], follow: bool) -> (Run, Option<(u16, String)>) {
+        self.authorize_with(self.cmd(), name, extra, follow, |_| {})
+    }
+
+    /// Like [`Env::authorize`] with a prepared command (extra environment), calling `watch` with the PID while
+    /// the command waits for its callback.
+    pub fn authorize_with(
+        &self,
+        mut cmd: Command,
+        name: &str,
+        extra: &[&str],
+        follow: bool,
+        watch: impl FnOnce(u32),
+    ) -> (Run, Option<(u16, String)>) {
         use std::io::{BufRead, BufReader, Read};
-        let mut cmd = self.cmd();
         cmd.args(["authconnection", "authorize", name, "--no-browser", "--port", "0"])
             .args(extra)
             .stdin(Stdio::null())
@@ -178,6 +197,7 @@ impl Env {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut url = String::new();
         stdout.read_line(&mut url).unwrap();
+        watch(child.id());
         let page = (follow && !url.trim().is_empty()).then(|| http::follow_with_cookies(url.trim()));
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).unwrap();

@@ -9,7 +9,7 @@ use crate::args::CreateArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
 
-pub fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
+pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
     // Every check before the store is touched: a refused `create` changes nothing.
     validate_name(&args.name)?;
     if !CONNECTION_TYPES.contains(&args.kind.as_str()) {
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
     if new.client_id.is_empty() {
         return Err(usage("--client-id is empty: give the client ID the provider issued for your app"));
     }
-    let secret = client_secret(&args)?;
+    let secret = client_secret(&mut args)?;
     if secret.expose_secret().is_empty() {
         return Err(usage(
             "the client secret is empty: give the secret the provider issued for your app \
@@ -57,8 +57,9 @@ pub fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET.
-fn client_secret(args: &CreateArgs) -> Result<SecretString> {
+/// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET. The flag's copy is taken out
+/// of the parsed arguments and wiped.
+fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
     let from_env = std::env::var("WASM_HOST_CLIENT_SECRET").ok().map(Zeroizing::new);
     if args.client_secret_stdin {
         let mut buf = Zeroizing::new(String::new());
@@ -67,7 +68,7 @@ fn client_secret(args: &CreateArgs) -> Result<SecretString> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         return Ok(SecretString::from(line));
     }
-    match (&args.client_secret, from_env) {
+    match (args.client_secret.take().map(Zeroizing::new), from_env) {
         (Some(s), _) => Ok(SecretString::from(s.as_str())),
         (None, Some(s)) => Ok(SecretString::from(s.as_str())),
         (None, None) => Err(usage(

@@ -5,4 +5,5 @@ pub mod delete;
 pub mod import_token;
 pub mod list;
 pub mod run;
+pub mod store;
 pub mod revoke;

@@ -1,0 +1,152 @@
+//! `wasm-host store ...`: the store's public key, key rotation, and bundles that move connections between hosts.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use wasm_host_store::{RekeyReport, RekeyStep};
+
+use crate::args::{ExportArgs, ImportArgs, RecipientArgs, RekeyArgs};
+use crate::context::{Context, IdentityChoice};
+use crate::exit::{usage, Exit};
+
+pub fn recipient(ctx: &Context, _args: RecipientArgs) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    println!("{}", keys.recipient());
+    Ok(Exit::Ok)
+}
+
+pub fn rekey(ctx: &Context, args: RekeyArgs) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    // Test hook (tests/secrets.rs): announce each step on stderr and pause after it, so a test can kill the
+    // process inside every window.
+    let pause = std::env::var("WASM_HOST_TEST_REKEY_PAUSE_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let mut on_step = |step: RekeyStep<'_>| {
+        tracing::debug!("rekey: {step}");
+        if let Some(pause) = pause {
+            eprintln!("rekey-step: {step}");
+            std::thread::sleep(pause);
+        }
+    };
+    let started = Instant::now();
+    match &ctx.identity {
+        IdentityChoice::File(path) => {
+            if args.new_identity_file.is_some() {
+                return Err(usage(
+                    "--new-identity-file is for an identity given in WASM_HOST_IDENTITY_KEY; with an identity file, \
+                     rekey replaces that file (drop the flag)",
+                ));
+            }
+            let report = wasm_host_store::rekey_identity_file(&store, path, &mut on_step)?;
+            done(&report, started);
+            eprintln!(
+                "{} now holds the new identity: back it up (the old one is gone), and restart running hosts",
+                path.display()
+            );
+        }
+        IdentityChoice::Inline(_) => {
+            let Some(out) = &args.new_identity_file else {
+                return Err(usage(
+                    "the identity comes from WASM_HOST_IDENTITY_KEY, which wasm-host cannot change: pass \
+                     --new-identity-file FILE to receive the new identity, then put its AGE-SECRET-KEY line into \
+                     WASM_HOST_IDENTITY_KEY",
+                ));
+            };
+            let keys = ctx.keys(&store)?;
+            let report = wasm_host_store::rekey_to_new_file(&store, &keys, out, &mut on_step)?;
+            done(&report, started);
+            eprintln!(
+                "the new identity is in {0} (0600): set WASM_HOST_IDENTITY_KEY to its AGE-SECRET-KEY line (or pass \
+                 --identity {0}), restart running hosts, then delete {0}",
+                out.display()
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn done(report: &RekeyReport, started: Instant) {
+    eprintln!(
+        "re-encrypted {} secrets of {} connections to {} in {} ms; the old identity {} no longer opens this store",
+        report.resealed.secrets,
+        report.resealed.connections,
+        report.new_recipient,
+        started.elapsed().as_millis(),
+        report.old_recipient
+    );
+}
+
+pub fn export(ctx: &Context, args: ExportArgs) -> Result<Exit> {
+    // A mistyped key is reported before anything is opened.
+    wasm_host_store::parse_recipient(&args.recipient)?;
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(usage("the bundle is binary: pass -o FILE, or redirect stdout to a file"));
+    }
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    let count = match &args.output {
+        Some(path) => write_private(path, |out| Ok(wasm_host_store::export(&store, &keys, &args.recipient, out)?))
+            .with_context(|| format!("exporting to {}", path.display()))?,
+        None => wasm_host_store::export(&store, &keys, &args.recipient, std::io::stdout().lock())?,
+    };
+    eprintln!(
+        "exported {count} connections, encrypted to {} only; on that host: `wasm-host store import FILE`",
+        args.recipient.trim()
+    );
+    Ok(Exit::Ok)
+}
+
+/// Writes a file that is either complete or absent, 0600 from the start: a temporary file beside it, fsynced,
+/// then renamed over `path`.
+fn write_private<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| usage(format!("cannot create {} ({e}); pass -o with a writable path", tmp.display())))?;
+    let mut out = std::io::BufWriter::new(file);
+    let result = write(&mut out).and_then(|value| {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        Ok(value)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn import(ctx: &Context, args: ImportArgs) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let keys = ctx.keys(&store)?;
+    let shown = args.file.display();
+    let bundle = if args.file.as_os_str() == "-" {
+        wasm_host_store::read_bundle(&keys, std::io::stdin().lock())
+    } else {
+        let file = fs::File::open(&args.file)
+            .map_err(|e| usage(format!("cannot read the bundle {shown} ({e}); pass the file `store export` wrote")))?;
+        wasm_host_store::read_bundle(&keys, file)
+    }
+    .with_context(|| format!("reading the bundle {shown}"))?;
+    let exported_at = bundle.exported_at.clone();
+    let report = wasm_host_store::import(&store, &keys, bundle, args.replace)?;
+    let replaced = if report.replaced.is_empty() {
+        String::new()
+    } else {
+        format!("; replaced: {}", report.replaced.join(", "))
+    };
+    eprintln!(
+        "imported {} connections exported at {exported_at}: {}{replaced}",
+        report.imported.len(),
+        report.imported.join(", ")
+    );
+    Ok(Exit::Ok)
+}
