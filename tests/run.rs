@@ -176,9 +176,8 @@ fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
         assert!(out.stderr.contains(&format!("cache={expect}")), "expected {expect}: {}", out.stderr);
     };
     logged("Compiled");
-    let entries: Vec<_> = std::fs::read_dir(env.cache()).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries = cwasm_files(&env.cache());
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
     logged("Hit");
     // Flip bytes in the middle of the entry: it must be noticed and replaced, never loaded.
     let mut bytes = std::fs::read(&entries[0]).unwrap();
@@ -197,7 +196,7 @@ fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
     let mut cmd = env.cmd();
     cmd.env("WASM_HOST_CACHE_DIR", &elsewhere);
     env.run_with(cmd, &["run", g], None).success();
-    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+    assert_eq!(cwasm_files(&elsewhere).len(), 1);
 }
 
 #[test]
@@ -332,4 +331,38 @@ fn the_trivial_function_returns_its_input() {
     let out = env.run_with(cmd, &["run", trivial.to_str().unwrap(), "--input", "\"x\"", "--repeat", "3"], None);
     assert_eq!(out.success().json(), "x");
     assert!(out.stderr.contains("3 invocations"), "{}", out.stderr);
+}
+
+fn cwasm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "cwasm"));
+    files
+}
+
+#[test]
+fn processes_starting_the_same_component_cold_compile_it_once() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = env.cmd();
+            cmd.env("WASM_HOST_LOG", "debug")
+                .args(["run", guest.to_str().unwrap(), "--input", "1"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        })
+        .collect();
+    let compiled = logs.iter().filter(|l| l.contains("cache=Compiled")).count();
+    let hits = logs.iter().filter(|l| l.contains("cache=Hit")).count();
+    assert_eq!((compiled, hits), (1, 3), "{logs:#?}");
+    assert_eq!(cwasm_files(&env.cache()).len(), 1);
 }
