@@ -63,6 +63,23 @@ pub fn printable(name: &str) -> String {
     }
 }
 
+/// A library's error (age's, serde's) as one line of a message: whitespace runs become one space, control
+/// characters are escaped (a damaged record's bytes can end up in serde's text), at most `max_chars` characters.
+pub fn one_line(e: &impl std::fmt::Display, max_chars: usize) -> String {
+    let text = e.to_string();
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(|c| {
+            let (escaped, plain) = if c.is_control() { (Some(c.escape_default()), None) } else { (None, Some(c)) };
+            escaped.into_iter().flatten().chain(plain)
+        }));
+    }
+    out.chars().take(max_chars).collect()
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UrlError {
     #[error("{flag} `{value}` is not a URL ({reason}): give an absolute URL such as https://accounts.example.com")]
