@@ -119,7 +119,7 @@ pub fn validate_url(flag: &'static str, value: &str) -> Result<Url, UrlError> {
         "http" if is_loopback_host(&url) => {}
         "http" => return Err(UrlError::InsecureHttp { flag, value: shown }),
         other => {
-            return Err(UrlError::Scheme { flag, value: shown, scheme: other.to_owned() });
+            return Err(UrlError::Scheme { flag, value: shown, scheme: printable(other) });
         }
     }
     if url.host().is_none() {
@@ -156,6 +156,16 @@ mod tests {
         let msg = validate_name("a\u{1b}[31m").unwrap_err().to_string();
         assert!(!msg.contains('\u{1b}'), "{msg}");
         assert!(msg.contains("U+001B"), "{msg}");
+    }
+
+    /// Found by the `validate` fuzz target: the scheme was repeated in full, so a long one made a message of
+    /// any length (the value beside it was already cut short).
+    #[test]
+    fn a_long_scheme_is_cut_short_in_the_message() {
+        let url = format!("{}://x.example", "h".repeat(5000));
+        let e = validate_url("--provider-url", &url).unwrap_err();
+        assert!(matches!(e, UrlError::Scheme { .. }), "{e:?}");
+        assert!(e.to_string().chars().count() < 400, "{e}");
     }
 
     #[test]
