@@ -142,6 +142,9 @@ fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize) {
     };
     let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(&body);
+    // Close gently: end our side, then wait for the client's end, so that no reset can overtake the answer.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.read(&mut chunk);
 }
 
 /// The stored state a failed refresh must not touch.
