@@ -21,7 +21,8 @@ for target in $(cargo fuzz list --fuzz-dir fuzz); do
   mkdir -p "$fuzz_work/$target"
   if ! RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none "$target" "$fuzz_work/$target" "fuzz/seeds/$target" \
       -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$fuzz_work/$target.log" 2>&1; then
-    tail -n 60 "$fuzz_work/$target.log"
+    grep -m1 -A3 'panicked at' "$fuzz_work/$target.log" || true
+    tail -n 25 "$fuzz_work/$target.log"
     echo "fuzz target $target found a problem (input kept in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
