@@ -188,7 +188,7 @@ impl Keys {
         age::encrypt(&self.recipient, &plain).map_err(|e| SecretError::Encrypt {
             name: name.into(),
             field: field.as_str(),
-            reason: e.to_string(),
+            reason: crate::validate::one_line(&e, 300),
         })
     }
 
@@ -197,7 +197,7 @@ impl Keys {
         let plain = Zeroizing::new(age::decrypt(&self.identity, sealed).map_err(|e| SecretError::Decrypt {
             name: name.into(),
             field: field.as_str(),
-            reason: e.to_string(),
+            reason: crate::validate::one_line(&e, 300),
         })?);
         let misplaced = || SecretError::Misplaced { name: name.into(), field: field.as_str() };
         let mut parts = plain.splitn(4, |b| *b == b'\n');
@@ -260,6 +260,18 @@ mod tests {
         let sealed = Keys::generate().seal("a", SecretField::ClientSecret, b"s").unwrap();
         let err = Keys::generate().open("a", SecretField::ClientSecret, &sealed).unwrap_err();
         assert!(matches!(err, SecretError::Decrypt { .. }), "{err}");
+    }
+
+    /// Found by the `record` fuzz target: age's "Unknown age format" text spans two lines, and reached the
+    /// one-line error message as it was.
+    #[test]
+    fn a_damaged_secret_is_described_on_one_line() {
+        let damaged = b"age-encryption.org/v2\n-> X25519 abc\n";
+        let e = Keys::generate().open("a", SecretField::AccessToken, damaged).unwrap_err();
+        assert!(matches!(e, SecretError::Decrypt { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("Unknown age format. Have you tried"), "{e}");
     }
 
     #[test]
