@@ -366,3 +366,51 @@ fn processes_starting_the_same_component_cold_compile_it_once() {
     assert_eq!((compiled, hits), (1, 3), "{logs:#?}");
     assert_eq!(cwasm_files(&env.cache()).len(), 1);
 }
+
+#[test]
+fn a_hostile_function_is_contained_to_its_own_invocation() {
+    let env = env_with_connection("real");
+    env.import_token("real", r#"{"access_token":"at-hostile-0123456789abcdef","expires_in":3600}"#).success();
+    let probe = test_guest("token-probe").to_str().unwrap().to_owned();
+    let ask = |name: &str, grant: &str| {
+        let input_file = env.path("name.json");
+        std::fs::write(&input_file, serde_json::json!({ "connection": name }).to_string()).unwrap();
+        env.run(&["run", &probe, "--input-file", input_file.to_str().unwrap(), "--allow-connection", grant])
+            .success()
+            .json()
+    };
+    // Guessing names: without a grant, an existing name and a made-up one get the same answer, so a function
+    // cannot learn which connections exist.
+    let existing = ask("real", "other");
+    let made_up = ask("payroll", "other");
+    assert_eq!(existing["error"], "access-denied");
+    assert_eq!(made_up["error"], "access-denied");
+    let shape = |v: &serde_json::Value, name: &str| v["message"].as_str().unwrap().replace(name, "NAME");
+    assert_eq!(shape(&existing, "real"), shape(&made_up, "payroll"));
+    // A 1 MB name and one full of control characters: refused with a short, printable message.
+    let huge = "a".repeat(1 << 20);
+    for grant in ["other", "*"] {
+        for name in [huge.as_str(), "evil\u{1b}[31m\r\nname\u{7}"] {
+            let v = ask(name, grant);
+            let message = v["message"].as_str().unwrap();
+            assert!(v["error"] == "access-denied" || v["error"] == "not-found", "{v}");
+            assert!(message.len() < 600, "a bounded message, not {} bytes", message.len());
+            assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+        }
+    }
+    // Thousands of outgoing requests in one invocation: served, and the host serves the next invocation as usual.
+    let api = Api::start("unused", "{}");
+    let http = test_guest("http-probe");
+    let input = serde_json::json!({ "url": api.url("/x"), "repeat": 2000 }).to_string();
+    let out = env.run(&["run", http.to_str().unwrap(), "--allow-host", "127.0.0.1", "--input", &input]);
+    assert_eq!(out.success().json()["status"], 401);
+    assert_eq!(api.recorded().len(), 2000);
+    // And as many to a host it was not granted: each refused inside the host, none reaches the network.
+    let denied = serde_json::json!({ "url": api.url("/y"), "repeat": 2000, "keep_going": true }).to_string();
+    let out = env.run(&["run", http.to_str().unwrap(), "--allow-host", "127.0.0.2", "--input", &denied]);
+    let result = out.success().json();
+    assert_eq!(result["failed"], 2000, "{result}");
+    assert!(result["last_error"].as_str().unwrap().contains("HttpRequestDenied"), "{result}");
+    assert_eq!(api.recorded().len(), 2000, "no denied request reached the server");
+    assert_eq!(ask("real", "real")["access_token"], "at-hostile-0123456789abcdef");
+}
