@@ -89,6 +89,8 @@ pub enum SecretError {
 pub struct Keys {
     identity: x25519::Identity,
     recipient: x25519::Recipient,
+    /// The same key, for opening: keeps the public key instead of deriving it at every decrypt.
+    opener: crate::x25519_unwrap::CachedX25519,
 }
 
 impl std::fmt::Debug for Keys {
@@ -104,7 +106,9 @@ impl Keys {
 
     fn from_identity(identity: x25519::Identity) -> Self {
         let recipient = identity.to_public();
-        Keys { identity, recipient }
+        let opener = crate::x25519_unwrap::CachedX25519::from_bech32(identity.to_string().expose_secret())
+            .expect("age prints an X25519 identity as AGE-SECRET-KEY-1 bech32");
+        Keys { identity, recipient, opener }
     }
 
     /// Parses an identity given inline (the `WASM_HOST_IDENTITY_KEY` form): one `AGE-SECRET-KEY-1...` line.
@@ -194,7 +198,7 @@ impl Keys {
 
     /// Decrypts a sealed value and checks that it was sealed for this connection and field.
     pub fn open(&self, name: &str, field: SecretField, sealed: &[u8]) -> Result<SecretBox<[u8]>, SecretError> {
-        let plain = Zeroizing::new(age::decrypt(&self.identity, sealed).map_err(|e| SecretError::Decrypt {
+        let plain = Zeroizing::new(age::decrypt(&self.opener, sealed).map_err(|e| SecretError::Decrypt {
             name: name.into(),
             field: field.as_str(),
             reason: crate::validate::one_line(&e, 300),

@@ -12,6 +12,7 @@ mod keys;
 mod record;
 mod rekey;
 mod validate;
+mod x25519_unwrap;
 
 pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
