@@ -190,20 +190,19 @@ impl TokenBroker {
         // Loaded before anything is read from the store; see wasm_host_store::Store::generation.
         let generation = self.store.generation();
         let cached = self.cache.lock().expect("token cache poisoned").get(name).cloned();
-        if let Some(c) = &cached {
-            if generation.is_some() && c.generation == generation && std::time::Instant::now() < c.revalidate_at {
-                return Ok(c.token.clone());
-            }
+        // Nothing cached: the full read answers "not found" too, so no separate revision read first.
+        let Some(c) = cached else { return self.load(name) };
+        if generation.is_some() && c.generation == generation && std::time::Instant::now() < c.revalidate_at {
+            return Ok(c.token.clone());
         }
-        let revision = self.store.revision(name).map_err(internal)?;
-        match (cached, revision) {
-            (Some(c), Some(rev)) if c.revision == rev => {
+        match self.store.revision(name).map_err(internal)? {
+            Some(rev) if c.revision == rev => {
                 let confirmed = self.entry(rev, generation, c.token.clone());
                 self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), confirmed);
                 Ok(c.token.clone())
             }
-            (_, None) => Err(TokenError::NotFound(printable(name))),
-            _ => self.load(name),
+            None => Err(TokenError::NotFound(printable(name))),
+            Some(_) => self.load(name),
         }
     }
 

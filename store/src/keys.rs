@@ -105,9 +105,10 @@ impl Keys {
     }
 
     fn from_identity(identity: x25519::Identity) -> Self {
-        let recipient = identity.to_public();
         let opener = crate::x25519_unwrap::CachedX25519::from_bech32(identity.to_string().expose_secret())
             .expect("age prints an X25519 identity as AGE-SECRET-KEY-1 bech32");
+        // The public key is derived once, by the opener (a scalar multiplication: not twice at every start).
+        let recipient = opener.recipient();
         Keys { identity, recipient, opener }
     }
 

@@ -39,6 +39,13 @@ impl CachedX25519 {
         let public = PublicKey::from(&secret);
         Some(Self { secret, public })
     }
+
+    /// The public key as age writes a recipient (`age1...`), from the key already computed.
+    pub(crate) fn recipient(&self) -> age::x25519::Recipient {
+        let hrp = bech32::Hrp::parse("age").expect("a valid human-readable part");
+        let encoded = bech32::encode::<bech32::Bech32>(hrp, self.public.as_bytes()).expect("32 bytes encode");
+        encoded.parse().expect("age parses the recipient of an X25519 key")
+    }
 }
 
 impl age::Identity for CachedX25519 {
@@ -91,7 +98,7 @@ mod tests {
     fn opens_what_age_seals_and_refuses_what_it_refuses() {
         let identity = age::x25519::Identity::generate();
         let cached = CachedX25519::from_bech32(identity.to_string().expose_secret()).unwrap();
-        assert_eq!(cached.public.as_bytes().len(), 32);
+        assert_eq!(cached.recipient().to_string(), identity.to_public().to_string());
         for plain in [&b""[..], b"x", &[7u8; 70_000][..]] {
             let sealed = age::encrypt(&identity.to_public(), plain).unwrap();
             assert_eq!(age::decrypt(&cached, &sealed).unwrap(), plain);
