@@ -706,12 +706,16 @@ fn a_refresh_in_flight_never_overwrites_what_was_written_meanwhile() {
         let mut cmd = env.cmd();
         cmd.args(probe_args(guest, input, "3600s")).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
-        let requests = provider.stats()["token"]["refresh_token"].as_u64().unwrap_or(0);
+        let requests = provider.refreshes();
         sleep(Duration::from_millis(700));
         write().success();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(provider.refreshes(), requests + 1, "{what}: the refresh reached the provider");
+        // The refresh reached the provider and succeeded there (whether a refresh already held back at the provider
+        // survives a revocation is the provider's business).
+        if what != "revoke" {
+            assert_eq!(provider.refreshes(), requests + 1, "{what}");
+        }
         let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         check_model(&env, &keys, "c", &expected).unwrap_or_else(|e| panic!("{what}: the refresh overwrote it: {e} (the function got {result})"));
         // What the function was given: the token written meanwhile, or the error the new state calls for.
@@ -719,8 +723,6 @@ fn a_refresh_in_flight_never_overwrites_what_was_written_meanwhile() {
             Model::Imported(v) => assert_eq!(result["access_token"], v.as_str(), "{what}: {result}"),
             _ => assert_eq!(result["error"], "needs-authorization", "{what}: {result}"),
         }
-        if expected != Model::Imported("imported-meanwhile".into()) {
-            authorize(&env, "c");
-        }
+        authorize(&env, "c");
     }
 }
