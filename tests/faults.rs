@@ -145,14 +145,14 @@ impl Tally {
     }
 }
 
-/// SIGKILL at random moments of `create`, `delete`, `authorize` (mostly in the code exchange) and a refresh, until
-/// each kind was killed 13 times (52 kills); after each kill, the store passes redb's check, opens, and every
+/// SIGKILL at random moments of a host's first `create` (identity and store created), `create`, `delete`, `authorize` (mostly in the code exchange) and a refresh, until
+/// each kind was killed 13 times (65 kills); after each kill, the store passes redb's check, opens, and every
 /// connection is whole and either as it was or as the command would have left it. A refresh token that the
 /// provider rotated before the kill is either stored or the next use marks the connection `needs-authorization`.
 #[test]
 fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
     const PER_KIND: u32 = 13;
-    const MAX_ROUNDS: u32 = 120;
+    const MAX_ROUNDS: u32 = 150;
     let _serial = serial();
     // Access tokens live 10 minutes; a refresh margin of an hour makes every `run` refresh.
     let (provider, env, guest) = start(600);
@@ -184,13 +184,17 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
         env.create("timing", "s-timing").success();
         env.run(&["authconnection", "delete", "timing"]).success();
     }) / 2;
+    // The very first command of a host creates its identity file and the store.
+    let first_time = timed(&mut || {
+        Env::new(&bin()).create("first", "s-first").success();
+    });
     let refresh_time = timed(&mut || assert!(env.run(&probe_args(guest, input, "3600s")).success().json()["access_token"].is_string()));
     let authorize_time = timed(&mut || {
         let (child, _) = spawn_authorize(&env, "auth");
         assert!(child.wait_with_output().unwrap().status.success());
     });
     eprintln!(
-        "uninterrupted: create or delete {create_time:?}, authorize after the callback {authorize_time:?}, run with a \
+        "uninterrupted: first create {first_time:?}, create or delete {create_time:?}, authorize after the callback {authorize_time:?}, run with a \
          refresh {refresh_time:?}"
     );
     // A kind whose command finished before the kill gets a shorter window next time, so that nearly every round
@@ -198,13 +202,14 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
     let mut windows: BTreeMap<&str, (Duration, Duration)> = BTreeMap::from([
         ("create", (create_time, create_time)),
         ("delete", (create_time, create_time)),
+        ("first create", (first_time, first_time)),
         ("authorize", (authorize_time, authorize_time)),
         ("refresh", (refresh_time, refresh_time)),
     ]);
 
     let mut rng = Rng::seeded();
     let mut tally = Tally::default();
-    let kinds = ["create", "delete", "authorize", "refresh"];
+    let kinds = ["first create", "create", "delete", "authorize", "refresh"];
     let mut rounds = 0;
     while kinds.iter().any(|k| tally.killed(k) < PER_KIND) {
         rounds += 1;
@@ -215,6 +220,43 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
         let moment = Duration::from_micros(rng.below(window.as_micros() as u64 * 11 / 10));
         let refreshes_before = provider.refreshes();
         let (target, outcome): (String, &'static str) = match kind {
+            "first create" => {
+                // A host's first command, on nothing: it writes the identity file, then the store.
+                let fresh = Env::new(&bin());
+                let mut cmd = fresh.cmd();
+                cmd.args(["authconnection", "create", "--name", "first", "--type", "TYPE_OAUTH2", "--provider-url"])
+                    .args([&provider.issuer, "--client-id", "x", "--client-secret-stdin"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                let mut child = cmd.spawn().unwrap();
+                child.stdin.take().unwrap().write_all(b"s-first").unwrap();
+                sleep(moment);
+                let was_killed = killed(child);
+                // Never a half-written identity: absent, or a whole key.
+                let identity = Keys::load(&fresh.identity()).expect("the identity file is absent or whole");
+                let present = match &identity {
+                    Some(k) if fresh.store().exists() => {
+                        let store = Store::open(&fresh.store()).expect("the store opens");
+                        state(&store, k, "first").is_some()
+                    }
+                    _ => false,
+                };
+                // Whatever was left, the next command works with it.
+                let again = fresh.create("first", "s-first");
+                assert_eq!(again.code, if present { 4 } else { 0 }, "{}", again.stderr);
+                if let Some(k) = &identity {
+                    assert_eq!(Keys::load(&fresh.identity()).unwrap().unwrap().recipient(), k.recipient(), "the key was kept");
+                }
+                assert!(Store::check_integrity(&fresh.store()).unwrap());
+                let outcome = match (was_killed, identity.is_some(), present) {
+                    (false, _, _) => "completed",
+                    (true, false, _) => "nothing written",
+                    (true, true, false) => "identity written, no connection",
+                    (true, true, true) => "created",
+                };
+                ("(another store)".to_owned(), outcome)
+            }
             "create" => {
                 let name = format!("new-{rounds}");
                 let secret = format!("cs-{rounds}");

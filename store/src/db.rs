@@ -164,6 +164,9 @@ impl Store {
                 .create(dir)
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
         }
+        if !path.exists() {
+            initialize(&path)?;
+        }
         // redb creates files with the process umask; make it ours first so no secret-bearing file is ever 0644.
         let file = fs::OpenOptions::new()
             .read(true)
@@ -768,6 +771,49 @@ impl Store {
             .open(path)
             .map_err(|e| open_error(path, e))?;
         db.check_integrity().map_err(|e| open_error(path, e))
+    }
+}
+
+/// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number
+/// last, so a first command killed half-way would leave a file redb refuses ("not a redb database") for good.
+/// The store is made and its tables created under a name of its own, then hard-linked into place: the link
+/// fails if another process placed its store first, and that one is used. A kill leaves at most an unused
+/// `.init-*` file beside the store (it holds no secret: only the schema version and empty tables).
+fn initialize(path: &Path) -> Result<(), OpenError> {
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = PathBuf::from(format!("{}.init-{}-{n}", path.display(), std::process::id()));
+    let io = |source| OpenError::Io { path: path.to_path_buf(), source };
+    remove_abandoned_inits(path);
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+    let made = Database::builder()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .create(&tmp)
+        .map_err(|e| open_error(&tmp, e))
+        .and_then(|db| Store { db, path: tmp.clone(), generation: None }.check_schema());
+    let linked = made.and_then(|()| fs::hard_link(&tmp, path).or_else(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Ok(()),
+        _ => Err(io(e)),
+    }));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// `.init-<pid>-<n>` files of first commands that were killed before they placed their store.
+fn remove_abandoned_inits(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{}.init-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.strip_prefix(&prefix).is_some_and(|rest| !holder_alive(rest)) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
