@@ -326,6 +326,9 @@ impl TokenBroker {
         };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
+        // `expires_in` counts from when the provider issued the token, which is after we sent the request: counting
+        // from the send (not from the answer) never puts the expiry later than the provider's.
+        let sent = now_unix();
         let response = wasm_host_oauth::token::refresh(&self.http, &token_url, &client, &refresh_token).await;
         tracing::info!(connection = name, elapsed_ms = started.elapsed().as_millis() as u64, ok = response.is_ok(), "refresh");
         match response {
@@ -345,7 +348,7 @@ impl TokenBroker {
                             refresh,
                             id_token,
                             token_type: r.token_type.clone(),
-                            expires_at: r.expires_in.map(|s| now_unix() + s),
+                            expires_at: r.expires_in.map(|s| sent + s),
                             scopes: r.scope.clone().unwrap_or(info.scopes),
                             metadata: r.extra.clone(),
                             resolved: None,
