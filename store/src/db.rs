@@ -784,7 +784,7 @@ fn initialize(path: &Path) -> Result<(), OpenError> {
     let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = PathBuf::from(format!("{}.init-{}-{n}", path.display(), std::process::id()));
     let io = |source| OpenError::Io { path: path.to_path_buf(), source };
-    remove_abandoned_inits(path);
+    remove_abandoned(path, "init");
     fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
     let made = Database::builder()
         .set_concurrency_mode(ConcurrencyMode::MultiWriter)
@@ -803,11 +803,12 @@ fn initialize(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// `.init-<pid>-<n>` files of first commands that were killed before they placed their store.
-fn remove_abandoned_inits(path: &Path) {
+/// `<path>.<what>-<pid>-<n>` files that a first command killed before placing its store (`init`) or identity
+/// (`tmp`) left behind: those whose process is gone.
+pub(crate) fn remove_abandoned(path: &Path, what: &str) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let prefix = format!("{}.init-", name.to_string_lossy());
+    let prefix = format!("{}.{what}-", name.to_string_lossy());
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();

@@ -146,6 +146,7 @@ impl Keys {
         static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = std::path::PathBuf::from(format!("{}.tmp-{}-{n}", path.display(), std::process::id()));
+        crate::db::remove_abandoned(path, "tmp");
         keys.write_new_file(&tmp, "").map_err(create_err)?;
         let linked = fs::hard_link(&tmp, path);
         let _ = fs::remove_file(&tmp);
