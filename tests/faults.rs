@@ -190,7 +190,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
     });
     let refresh_time = timed(&mut || assert!(env.run(&probe_args(guest, input, "3600s")).success().json()["access_token"].is_string()));
     let authorize_time = timed(&mut || {
-        let (child, _) = spawn_authorize(&env, "auth");
+        let child = spawn_authorize(&env, "auth");
         assert!(child.wait_with_output().unwrap().status.success());
     });
     eprintln!(
@@ -313,7 +313,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
                 let name = "auth".to_owned();
                 let old = state(&Store::open(&env.store()).unwrap(), &keys, &name).unwrap();
                 let codes_before = provider.stats()["token"]["authorization_code"].as_u64().unwrap_or(0);
-                let (child, _) = spawn_authorize(&env, &name);
+                let child = spawn_authorize(&env, &name);
                 sleep(moment);
                 let was_killed = killed(child);
                 sleep(settle);
@@ -386,7 +386,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
     let kills: u32 = kinds.iter().map(|k| tally.killed(k)).sum();
     eprintln!("{kills} kills in {rounds} rounds; outcomes:");
     for ((kind, outcome), n) in &tally.0 {
-        eprintln!("  {kind:<9} {outcome:<55} {n}");
+        eprintln!("  {kind:<12} {outcome:<55} {n}");
     }
     assert!(kills >= 50);
     // The connections nobody touched still work.
@@ -395,7 +395,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
 }
 
 /// `authorize NAME` with its URL followed (the callback answered); returns the process, still exchanging.
-fn spawn_authorize(env: &Env, name: &str) -> (Child, u16) {
+fn spawn_authorize(env: &Env, name: &str) -> Child {
     let mut cmd = env.cmd();
     cmd.args(["authconnection", "authorize", name, "--no-browser", "--port", "0", "--timeout", "60s"])
         .stdin(Stdio::null())
@@ -404,9 +404,9 @@ fn spawn_authorize(env: &Env, name: &str) -> (Child, u16) {
     let mut child = cmd.spawn().unwrap();
     let mut url = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
-    let (status, _) = http::follow_with_cookies(url.trim());
-    assert_eq!(status, 200);
-    (child, status)
+    let (status, page) = http::follow_with_cookies(url.trim());
+    assert_eq!(status, 200, "{page}");
+    child
 }
 
 /// How long the concurrency and load tests run: a minute, as the issue asks (`FAULTS_SECONDS` shortens it while
