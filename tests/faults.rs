@@ -166,7 +166,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
     // The provider holds each token request 100 ms before handling it and 200 ms after (the refresh token is
     // rotated by then): wide windows for a kill in the exchange and in the refresh.
     provider.configure(serde_json::json!({ "tokenDelayMs": 100, "tokenResponseDelayMs": 200 }));
-    let settle = Duration::from_millis(450);
+    let settle = Duration::from_millis(250);
 
     // How long each command takes uninterrupted (the median of 5): the range of the random moments.
     let timed = |f: &mut dyn FnMut()| {
@@ -317,6 +317,7 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
                 sleep(moment);
                 let was_killed = killed(child);
                 sleep(settle);
+                provider.wait_idle();
                 let reached = provider.stats()["token"]["authorization_code"].as_u64().unwrap_or(0) > codes_before;
                 let now = state(&Store::open(&env.store()).unwrap(), &keys, &name).unwrap();
                 let outcome = if now == old {
@@ -339,7 +340,9 @@ fn sigkill_at_random_moments_leaves_every_connection_old_or_new() {
                 let child = cmd.spawn().unwrap();
                 sleep(moment);
                 let was_killed = killed(child);
-                sleep(settle); // the provider finishes what it received
+                // The provider finishes what it received (a request still in the socket is read within the pause).
+                sleep(settle);
+                provider.wait_idle();
                 let rotated = provider.refreshes() > refreshes_before;
                 let now = state(&Store::open(&env.store()).unwrap(), &keys, &name).unwrap();
                 let stored = now != old;
