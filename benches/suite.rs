@@ -265,13 +265,13 @@ fn token_call_js(scale: Scale) -> Vec<Row> {
     let rt = runtime();
     let js = js_build(BIN, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/js/token-loop.js"));
     let rust = test_guest("misbehave");
-    let host = host(store.clone(), keys.clone(), HostOptions::default());
-    let constant =
-        self::host(store, keys, HostOptions { constant_token: Some(constant_token()), ..Default::default() });
-    let (fj, fr, fjc) = (host.load(&js).unwrap(), host.load(&rust).unwrap(), constant.load(&js).unwrap());
+    let host = host(store, keys, HostOptions::default());
+    let (fj, fr) = (host.load(&js).unwrap(), host.load(&rust).unwrap());
     let mut rows = Vec::new();
-    for n in scale.pick(vec![10u64, 100, 1_000, 10_000], vec![10]) {
-        let rounds_n = if n >= 10_000 { scale.rounds.min(5) } else { scale.rounds };
+    // Fewer calls per invocation are not measurable this way: a JavaScript invocation's own time varies by more
+    // than their total (BENCHMARKS.md gives the first call's cost from a profile instead).
+    for n in scale.pick(vec![1_000u64, 10_000], vec![10]) {
+        let rounds_n = if n >= 10_000 { scale.rounds.min(7) } else { scale.rounds };
         per_call(&rt, &host, &fj, n);
         let js_broker = rounds(rounds_n, || per_call(&rt, &host, &fj, n));
         let rust_broker = rounds(rounds_n, || per_call(&rt, &host, &fr, n));
@@ -279,13 +279,6 @@ fn token_call_js(scale: Scale) -> Vec<Row> {
             Row::new(format!("get-connection-token from JavaScript, {n} calls per invocation"), "s", js_broker)
                 .against("the same from Rust", rust_broker),
         );
-        if n == 1_000 || !scale.full {
-            let js_constant = rounds(rounds_n, || per_call(&rt, &constant, &fjc, n));
-            rows.push(
-                Row::new(format!("JavaScript, constant-token host import, {n} calls"), "s", js_constant)
-                    .against("broker (row above)", js_broker),
-            );
-        }
     }
     rows
 }

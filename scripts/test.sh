@@ -13,3 +13,6 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 cargo test --workspace --locked
+
+# Fuzz smoke: every cargo-fuzz target for a few seconds (scripts/fuzz-smoke.sh).
+bash scripts/fuzz-smoke.sh

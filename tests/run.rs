@@ -176,9 +176,8 @@ fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
         assert!(out.stderr.contains(&format!("cache={expect}")), "expected {expect}: {}", out.stderr);
     };
     logged("Compiled");
-    let entries: Vec<_> = std::fs::read_dir(env.cache()).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries = cwasm_files(&env.cache());
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
     logged("Hit");
     // Flip bytes in the middle of the entry: it must be noticed and replaced, never loaded.
     let mut bytes = std::fs::read(&entries[0]).unwrap();
@@ -197,7 +196,7 @@ fn the_compile_cache_is_reused_and_a_damaged_entry_is_recompiled() {
     let mut cmd = env.cmd();
     cmd.env("WASM_HOST_CACHE_DIR", &elsewhere);
     env.run_with(cmd, &["run", g], None).success();
-    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+    assert_eq!(cwasm_files(&elsewhere).len(), 1);
 }
 
 #[test]
@@ -332,4 +331,86 @@ fn the_trivial_function_returns_its_input() {
     let out = env.run_with(cmd, &["run", trivial.to_str().unwrap(), "--input", "\"x\"", "--repeat", "3"], None);
     assert_eq!(out.success().json(), "x");
     assert!(out.stderr.contains("3 invocations"), "{}", out.stderr);
+}
+
+fn cwasm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "cwasm"));
+    files
+}
+
+#[test]
+fn processes_starting_the_same_component_cold_compile_it_once() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = env.cmd();
+            cmd.env("WASM_HOST_LOG", "debug")
+                .args(["run", guest.to_str().unwrap(), "--input", "1"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        })
+        .collect();
+    let compiled = logs.iter().filter(|l| l.contains("cache=Compiled")).count();
+    let hits = logs.iter().filter(|l| l.contains("cache=Hit")).count();
+    assert_eq!((compiled, hits), (1, 3), "{logs:#?}");
+    assert_eq!(cwasm_files(&env.cache()).len(), 1);
+}
+
+#[test]
+fn a_hostile_function_is_contained_to_its_own_invocation() {
+    let env = env_with_connection("real");
+    env.import_token("real", r#"{"access_token":"at-hostile-0123456789abcdef","expires_in":3600}"#).success();
+    let probe = test_guest("token-probe").to_str().unwrap().to_owned();
+    let ask = |name: &str, grant: &str| {
+        let input_file = env.path("name.json");
+        std::fs::write(&input_file, serde_json::json!({ "connection": name }).to_string()).unwrap();
+        env.run(&["run", &probe, "--input-file", input_file.to_str().unwrap(), "--allow-connection", grant])
+            .success()
+            .json()
+    };
+    // Guessing names: without a grant, an existing name and a made-up one get the same answer, so a function
+    // cannot learn which connections exist.
+    let existing = ask("real", "other");
+    let made_up = ask("payroll", "other");
+    assert_eq!(existing["error"], "access-denied");
+    assert_eq!(made_up["error"], "access-denied");
+    let shape = |v: &serde_json::Value, name: &str| v["message"].as_str().unwrap().replace(name, "NAME");
+    assert_eq!(shape(&existing, "real"), shape(&made_up, "payroll"));
+    // A 1 MB name and one full of control characters: refused with a short, printable message.
+    let huge = "a".repeat(1 << 20);
+    for grant in ["other", "*"] {
+        for name in [huge.as_str(), "evil\u{1b}[31m\r\nname\u{7}"] {
+            let v = ask(name, grant);
+            let message = v["message"].as_str().unwrap();
+            assert!(v["error"] == "access-denied" || v["error"] == "not-found", "{v}");
+            assert!(message.len() < 600, "a bounded message, not {} bytes", message.len());
+            assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+        }
+    }
+    // Thousands of outgoing requests in one invocation: served, and the host serves the next invocation as usual.
+    let api = Api::start("unused", "{}");
+    let http = test_guest("http-probe");
+    let input = serde_json::json!({ "url": api.url("/x"), "repeat": 2000 }).to_string();
+    let out = env.run(&["run", http.to_str().unwrap(), "--allow-host", "127.0.0.1", "--input", &input]);
+    assert_eq!(out.success().json()["status"], 401);
+    assert_eq!(api.recorded().len(), 2000);
+    // And as many to a host it was not granted: each refused inside the host, none reaches the network.
+    let denied = serde_json::json!({ "url": api.url("/y"), "repeat": 2000, "keep_going": true }).to_string();
+    let out = env.run(&["run", http.to_str().unwrap(), "--allow-host", "127.0.0.2", "--input", &denied]);
+    let result = out.success().json();
+    assert_eq!(result["failed"], 2000, "{result}");
+    assert!(result["last_error"].as_str().unwrap().contains("HttpRequestDenied"), "{result}");
+    assert_eq!(api.recorded().len(), 2000, "no denied request reached the server");
+    assert_eq!(ask("real", "real")["access_token"], "at-hostile-0123456789abcdef");
 }

@@ -66,6 +66,22 @@ impl CompileCache {
         Some(unsafe { Component::deserialize(engine, body) }.map_err(|_| ()))
     }
 
+    /// Holds the right to compile the entry at `path` until dropped: a second process starting the same
+    /// component cold waits here, then finds the entry the first one wrote, so a component is compiled once, not
+    /// once per process. `None` when no lock can be taken (the cache is then only slower, never wrong).
+    pub(crate) fn compile_lock(&self, path: &Path) -> Option<fs::File> {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).ok()?;
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path.with_extension("lock"))
+            .ok()?;
+        lock.lock().ok()?;
+        Some(lock)
+    }
+
     /// Writes an entry atomically (temporary file, then rename), so readers never see a partial one.
     pub(crate) fn store(&self, path: &Path, serialized: &[u8]) -> std::io::Result<()> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;

@@ -208,14 +208,21 @@ impl FunctionHost {
         };
         let Some(cache) = &self.cache else { return Ok((compile()?, CacheOutcome::Uncached)) };
         let entry = cache.entry_path(&self.engine, bytes);
-        let outcome = match cache.load(&self.engine, &entry) {
+        let mut outcome = match cache.load(&self.engine, &entry) {
             Some(Ok(component)) => return Ok((component, CacheOutcome::Hit)),
-            Some(Err(())) => {
-                tracing::warn!(entry = %entry.display(), "damaged compile cache entry; compiling again");
-                CacheOutcome::Repaired
-            }
+            Some(Err(())) => CacheOutcome::Repaired,
             None => CacheOutcome::Compiled,
         };
+        // Compile under the entry's lock; whoever held it before us may have written the entry meanwhile.
+        let _lock = cache.compile_lock(&entry);
+        match cache.load(&self.engine, &entry) {
+            Some(Ok(component)) => return Ok((component, CacheOutcome::Hit)),
+            Some(Err(())) => outcome = CacheOutcome::Repaired,
+            None => {}
+        }
+        if outcome == CacheOutcome::Repaired {
+            tracing::warn!(entry = %entry.display(), "damaged compile cache entry; compiling again");
+        }
         let component = compile()?;
         match component.serialize() {
             Ok(serialized) => {

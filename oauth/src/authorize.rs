@@ -139,14 +139,21 @@ impl CallbackServer {
     }
 }
 
-enum Verdict {
+/// What the callback server makes of one request.
+pub enum Verdict {
+    /// Not a request for `/callback`: answered 404.
     NotCallback,
+    /// A forged, stale or incomplete callback: answered with an error page, and the wait goes on.
     Retry(String),
+    /// The provider's own error, with the right `state`: the authorization ends.
     Refused { error: String, description: Option<String> },
+    /// The right `state` and a non-empty `code`.
     Done(Callback),
 }
 
-fn judge(target: &str, state: &SecretString, issuer: Option<&str>) -> Verdict {
+/// Judges a callback request target (`/callback?code=...&state=...`) against the `state` this authorization
+/// sent and the issuer it went to. Pure, so that it can be fuzzed: the server only reads and answers.
+pub fn judge(target: &str, state: &SecretString, issuer: Option<&str>) -> Verdict {
     let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else { return Verdict::NotCallback };
     if url.path() != "/callback" {
         return Verdict::NotCallback;
@@ -161,8 +168,8 @@ fn judge(target: &str, state: &SecretString, issuer: Option<&str>) -> Verdict {
         match k.as_ref() {
             "state" => got_state = Some(v.into_owned()),
             "code" => code = Some(SecretString::from(v.into_owned())),
-            "error" => error = Some(v.chars().take(100).collect::<String>()),
-            "error_description" => description = Some(v.chars().take(300).collect::<String>()),
+            "error" => error = Some(crate::shown(&v, 100)),
+            "error_description" => description = Some(crate::shown(&v, 300)),
             "iss" => iss = Some(v.into_owned()),
             "session_state" | "scope" | "authuser" | "prompt" | "hd" => {}
             _ if params.len() < 32 => params.push((k.chars().take(64).collect(), v.chars().take(1024).collect())),
@@ -206,10 +213,15 @@ async fn read_target(stream: &mut TcpStream) -> Option<String> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let line = std::str::from_utf8(&buf[..buf.iter().position(|b| *b == b'\r')?]).ok()?;
+    request_target(&buf).map(str::to_owned)
+}
+
+/// The target of a GET request line (`GET /callback?... HTTP/1.1`), from the start of a request's head.
+pub fn request_target(head: &[u8]) -> Option<&str> {
+    let line = std::str::from_utf8(&head[..head.iter().position(|b| *b == b'\r')?]).ok()?;
     let mut parts = line.split(' ');
     match (parts.next(), parts.next()) {
-        (Some("GET"), Some(target)) if target.starts_with('/') => Some(target.to_owned()),
+        (Some("GET"), Some(target)) if target.starts_with('/') => Some(target),
         _ => None,
     }
 }
@@ -260,6 +272,30 @@ mod tests {
         };
         assert_eq!(cb.code.expose_secret(), "c");
         assert_eq!(cb.params, vec![("realmId".to_string(), "42".to_string())]);
+    }
+
+    /// Found by the `callback` fuzz target: the provider's `error` and `error_description` reached the
+    /// terminal (through `CallbackError`) with their control characters.
+    #[test]
+    fn provider_texts_in_a_callback_lose_their_control_characters() {
+        let state = SecretString::from("s1");
+        let Verdict::Refused { error, description } =
+            judge("/callback?error=access_denied%1B%5B2J&error_description=a%00b%7F&state=s1", &state, None)
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(error, "access_denied\\u{1b}[2J");
+        assert_eq!(description.as_deref(), Some("a\\u{0}b\\u{7f}"));
+        let e = CallbackError::Provider { error, description };
+        assert!(!format!("{e} {e:?}").chars().any(char::is_control));
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(request_target(b"GET /callback?code=c HTTP/1.1\r\nHost: x\r\n\r\n"), Some("/callback?code=c"));
+        assert_eq!(request_target(b"POST /callback HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(request_target(b"GET http://evil/ HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(request_target(b"GET /callback"), None, "no line end");
     }
 
     #[test]

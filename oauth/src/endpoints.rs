@@ -5,7 +5,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use url::Url;
 
-use crate::http::{read_capped, Http};
+use crate::http::{read_capped, BodyError, Http};
 use crate::token::ClientAuth;
 
 /// Everything the flows need to know about one provider.
@@ -182,8 +182,7 @@ const MAX_DISCOVERY: usize = 512 * 1024;
 
 /// Fetches and checks `<issuer>/.well-known/openid-configuration`.
 pub async fn discover(http: &Http, issuer: &str) -> Result<ProviderEndpoints, DiscoveryError> {
-    let trimmed = issuer.trim_end_matches('/');
-    let doc_url = format!("{trimmed}/.well-known/openid-configuration");
+    let doc_url = discovery_url(issuer);
     let response = http.client().get(&doc_url).send().await.map_err(|e| {
         let text = crate::http::describe(&e);
         if e.is_connect() || e.is_timeout() { DiscoveryError::Unreachable(text) } else { DiscoveryError::Invalid(text) }
@@ -192,21 +191,39 @@ pub async fn discover(http: &Http, issuer: &str) -> Result<ProviderEndpoints, Di
     if !status.is_success() {
         return Err(DiscoveryError::Invalid(format!("{doc_url} answered HTTP {}", status.as_u16())));
     }
-    let body = read_capped(response, MAX_DISCOVERY).await.map_err(DiscoveryError::Invalid)?;
-    let doc: Discovery = serde_json::from_slice(&body)
-        .map_err(|e| DiscoveryError::Invalid(format!("{doc_url} is not a discovery document: {e}")))?;
+    let body = read_capped(response, MAX_DISCOVERY).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => DiscoveryError::Invalid(format!("{doc_url}: {e}")),
+        BodyError::Broken(_) => DiscoveryError::Unreachable(e.to_string()),
+    })?;
+    parse_discovery(issuer, &body)
+}
+
+/// Where the discovery document of `issuer` is.
+pub fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// Checks the discovery document `body` fetched for `issuer`: it must name that issuer, and every endpoint must
+/// be https (http only on loopback). Pure, so that it can be fuzzed.
+pub fn parse_discovery(issuer: &str, body: &[u8]) -> Result<ProviderEndpoints, DiscoveryError> {
+    let trimmed = issuer.trim_end_matches('/');
+    let doc_url = discovery_url(issuer);
+    let doc: Discovery = serde_json::from_slice(body)
+        .map_err(|e| DiscoveryError::Invalid(format!("{doc_url} is not a discovery document: {}", crate::shown(&e.to_string(), 200))))?;
     if doc.issuer.trim_end_matches('/') != trimmed {
         return Err(DiscoveryError::Refused(EndpointError::IssuerMismatch {
             url: doc_url,
             expected: issuer.into(),
-            found: doc.issuer,
+            found: crate::shown(&doc.issuer, 200),
         }));
     }
     let checked = |field: &'static str, value: &str| -> Result<Url, DiscoveryError> {
-        let u = Url::parse(value).map_err(|e| DiscoveryError::Invalid(format!("{field} `{value}` in {doc_url}: {e}")))?;
+        let u = Url::parse(value).map_err(|e| {
+            DiscoveryError::Invalid(format!("{field} `{}` in {doc_url}: {e}", crate::shown(value, 200)))
+        })?;
         let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
         if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(DiscoveryError::Invalid(EndpointError::InsecureEndpoint { field, value: value.into() }.to_string()));
+            return Err(DiscoveryError::Invalid(EndpointError::InsecureEndpoint { field, value: crate::shown(value, 200) }.to_string()));
         }
         Ok(u)
     };
@@ -297,6 +314,39 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn doc(issuer: &str, token: &str) -> Vec<u8> {
+        serde_json::json!({ "issuer": issuer, "authorization_endpoint": "https://i.example/a", "token_endpoint": token })
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn discovery_documents() {
+        let ok = parse_discovery("https://i.example/", &doc("https://i.example", "https://i.example/t")).unwrap();
+        assert_eq!(ok.token.as_str(), "https://i.example/t");
+        assert_eq!(ok.client_auth, ClientAuth::Basic);
+        let local = parse_discovery("http://127.0.0.1:8080", &doc("http://127.0.0.1:8080", "http://localhost:8080/t"));
+        assert!(local.is_ok());
+        let e = parse_discovery("https://i.example", &doc("https://evil.example", "https://evil.example/t")).unwrap_err();
+        assert!(matches!(e, DiscoveryError::Refused(EndpointError::IssuerMismatch { .. })), "{e:?}");
+        let e = parse_discovery("https://i.example", &doc("https://i.example", "http://i.example/t")).unwrap_err();
+        assert!(e.to_string().contains("is not an https URL"), "{e}");
+    }
+
+    /// Found by the `discovery` fuzz target: a document's values (an issuer, an endpoint that is not a URL)
+    /// reached error messages with their control characters and at any length.
+    #[test]
+    fn document_values_in_messages_are_escaped_and_bounded() {
+        let evil = format!("https://evil.example/\u{1b}[2J{}", "x".repeat(10_000));
+        let e = parse_discovery("https://i.example", &doc(&evil, "https://i.example/t")).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.chars().any(char::is_control) && shown.len() < 1500, "{} chars", shown.len());
+        let e = parse_discovery("https://i.example", &doc("https://i.example", "ht\u{7f}tp://[::0]:99999/")).unwrap_err();
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
+        let e = parse_discovery("https://i.example", b"{\"issuer\": 5}").unwrap_err();
+        assert!(matches!(e, DiscoveryError::Invalid(_)), "{e:?}");
+    }
 
     #[test]
     fn presets() {

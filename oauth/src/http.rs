@@ -8,14 +8,18 @@ pub struct Http {
     client: reqwest::Client,
 }
 
-/// How long one provider call may take, connect to last byte, unless configured otherwise.
+/// How long one provider call may take, connect to last byte of the body, unless configured otherwise. A
+/// provider that accepts the connection and never answers (or stops halfway) fails after this long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long connecting may take, at most: an unreachable host fails sooner than the whole call would.
+pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Http {
     pub fn new(timeout: Duration) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
             .timeout(timeout)
             .user_agent(concat!("wasm-host/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -34,16 +38,30 @@ impl Default for Http {
     }
 }
 
-/// Reads a response body, refusing one larger than `cap` bytes.
-pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the cap: refused without reading the rest.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection broke or timed out while the body was read.
+    #[error("{0}")]
+    Broken(String),
+}
+
+/// Reads a response body, refusing one larger than `cap` bytes. The reading is bounded in time by the client's
+/// total timeout (a server that sends its head and then stalls times out like one that never answers).
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
     if response.content_length().is_some_and(|l| l > cap as u64) {
-        return Err(format!("the answer is larger than {cap} bytes"));
+        return Err(BodyError::TooLarge(cap));
     }
+    let url = response.url().clone();
     // Sized up front when the length is known, so that growing leaves no copies of a token behind.
     let mut body = Vec::with_capacity(response.content_length().map_or(0, |l| l as usize).min(cap));
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+    // A body error carries no URL of its own: name the server in the message.
+    while let Some(chunk) = response.chunk().await.map_err(|e| BodyError::Broken(describe(&e.with_url(url.clone()))))? {
         if body.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
+            return Err(BodyError::TooLarge(cap));
         }
         body.extend_from_slice(&chunk);
     }

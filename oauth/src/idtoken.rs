@@ -68,8 +68,9 @@ pub async fn fetch_jwks(http: &Http, url: &Url) -> Result<Jwks, IdTokenError> {
     if !response.status().is_success() {
         return Err(IdTokenError::Jwks(format!("{url} answered HTTP {}", response.status().as_u16())));
     }
-    let body = read_capped(response, 256 * 1024).await.map_err(IdTokenError::Jwks)?;
-    serde_json::from_slice(&body).map_err(|e| IdTokenError::Jwks(format!("{url} is not a JWKS: {e}")))
+    let body = read_capped(response, 256 * 1024).await.map_err(|e| IdTokenError::Jwks(format!("{url}: {e}")))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| IdTokenError::Jwks(format!("{url} is not a JWKS: {}", crate::shown(&e.to_string(), 200))))
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, IdTokenError> {
@@ -105,7 +106,7 @@ pub fn validate(token: &str, jwks: &Jwks, expected: &Expected<'_>) -> Result<ser
             "PS512" => ("RSA", Some(&signature::RSA_PSS_2048_8192_SHA512), None),
             "ES256" => ("EC", None, Some(&signature::ECDSA_P256_SHA256_FIXED)),
             "ES384" => ("EC", None, Some(&signature::ECDSA_P384_SHA384_FIXED)),
-            other => return Err(IdTokenError::Algorithm(other.chars().take(20).collect())),
+            other => return Err(IdTokenError::Algorithm(crate::shown(other, 20))),
         };
     let candidates: Vec<&Jwk> = jwks
         .keys
@@ -114,7 +115,7 @@ pub fn validate(token: &str, jwks: &Jwks, expected: &Expected<'_>) -> Result<ser
         .filter(|k| header.kid.is_none() || k.kid == header.kid)
         .collect();
     if candidates.is_empty() {
-        return Err(IdTokenError::NoKey(header.kid));
+        return Err(IdTokenError::NoKey(header.kid.map(|k| crate::shown(&k, 100))));
     }
     let verified = candidates.iter().any(|k| match (rsa_alg, ec_alg) {
         (Some(alg), _) => match (k.n.as_deref().map(b64), k.e.as_deref().map(b64)) {
@@ -146,7 +147,7 @@ pub fn validate(token: &str, jwks: &Jwks, expected: &Expected<'_>) -> Result<ser
 fn check_claims(claims: &serde_json::Map<String, Value>, expected: &Expected<'_>) -> Result<(), IdTokenError> {
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
     if !issuer_matches(expected.issuer, iss, claims.get("tid").and_then(Value::as_str)) {
-        return Err(IdTokenError::Issuer { expected: expected.issuer.into(), found: iss.chars().take(200).collect() });
+        return Err(IdTokenError::Issuer { expected: expected.issuer.into(), found: crate::shown(iss, 200) });
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == expected.client_id,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use thiserror::Error;
 use url::Url;
 
-use crate::http::{read_capped, Http};
+use crate::http::{read_capped, BodyError, Http};
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,6 +86,10 @@ impl TokenError {
     }
 }
 
+/// The longest token lifetime taken as given (100 years): a longer `expires_in` is read as this, so that
+/// `now + expires_in` never overflows (`1e300` used to saturate to `i64::MAX` and wrap the expiry sum).
+pub const MAX_EXPIRES_IN: i64 = 100 * 365 * 24 * 3600;
+
 /// Token responses are small; anything beyond this is refused rather than read into memory.
 pub const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
 
@@ -139,7 +143,11 @@ pub(crate) async fn request(
     let response = req.form(&form).send().await.map_err(|e| TokenError::Unavailable(crate::http::describe(&e)))?;
     let status = response.status().as_u16();
     // The body holds the tokens in plaintext: wiped once parsed.
-    let body = zeroize::Zeroizing::new(read_capped(response, MAX_TOKEN_RESPONSE).await.map_err(TokenError::Unavailable)?);
+    let body = zeroize::Zeroizing::new(read_capped(response, MAX_TOKEN_RESPONSE).await.map_err(|e| match e {
+        // A success too large to be a token response is a broken provider, not a passing failure.
+        BodyError::TooLarge(_) if (200..300).contains(&status) => TokenError::Malformed(e.to_string()),
+        _ => TokenError::Unavailable(e.to_string()),
+    })?);
     parse_response(status, &body)
 }
 
@@ -172,8 +180,8 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<TokenResponse, TokenEr
                 .as_ref()
                 .and_then(|j| j.get("error_description"))
                 .and_then(Value::as_str)
-                .map(|d| d.chars().take(300).collect());
-            return Err(TokenError::Rejected { status, error: error.chars().take(100).collect(), description });
+                .map(|d| crate::shown(d, 300));
+            return Err(TokenError::Rejected { status, error: crate::shown(error, 100), description });
         }
         return Err(TokenError::Unavailable(format!("the token endpoint answered HTTP {status} without an OAuth error")));
     }
@@ -205,9 +213,11 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<TokenResponse, TokenEr
         Some(Value::String(s)) => Some(s.trim().parse::<i64>().map_err(|_| malformed_expiry())?),
         Some(_) => return Err(malformed_expiry()),
     };
+    // Negative: refused, not read as "already expired" (a token dead on arrival would be refreshed on every call).
     if expires_in.is_some_and(|e| e < 0) {
         return Err(TokenError::Malformed("`expires_in` is negative".into()));
     }
+    let expires_in = expires_in.map(|e| e.min(MAX_EXPIRES_IN));
     let scope = match json.remove("scope") {
         None | Some(Value::Null) => None,
         // Space-separated per RFC 6749; Slack and a few others use commas.
@@ -274,6 +284,36 @@ mod tests {
             let e = parse_response(200, body).unwrap_err();
             assert!(e.to_string().contains(msg), "{e}");
         }
+    }
+
+    /// Found by review (the fuzz runs never built such a number): `now + expires_in` overflowed for `1e300`
+    /// (saturated to `i64::MAX`) or `"9223372036854775807"`.
+    #[test]
+    fn a_huge_expires_in_is_capped() {
+        for body in [
+            br#"{"access_token":"a","expires_in":1e300}"#.as_slice(),
+            br#"{"access_token":"a","expires_in":"9223372036854775807"}"#,
+            br#"{"access_token":"a","expires_in":18446744073709551615}"#,
+        ] {
+            let e = parse_response(200, body).unwrap().expires_in.unwrap();
+            assert_eq!(e, MAX_EXPIRES_IN);
+            assert!(i64::MAX.checked_sub(e).unwrap() > 4_102_444_800, "now + expires_in fits for centuries");
+        }
+        assert_eq!(parse_response(200, br#"{"access_token":"a","expires_in":3599.9}"#).unwrap().expires_in, Some(3599));
+    }
+
+    /// Found by the `token_response` fuzz target: a provider's `error_description` reached the terminal with its
+    /// control characters (an escape sequence could rewrite what the user sees).
+    #[test]
+    fn provider_texts_lose_their_control_characters() {
+        let body = br#"{"error":"invalid_grant\u001b[2J","error_description":"Token expired \u007f\u001b]0;x\u0007"}"#;
+        let e = parse_response(400, body).unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("invalid_grant\\u{1b}[2J"), "{shown}");
+        let long = format!("{{\"error\":\"x\",\"error_description\":\"{}\"}}", "\\n".repeat(400));
+        let TokenError::Rejected { description, .. } = parse_response(400, long.as_bytes()).unwrap_err() else { panic!() };
+        assert_eq!(description.unwrap().chars().count(), 300);
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl Store {
     }
 
     fn decode(&self, name: &str, bytes: &[u8]) -> Result<Connection, ReadError> {
-        serde_json::from_slice(bytes).map_err(|e| ReadError::Corrupt {
+        Connection::decode(bytes).map_err(|e| ReadError::Corrupt {
             path: self.path.clone(),
             name: name.to_owned(),
             detail: e.to_string(),
@@ -374,7 +374,7 @@ impl Store {
             }
             // Counting on from a deleted connection of the same name, never back to 1.
             conn.revision = bump_revision(&txn, &conn.name).map_err(&e)?;
-            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            let json = conn.encode();
             conns.insert(conn.name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             // A crash between an old delete and this create cannot leave rows behind, but be strict anyway.
@@ -498,7 +498,7 @@ impl Store {
                 release_in(&txn, name, holder).map_err(|x| e(x))?;
             }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
-            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             conn
         };
@@ -647,7 +647,7 @@ impl Store {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
-            let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+            let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             if let Some(holder) = holder {
                 release_in(&txn, name, holder).map_err(&e)?;

@@ -12,6 +12,7 @@ mod keys;
 mod record;
 mod rekey;
 mod validate;
+mod x25519_unwrap;
 
 pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
@@ -24,7 +25,7 @@ pub use db::{
 pub use error::{OpenError, ReadError, WriteError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};
 pub use record::{
-    now_unix, rfc3339, Connection, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
+    now_unix, rfc3339, Connection, DecodeError, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
 };
 pub use rekey::{finish_interrupted, rekey_identity_file, rekey_to_new_file, side_path, RekeyError, RekeyReport, RekeyStep};
 pub use validate::{is_loopback_host, printable, validate_name, validate_url, NameError, UrlError, MAX_NAME_LEN};

@@ -90,6 +90,23 @@ pub struct Connection {
     pub revision: u64,
 }
 
+impl Connection {
+    /// Decodes a stored record (the JSON in the `connections` table). Pure, so that it can be fuzzed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError(crate::validate::one_line(&e, 300)))
+    }
+
+    /// The stored form of a record.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a connection record always serializes")
+    }
+}
+
+/// Why a stored record cannot be decoded: serde's words, as one line with control characters escaped.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
 /// The endpoints a refresh or revocation uses, fixed at authorization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedEndpoints {
@@ -114,6 +131,32 @@ pub struct NewConnection {
     pub client_id: String,
     pub endpoints: Endpoints,
     pub expose_refresh_token: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"name":"qb","type":"TYPE_OAUTH2","provider_url":"https://appcenter.intuit.com","client_id":"AB",
+        "status":"needs-authorization","status_reason":"invalid_grant","metadata":{"realmId":"46"},"created_at":1,
+        "updated_at":2,"revision":9}"#;
+
+    #[test]
+    fn records_round_trip() {
+        let c = Connection::decode(RECORD.as_bytes()).unwrap();
+        assert_eq!(c.status, Status::NeedsAuthorization);
+        assert_eq!(Connection::decode(&c.encode()).unwrap(), c);
+    }
+
+    /// Found by the `record` fuzz target: serde's message for a damaged record quoted the bad value raw, so
+    /// control characters from the file reached the terminal in `ReadError::Corrupt`.
+    #[test]
+    fn a_damaged_record_is_described_on_one_safe_line() {
+        let damaged = RECORD.replace("needs-authorization", "needs-auth\u{7f}\\u001b[2Jrization");
+        let e = Connection::decode(damaged.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `needs-auth\\u{7f}\\u{1b}[2Jrization`"), "{e}");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+    }
 }
 
 pub fn now_unix() -> i64 {

@@ -63,6 +63,23 @@ pub fn printable(name: &str) -> String {
     }
 }
 
+/// A library's error (age's, serde's) as one line of a message: whitespace runs become one space, control
+/// characters are escaped (a damaged record's bytes can end up in serde's text), at most `max_chars` characters.
+pub fn one_line(e: &impl std::fmt::Display, max_chars: usize) -> String {
+    let text = e.to_string();
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(|c| {
+            let (escaped, plain) = if c.is_control() { (Some(c.escape_default()), None) } else { (None, Some(c)) };
+            escaped.into_iter().flatten().chain(plain)
+        }));
+    }
+    out.chars().take(max_chars).collect()
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UrlError {
     #[error("{flag} `{value}` is not a URL ({reason}): give an absolute URL such as https://accounts.example.com")]
@@ -102,7 +119,7 @@ pub fn validate_url(flag: &'static str, value: &str) -> Result<Url, UrlError> {
         "http" if is_loopback_host(&url) => {}
         "http" => return Err(UrlError::InsecureHttp { flag, value: shown }),
         other => {
-            return Err(UrlError::Scheme { flag, value: shown, scheme: other.to_owned() });
+            return Err(UrlError::Scheme { flag, value: shown, scheme: printable(other) });
         }
     }
     if url.host().is_none() {
@@ -139,6 +156,16 @@ mod tests {
         let msg = validate_name("a\u{1b}[31m").unwrap_err().to_string();
         assert!(!msg.contains('\u{1b}'), "{msg}");
         assert!(msg.contains("U+001B"), "{msg}");
+    }
+
+    /// Found by the `validate` fuzz target: the scheme was repeated in full, so a long one made a message of
+    /// any length (the value beside it was already cut short).
+    #[test]
+    fn a_long_scheme_is_cut_short_in_the_message() {
+        let url = format!("{}://x.example", "h".repeat(5000));
+        let e = validate_url("--provider-url", &url).unwrap_err();
+        assert!(matches!(e, UrlError::Scheme { .. }), "{e:?}");
+        assert!(e.to_string().chars().count() < 400, "{e}");
     }
 
     #[test]

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use anyhow::{Context as _, Result};
 use secrecy::ExposeSecret;
 use wasm_host_oauth::{
@@ -14,7 +12,7 @@ use crate::exit::{coded, usage, Exit, NotFound};
 
 pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     validate_name(&args.name)?;
-    let timeout = parse_duration(&args.timeout)?;
+    let timeout = crate::manifest::parse_duration(&args.timeout).map_err(usage)?;
     let scopes: Vec<String> = args.scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
     if scopes.is_empty() {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
@@ -201,21 +199,3 @@ fn open_browser(url: &str) -> bool {
     })
 }
 
-/// `500ms`, `90s`, `5m`, `1h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let bad = || usage(format!("`{s}` is not a duration; use e.g. 500ms, 90s, 5m or 1h"));
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
-    };
-    if d.is_zero() {
-        return Err(usage(format!("`{s}`: the duration must be more than zero")));
-    }
-    Ok(d)
-}

@@ -123,7 +123,7 @@ fn expiry(imported: &Imported) -> Result<Option<i64>> {
             if secs < 0 {
                 return Err(usage("expires_in is negative"));
             }
-            Ok(Some(now_unix() + secs))
+            Ok(Some(now_unix() + secs.min(wasm_host_oauth::token::MAX_EXPIRES_IN)))
         }
         (None, None) => Ok(None),
     }

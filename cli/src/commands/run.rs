@@ -1,4 +1,5 @@
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -28,7 +29,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return Err(usage(format!("the input is not JSON ({e}); pass a JSON value, e.g. --input '{{\"a\": 1}}'")));
     }
-    let (manifest, manifest_path) = manifest::load(&args.component, args.manifest.as_deref())?;
+    let (manifest, manifest_path) = load_manifest(&args.component, args.manifest.as_deref())?;
     if let Some(path) = &manifest_path {
         tracing::debug!("grants and limits from {}", path.display());
     }
@@ -72,9 +73,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         allowed_hosts,
         bindings,
         name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        timeout: super::authorize::parse_duration(&timeout).context("--timeout")?,
-        max_memory: parse_size(&max_memory).context("--max-memory")?,
-        max_output: parse_size(&max_output).context("--max-output")?,
+        timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
+        max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
+        max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
     };
 
     let store = Arc::new(ctx.open_store()?);
@@ -91,7 +92,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         }
     }
     let keys = ctx.keys(&store)?;
-    let margin = super::authorize::parse_duration(&refresh_margin).context("--refresh-margin")?;
+    let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
     // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
@@ -144,18 +145,20 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
 }
 
-/// `512KiB`, `256MiB`, `1GiB`, `1MB`, or plain bytes.
-pub fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| usage(format!("`{s}` is not a size; use e.g. 64MiB or 1GiB")))?;
-    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => return Err(usage(format!("`{s}` is not a size; use e.g. 64MiB or 1GiB"))),
+/// The manifest for `component`: the explicit one, else `<stem>.toml` beside it when present.
+fn load_manifest(component: &Path, explicit: Option<&Path>) -> Result<(manifest::Manifest, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let beside = component.with_extension("toml");
+            if !beside.exists() {
+                return Ok((manifest::Manifest::default(), None));
+            }
+            beside
+        }
     };
-    n.checked_mul(factor).filter(|v| *v > 0).ok_or_else(|| usage(format!("`{s}` is not a usable size")))
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| usage(format!("cannot read the manifest {}: {e}", path.display())))?;
+    let parsed = manifest::parse(&text).map_err(|e| usage(format!("the manifest {} is not valid: {e}", path.display())))?;
+    Ok((parsed, Some(path)))
 }

@@ -3,7 +3,8 @@
 //!   "repeat": N}`. With `follow`, redirects are followed (up to 5 hops), as a browser's fetch would; with
 //! `token`, the function reads that connection's token and sends it itself (the baseline a binding replaces);
 //! `repeat` sends the request N times. Returns `{"status": N, "body": TEXT, "hops": [URL, ...]}` for the last
-//! request, or the transport error's text.
+//! request, or the transport error's text; with `"keep_going": true`, failed requests are counted instead and
+//! `{"failed": N, "last_error": TEXT}` is returned.
 
 wit_bindgen::generate!({ world: "function", path: "../../../wit", generate_all });
 
@@ -17,9 +18,18 @@ impl Guest for HttpProbe {
     fn run(input: String) -> Result<String, String> {
         let input: Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
         let repeat = input["repeat"].as_u64().unwrap_or(1).max(1);
+        let keep_going = input["keep_going"].as_bool().unwrap_or(false);
         let mut last = String::new();
+        let (mut failed, mut last_error) = (0u64, String::new());
         for _ in 0..repeat {
-            last = wstd::runtime::block_on(probe(&input))?;
+            match wstd::runtime::block_on(probe(&input)) {
+                Ok(out) => last = out,
+                Err(e) if keep_going => (failed, last_error) = (failed + 1, e),
+                Err(e) => return Err(e),
+            }
+        }
+        if keep_going && failed > 0 {
+            return Ok(json!({ "failed": failed, "last_error": last_error }).to_string());
         }
         Ok(last)
     }
