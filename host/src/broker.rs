@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use wasm_host_oauth::{ClientAuth, ClientCredentials, Http};
 use wasm_host_store::{
-    now_unix, printable, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate, SecretField, Status, Store,
+    now_unix, printable, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate, Status, Store,
 };
 
 /// A token as a function receives it. Secret fields stay wrapped until they cross into the guest.
@@ -271,19 +271,37 @@ impl TokenBroker {
         name: &str,
         rejected: Option<&str>,
     ) -> Result<Arc<IssuedToken>, TokenError> {
+        // A command that changes the connection while we refresh (import-token, revoke, authorize, delete) wins:
+        // our result is dropped and we look again, a bounded number of times.
+        for _ in 0..3 {
+            if let Some(token) = self.refresh_once(name, rejected).await? {
+                return Ok(token);
+            }
+        }
+        Err(TokenError::Unavailable(format!("`{name}` kept changing while it was being refreshed; try again")))
+    }
+
+    /// One refresh from what the store holds now; `None` when the connection changed before our result could be
+    /// committed (nothing was written).
+    async fn refresh_once(&self, name: &str, rejected: Option<&str>) -> Result<Option<Arc<IssuedToken>>, TokenError> {
         // Another process may have finished a refresh between our check and our lease.
         let token = self.load(name)?;
         if self.usable(&token, rejected) {
             let _ = self.store.release_lease(name, &self.holder);
-            return Ok(token);
+            return Ok(Some(token));
         }
-        let connection = self.store.get(name).map_err(internal)?.ok_or_else(|| TokenError::NotFound(printable(name)))?;
-        let info = connection.token.clone().expect("an authorized connection has token info");
-        let refresh_token = self
+        // The connection, its refresh token and client secret from one snapshot, whose revision our commit needs.
+        let grant = self
             .store
-            .secret(name, SecretField::RefreshToken, &self.keys)
-            .map_err(internal)?;
-        let Some(refresh_token) = refresh_token else {
+            .refresh_grant(name, &self.keys)
+            .map_err(internal)?
+            .ok_or_else(|| TokenError::NotFound(printable(name)))?;
+        let connection = grant.connection;
+        let Some(info) = connection.token.clone().filter(|_| connection.status == Status::Authorized) else {
+            // Changed between the load above and this read.
+            return Ok(None);
+        };
+        let Some(refresh_token) = grant.refresh_token else {
             return Err(TokenError::NeedsAuthorization(format!(
                 "the access token of `{name}` has expired or was refused, and the provider gave no refresh \
                  token: run `wasm-host authconnection authorize {name}`"
@@ -295,10 +313,8 @@ impl TokenBroker {
                  (the tokens were imported): run `wasm-host authconnection authorize {name}`"
             )));
         };
-        let client_secret = self
-            .store
-            .secret(name, SecretField::ClientSecret, &self.keys)
-            .map_err(internal)?
+        let client_secret = grant
+            .client_secret
             .ok_or_else(|| TokenError::Internal(format!("connection `{name}` has no client secret stored")))?;
         let token_url = url::Url::parse(&resolved.token_url)
             .map_err(|e| TokenError::Internal(format!("stored token URL of `{name}` is invalid: {e}")))?;
@@ -309,6 +325,9 @@ impl TokenBroker {
         };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
+        // `expires_in` counts from when the provider issued the token, which is after we sent the request: counting
+        // from the send (not from the answer) never puts the expiry later than the provider's.
+        let sent = now_unix();
         let response = wasm_host_oauth::token::refresh(&self.http, &token_url, &client, &refresh_token).await;
         tracing::info!(connection = name, elapsed_ms = started.elapsed().as_millis() as u64, ok = response.is_ok(), "refresh");
         match response {
@@ -321,28 +340,34 @@ impl TokenBroker {
                     Some(new) => RefreshUpdate::Replace(new),
                     None => RefreshUpdate::Keep,
                 };
-                self.store
-                    .put_tokens(
+                let stored = self.store.put_refreshed(
                         name,
                         NewTokens {
                             access_token: &r.access_token,
                             refresh,
                             id_token,
                             token_type: r.token_type.clone(),
-                            expires_at: r.expires_in.map(|s| now_unix() + s),
+                            expires_at: r.expires_in.map(|s| sent + s),
                             scopes: r.scope.clone().unwrap_or(info.scopes),
                             metadata: r.extra.clone(),
                             resolved: None,
                             release_lease: Some(&self.holder),
                         },
                         &self.keys,
-                    )
-                    .map_err(write_internal)?;
-                self.load(name)
+                        connection.revision,
+                    );
+                match stored {
+                    Ok(_) => self.load(name).map(Some),
+                    Err(e) => changed(e),
+                }
             }
             Err(e) if e.is_permanent() => {
                 let reason = e.to_string();
-                self.store.mark_needs_authorization(name, &reason, Some(&self.holder)).map_err(write_internal)?;
+                let marked =
+                    self.store.mark_needs_authorization(name, &reason, Some(&self.holder), Some(connection.revision));
+                if let Err(e) = marked {
+                    return changed(e);
+                }
                 Err(TokenError::NeedsAuthorization(format!(
                     "the provider refused to refresh `{name}` ({reason}): run `wasm-host authconnection authorize {name}`"
                 )))
@@ -363,6 +388,14 @@ fn needs_authorization_text(name: &str, status: Status, reason: Option<&str>) ->
         Status::Authorized => "holds no access token".to_owned(),
     };
     format!("connection `{name}` {why}: run `wasm-host authconnection authorize {name}`")
+}
+
+/// A refresh's write was refused because the connection changed meanwhile: `Ok(None)`, look again.
+fn changed(e: wasm_host_store::WriteError) -> Result<Option<Arc<IssuedToken>>, TokenError> {
+    match e {
+        wasm_host_store::WriteError::Changed(_) | wasm_host_store::WriteError::NotFound(_) => Ok(None),
+        e => Err(write_internal(e)),
+    }
 }
 
 fn write_internal(e: wasm_host_store::WriteError) -> TokenError {

@@ -100,6 +100,26 @@ impl std::fmt::Debug for TokenSnapshot {
     }
 }
 
+/// What a refresh starts from, read in one snapshot: the connection (its `revision` current), its refresh token and
+/// its client secret. The refresh commits with [`Store::put_refreshed`] or [`Store::mark_needs_authorization`]
+/// against that revision, so that a write made meanwhile (import-token, revoke, authorize, delete and create
+/// again) is never overwritten by the result of a refresh that started before it.
+pub struct RefreshGrant {
+    pub connection: Connection,
+    pub refresh_token: Option<SecretString>,
+    pub client_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for RefreshGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshGrant")
+            .field("connection", &self.connection.name)
+            .field("revision", &self.connection.revision)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection and its sealed secret rows, as they sit in the store.
 pub(crate) type SealedConnection = (Connection, Vec<(SecretField, Vec<u8>)>);
 
@@ -143,6 +163,9 @@ impl Store {
                 .mode(0o700)
                 .create(dir)
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
+        }
+        if !path.exists() {
+            initialize(&path)?;
         }
         // redb creates files with the process umask; make it ours first so no secret-bearing file is ever 0644.
         let file = fs::OpenOptions::new()
@@ -389,6 +412,28 @@ impl Store {
     /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
     /// stored or none.
     pub fn put_tokens(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys) -> Result<Connection, WriteError> {
+        self.write_tokens(name, tokens, keys, None)
+    }
+
+    /// Like [`Store::put_tokens`], for tokens a refresh obtained from the [`RefreshGrant`] of `revision`: refused
+    /// with [`WriteError::Changed`] (nothing written) when the connection changed since that read.
+    pub fn put_refreshed(
+        &self,
+        name: &str,
+        tokens: NewTokens<'_>,
+        keys: &Keys,
+        revision: u64,
+    ) -> Result<Connection, WriteError> {
+        self.write_tokens(name, tokens, keys, Some(revision))
+    }
+
+    fn write_tokens(
+        &self,
+        name: &str,
+        tokens: NewTokens<'_>,
+        keys: &Keys,
+        expect_revision: Option<u64>,
+    ) -> Result<Connection, WriteError> {
         let access = keys.seal(name, SecretField::AccessToken, tokens.access_token.expose_secret().as_bytes())?;
         let refresh = match &tokens.refresh {
             RefreshUpdate::Replace(r) => Some(keys.seal(name, SecretField::RefreshToken, r.expose_secret().as_bytes())?),
@@ -401,6 +446,7 @@ impl Store {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
+        expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
@@ -469,12 +515,9 @@ impl Store {
         Ok(row.map(|v| keys.open_string(name, field, v.value())).transpose()?)
     }
 
-    /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
-    /// from one consistent snapshot. `Ok(None)` when there is no such connection; the tokens are `None` for a
-    /// connection that is not authorized, so nothing is decrypted that would not be handed out.
-    pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
+    /// The record of `name` as of `txn`, with its current revision.
+    fn connection_in(&self, txn: &redb::ReadTransaction, name: &str) -> Result<Option<Connection>, ReadError> {
         let e = self.read_err();
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
         let Some(row) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
         let mut connection = self.decode(name, row.value())?;
@@ -483,6 +526,16 @@ impl Store {
         if let Some(rev) = revs.get(name).map_err(|x| e(x.into()))? {
             connection.revision = rev.value();
         }
+        Ok(Some(connection))
+    }
+
+    /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
+    /// from one consistent snapshot. `Ok(None)` when there is no such connection; the tokens are `None` for a
+    /// connection that is not authorized, so nothing is decrypted that would not be handed out.
+    pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let Some(connection) = self.connection_in(&txn, name)? else { return Ok(None) };
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
         let handed_out = connection.status == Status::Authorized && connection.token.is_some();
         let access = match secrets.get((name, SecretField::AccessToken.as_str())).map_err(|x| e(x.into()))? {
@@ -499,6 +552,21 @@ impl Store {
             None
         };
         Ok(Some((connection, Some(TokenSnapshot { access_token: access, refresh_token: refresh }))))
+    }
+
+    /// What a refresh of `name` starts from (see [`RefreshGrant`]); `None` when there is no such connection.
+    pub fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let Some(connection) = self.connection_in(&txn, name)? else { return Ok(None) };
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let open = |field: SecretField| -> Result<Option<SecretString>, ReadError> {
+            let row = secrets.get((name, field.as_str())).map_err(|x| e(x.into()))?;
+            Ok(row.map(|v| keys.open_string(name, field, v.value())).transpose()?)
+        };
+        let refresh_token = open(SecretField::RefreshToken)?;
+        let client_secret = open(SecretField::ClientSecret)?;
+        Ok(Some(RefreshGrant { connection, refresh_token, client_secret }))
     }
 
     /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
@@ -531,8 +599,16 @@ impl Store {
 
     /// Marks a connection as needing authorization (the provider refused its refresh token) and releases the
     /// lease, in one transaction. Its secrets stay: a refused refresh never destroys the stored refresh token.
-    pub fn mark_needs_authorization(&self, name: &str, reason: &str, holder: Option<&str>) -> Result<(), WriteError> {
-        self.update(name, holder, |conn| {
+    /// With `revision` (that of the refused [`RefreshGrant`]), refused with [`WriteError::Changed`] when the
+    /// connection changed since: new tokens stored meanwhile are not marked.
+    pub fn mark_needs_authorization(
+        &self,
+        name: &str,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+    ) -> Result<(), WriteError> {
+        self.update(name, holder, revision, |conn| {
             conn.status = Status::NeedsAuthorization;
             conn.status_reason = Some(reason.to_owned());
         }, &[])
@@ -540,7 +616,7 @@ impl Store {
 
     /// Forgets a connection's tokens and marks it revoked; the client registration stays.
     pub fn mark_revoked(&self, name: &str) -> Result<(), WriteError> {
-        self.update(name, None, |conn| {
+        self.update(name, None, None, |conn| {
             conn.status = Status::Revoked;
             conn.status_reason = None;
             conn.token = None;
@@ -551,11 +627,13 @@ impl Store {
         &self,
         name: &str,
         holder: Option<&str>,
+        expect_revision: Option<u64>,
         change: impl FnOnce(&mut Connection),
         drop_secrets: &[SecretField],
     ) -> Result<(), WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
         {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
@@ -696,6 +774,50 @@ impl Store {
     }
 }
 
+/// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number
+/// last, so a first command killed half-way would leave a file redb refuses ("not a redb database") for good.
+/// The store is made and its tables created under a name of its own, then hard-linked into place: the link
+/// fails if another process placed its store first, and that one is used. A kill leaves at most an unused
+/// `.init-*` file beside the store (it holds no secret: only the schema version and empty tables).
+fn initialize(path: &Path) -> Result<(), OpenError> {
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = PathBuf::from(format!("{}.init-{}-{n}", path.display(), std::process::id()));
+    let io = |source| OpenError::Io { path: path.to_path_buf(), source };
+    remove_abandoned(path, "init");
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+    let made = Database::builder()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .create(&tmp)
+        .map_err(|e| open_error(&tmp, e))
+        .and_then(|db| Store { db, path: tmp.clone(), generation: None }.check_schema());
+    let linked = made.and_then(|()| fs::hard_link(&tmp, path).or_else(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Ok(()),
+        _ => Err(io(e)),
+    }));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// `<path>.<what>-<pid>-<n>` files that a first command killed before placing its store (`init`) or identity
+/// (`tmp`) left behind: those whose process is gone.
+pub(crate) fn remove_abandoned(path: &Path, what: &str) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{}.{what}-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.strip_prefix(&prefix).is_some_and(|rest| !holder_alive(rest)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 pub fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -725,6 +847,32 @@ fn bump_revision(txn: &redb::WriteTransaction, name: &str) -> Result<u64, redb::
     Ok(rev)
 }
 
+/// Why a conditional write stops before writing.
+enum Unchanged {
+    Changed(String),
+    Storage(redb::Error),
+}
+
+impl Unchanged {
+    fn into_write(self, e: &impl Fn(redb::Error) -> WriteError) -> WriteError {
+        match self {
+            Unchanged::Changed(name) => WriteError::Changed(name),
+            Unchanged::Storage(x) => e(x),
+        }
+    }
+}
+
+/// Inside a write transaction: the connection's revision is still `expected` (when one is given). Deleted, or
+/// deleted and created again, counts as changed: the revision outlives the record and keeps counting.
+fn expect_unchanged(txn: &redb::WriteTransaction, name: &str, expected: Option<u64>) -> Result<(), Unchanged> {
+    let Some(expected) = expected else { return Ok(()) };
+    let revs = txn.open_table(REVISIONS).map_err(|x| Unchanged::Storage(x.into()))?;
+    let conns = txn.open_table(CONNECTIONS).map_err(|x| Unchanged::Storage(x.into()))?;
+    let current = revs.get(name).map_err(|x| Unchanged::Storage(x.into()))?.map(|v| v.value());
+    let exists = conns.get(name).map_err(|x| Unchanged::Storage(x.into()))?.is_some();
+    if exists && current == Some(expected) { Ok(()) } else { Err(Unchanged::Changed(name.to_owned())) }
+}
+
 fn release_in(txn: &redb::WriteTransaction, name: &str, holder: &str) -> Result<(), redb::Error> {
     let mut leases = txn.open_table(LEASES)?;
     let mine = leases.get(name)?.is_some_and(|row| parse_lease(row.value()).0 == holder);
@@ -744,5 +892,67 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { path, source },
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { path, detail },
         other => OpenError::Database { path, source: other.into() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Endpoints, TYPE_OAUTH2};
+
+    fn tokens<'a>(access: &'a SecretString) -> NewTokens<'a> {
+        NewTokens {
+            access_token: access,
+            refresh: RefreshUpdate::Keep,
+            id_token: RefreshUpdate::Keep,
+            token_type: "Bearer".into(),
+            expires_at: None,
+            scopes: vec![],
+            metadata: vec![],
+            resolved: None,
+            release_lease: None,
+        }
+    }
+
+    /// A refresh's result is committed only onto the connection it was computed from.
+    #[test]
+    fn a_refresh_commits_only_onto_the_revision_it_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let keys = Keys::generate();
+        let new = || NewConnection {
+            name: "c".into(),
+            kind: TYPE_OAUTH2.into(),
+            provider_url: "https://p.example".into(),
+            issuer_url: None,
+            client_id: "id".into(),
+            endpoints: Endpoints::default(),
+            expose_refresh_token: false,
+        };
+        let (first, written, refreshed) = (SecretString::from("first"), SecretString::from("written"), SecretString::from("refreshed"));
+        store.create(new(), &SecretString::from("cs"), &keys).unwrap();
+        store.put_tokens("c", tokens(&first), &keys).unwrap();
+        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
+        store.put_tokens("c", tokens(&written), &keys).unwrap();
+        let refused = store.put_refreshed("c", tokens(&refreshed), &keys, read);
+        assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
+        let marked = store.mark_needs_authorization("c", "refused", None, Some(read));
+        assert!(matches!(marked, Err(WriteError::Changed(_))), "{marked:?}");
+        let open = |s: &Store| s.secret("c", SecretField::AccessToken, &keys).unwrap().unwrap().expose_secret().to_owned();
+        assert_eq!(open(&store), "written");
+        assert_eq!(store.get("c").unwrap().unwrap().status, Status::Authorized);
+
+        // Deleted and created again: a new connection, whatever its revision history.
+        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
+        store.delete("c").unwrap();
+        assert!(matches!(store.put_refreshed("c", tokens(&refreshed), &keys, read), Err(WriteError::Changed(_))));
+        store.create(new(), &SecretString::from("cs"), &keys).unwrap();
+        assert!(matches!(store.put_refreshed("c", tokens(&refreshed), &keys, read), Err(WriteError::Changed(_))));
+        assert_eq!(store.get("c").unwrap().unwrap().status, Status::Created);
+
+        // Unchanged: committed.
+        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
+        store.put_refreshed("c", tokens(&refreshed), &keys, read).unwrap();
+        assert_eq!(open(&store), "refreshed");
     }
 }

@@ -53,6 +53,9 @@ pub enum WriteError {
     AlreadyExists(String),
     #[error("no connection named `{0}`; `wasm-host authconnection list` shows the existing ones")]
     NotFound(String),
+    /// A write that depended on what it had read (a refresh) found the connection changed since: nothing written.
+    #[error("connection `{0}` was changed by another command while this one was using it; nothing was written")]
+    Changed(String),
     #[error(
         "the store {path} holds secrets encrypted to {store_recipient}, but the identity in use is {identity_recipient}; \
          pass the store's identity: the one it was created with, or the one the last `wasm-host store rekey` wrote \

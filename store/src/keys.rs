@@ -145,8 +145,23 @@ impl Keys {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
         }
         let keys = Self::generate();
-        match keys.write_new_file(path, "") {
-            Ok(()) => Ok(keys),
+        // Written whole under a name of its own, then hard-linked into place: `path` never exists half-written
+        // (a first run killed mid-write, or a second first run reading it too early, would find a file without a
+        // key), and the link fails if another first run placed its key first; that one is loaded instead.
+        static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = std::path::PathBuf::from(format!("{}.tmp-{}-{n}", path.display(), std::process::id()));
+        crate::db::remove_abandoned(path, "tmp");
+        keys.write_new_file(&tmp, "").map_err(create_err)?;
+        let linked = fs::hard_link(&tmp, path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(create_err)?;
+                }
+                Ok(keys)
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 Self::load(path)?.ok_or_else(|| IdentityError::Malformed { path: path.into() })
             }
@@ -292,5 +307,21 @@ mod tests {
         assert_eq!(again.recipient(), keys.recipient());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(Keys::load(&path), Err(IdentityError::TooOpen { .. })));
+    }
+
+    /// Several first runs at once (and a first run killed half-way) must never leave, or read, a half-written
+    /// identity file: whoever loses the race loads the winner's whole key.
+    #[test]
+    fn first_runs_at_once_agree_on_one_whole_identity() {
+        for _ in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("cfg/identity.txt");
+            let recipients: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6).map(|_| s.spawn(|| Keys::create(&path).map(|k| k.recipient()))).collect();
+                handles.into_iter().map(|h| h.join().unwrap().unwrap_or_else(|e| panic!("{e}"))).collect()
+            });
+            assert!(recipients.iter().all(|r| *r == recipients[0]), "{recipients:?}");
+            assert_eq!(Keys::load(&path).unwrap().unwrap().recipient(), recipients[0]);
+        }
     }
 }

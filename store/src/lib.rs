@@ -19,7 +19,7 @@ pub use bundle::{
     BUNDLE_VERSION,
 };
 pub use db::{
-    now_millis, Lease, NewTokens, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
+    now_millis, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
     META, REVISIONS, SCHEMA_VERSION, SECRETS,
 };
 pub use error::{OpenError, ReadError, WriteError};

@@ -6,7 +6,8 @@
 // OMIT_UNCHANGED_REFRESH (1|0), AUTO_APPROVE (1|0). Prints `ready <issuer>` on stdout once listening.
 //
 // Test endpoints (loopback only, no auth: this server exists only for tests):
-//   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n}, "revocation": n, "userinfo": n}
+//   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n}, "revocation": n, "userinfo": n,
+//                          "tokenInFlight": n (token requests received and not answered yet)}
 //   POST /test/config  <- JSON merged into the settings below (deny, accessTtl, rotate, omitUnchangedRefresh,
 //                         tokenDelayMs, tokenFailStatus)
 //   POST /test/forget-access-tokens -> {"forgotten": n}: drops every access token issued so far and nothing else
@@ -28,7 +29,8 @@ const settings = {
   tokenResponseDelayMs: 0, // after it handled it (tokens issued, refresh token rotated), before the answer
   tokenFailStatus: 0,
 };
-const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {} };
+// tokenInFlight: token requests received and not yet answered (tests wait for 0 after killing a client).
+const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {}, tokenInFlight: 0 };
 
 // Everything in memory, unbounded: the built-in store is an LRU that forgets grants in long runs.
 const stores = new Map();
@@ -170,29 +172,39 @@ provider.use(async (ctx, next) => {
     return;
   }
   if (ctx.path === '/token') {
-    if (settings.tokenDelayMs) await sleep(settings.tokenDelayMs);
-    if (settings.tokenFailStatus) {
-      ctx.status = settings.tokenFailStatus;
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'injected by the test' };
-      return;
+    stats.tokenInFlight += 1;
+    try {
+      await handleToken(ctx, next);
+    } finally {
+      stats.tokenInFlight -= 1;
     }
+    return;
   }
   await next();
-  if (ctx.path === '/token') {
-    if (settings.tokenResponseDelayMs) await sleep(settings.tokenResponseDelayMs);
-    const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
-    stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
-    if (settings.omitUnchangedRefresh && grantType === 'refresh_token'
-        && ctx.body?.refresh_token === ctx.oidc.params.refresh_token) {
-      delete ctx.body.refresh_token;
-    }
-  } else if (ctx.path === '/token/revocation') {
+  if (ctx.path === '/token/revocation') {
     stats.revocation += 1;
   } else if (ctx.path === '/me') {
     stats.userinfo += 1;
     stats.userinfoStatus[ctx.status] = (stats.userinfoStatus[ctx.status] ?? 0) + 1;
   }
 });
+
+async function handleToken(ctx, next) {
+  if (settings.tokenDelayMs) await sleep(settings.tokenDelayMs);
+  if (settings.tokenFailStatus) {
+    ctx.status = settings.tokenFailStatus;
+    ctx.body = { error: 'temporarily_unavailable', error_description: 'injected by the test' };
+    return;
+  }
+  await next();
+  if (settings.tokenResponseDelayMs) await sleep(settings.tokenResponseDelayMs);
+  const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
+  stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
+  if (settings.omitUnchangedRefresh && grantType === 'refresh_token'
+      && ctx.body?.refresh_token === ctx.oidc.params.refresh_token) {
+    delete ctx.body.refresh_token;
+  }
+}
 
 server.on('request', provider.callback());
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

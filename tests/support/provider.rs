@@ -79,6 +79,16 @@ impl Provider {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
+    /// Waits (at most 30 s) until the provider has answered every token request it received: after a client was
+    /// killed, what the provider did with its request is settled.
+    pub fn wait_idle(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while self.stats()["tokenInFlight"].as_u64().unwrap_or(0) > 0 {
+            assert!(Instant::now() < end, "the provider is still handling token requests after 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn refreshes(&self) -> u64 {
         self.stats()["token"]["refresh_token"].as_u64().unwrap_or(0)
     }

@@ -50,6 +50,8 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
 
     let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+    // The expiry counts from the request, not the answer: never later than the provider's own.
+    let sent = now_unix();
     let tokens = runtime
         .block_on(token::exchange_code(
             &http,
@@ -92,7 +94,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             refresh,
             id_token,
             token_type: tokens.token_type.clone(),
-            expires_at: tokens.expires_in.map(|s| now_unix() + s),
+            expires_at: tokens.expires_in.map(|s| sent + s),
             scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
             metadata,
             resolved: Some(resolved(&endpoints)),
