@@ -43,7 +43,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--bench");
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let scale = Scale { full, rounds: if full { 15 } else { 2 } };
+    // BENCH_ROUNDS: more rounds than the default 15, for a profiler to sample a short path often enough.
+    let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
+    let scale = Scale { full, rounds: if full { rounds } else { 2 } };
     let scenarios: Vec<(&str, fn(Scale) -> Vec<Row>)> = vec![
         ("token-call-rust", token_call_rust),
         ("token-call-js", token_call_js),

@@ -306,6 +306,36 @@ fn a_runaway_invocation_leaves_the_others_in_the_same_host_alone() {
     });
 }
 
+/// A reused instance slot (the pooling allocator resets dirty pages in place, and releases the rest) must give
+/// the next invocation the memory of a fresh instance: nothing one invocation wrote is seen by the next.
+#[test]
+fn a_reused_slot_shows_nothing_of_the_previous_invocation() {
+    use std::sync::Arc;
+    use wasm_host_runtime::{FunctionHost, HostOptions, InvocationSettings, TokenBroker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(wasm_host_store::Store::open(&dir.path().join("s.redb")).unwrap());
+    let broker = Arc::new(TokenBroker::new(store, Arc::new(wasm_host_store::Keys::generate())));
+    // One slot: every invocation reuses the slot the previous one dirtied.
+    let host = FunctionHost::with_options(broker, None, HostOptions { pooling: Some(1), ..Default::default() }).unwrap();
+    let function = host.load(&test_guest("misbehave")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let settings = InvocationSettings::default();
+    let mut page = None;
+    for round in 0..5 {
+        let out = runtime.block_on(host.invoke(&function, "\"leftover\"", &settings)).unwrap().unwrap();
+        let seen: serde_json::Value = serde_json::from_str(&out).unwrap();
+        // The function can see non-zero bytes (it counts them after filling), and saw none before.
+        assert_eq!(seen["static_after_fill"], 64 << 10, "round {round}: {seen}");
+        assert_eq!(seen["heap_after_fill"], 6 << 20, "round {round}: {seen}");
+        assert_eq!((&seen["static"], &seen["heap"]), (&0.into(), &0.into()), "round {round}: {seen}");
+        // The same addresses every time: what the last round filled is what this round read.
+        assert_eq!(page.get_or_insert(seen["page"].clone()), &seen["page"], "round {round}");
+        // A trap in between leaves the slot to be reset the same way.
+        let _ = runtime.block_on(host.invoke(&function, "\"panic\"", &settings));
+    }
+}
+
 #[test]
 fn repeat_invokes_many_times_in_one_process_and_reports_timing() {
     let env = env_with_connection("c");

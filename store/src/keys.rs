@@ -205,11 +205,21 @@ impl Keys {
         plain.extend_from_slice(field.as_str().as_bytes());
         plain.push(b'\n');
         plain.extend_from_slice(value);
-        age::encrypt(&self.recipient, &plain).map_err(|e| SecretError::Encrypt {
+        let encrypt_err = |e: &dyn std::fmt::Display| SecretError::Encrypt {
             name: name.into(),
             field: field.as_str(),
-            reason: crate::validate::one_line(&e, 300),
-        })
+            reason: crate::validate::one_line(&e.to_string(), 300),
+        };
+        // The local stanza first (what this host opens, without a scalar multiplication), then the standard X25519
+        // one (what `age -d -i identity.txt` opens); see x25519_unwrap.rs.
+        let local = self.opener.local_recipient();
+        let recipients: [&dyn age::Recipient; 2] = [&local, &self.recipient];
+        let encryptor = age::Encryptor::with_recipients(recipients.into_iter()).map_err(|e| encrypt_err(&e))?;
+        let mut sealed = Vec::with_capacity(plain.len() + 320);
+        let mut writer = encryptor.wrap_output(&mut sealed).map_err(|e| encrypt_err(&e))?;
+        writer.write_all(&plain).map_err(|e| encrypt_err(&e))?;
+        writer.finish().map_err(|e| encrypt_err(&e))?;
+        Ok(sealed)
     }
 
     /// Decrypts a sealed value and checks that it was sealed for this connection and field.

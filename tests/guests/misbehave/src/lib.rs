@@ -2,7 +2,9 @@
 //! `"panic"` traps, `"exit"` exits instead of returning, `"err"` returns an error, `"log"` prints,
 //! `"loop"` never ends, `"memory"` allocates without end, `"recurse"` recurses without end,
 //! `"big-output"` returns 10 MiB, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
-//! token N times; anything else is echoed back.
+//! token N times, `"leftover"` reports how many bytes of its static and heap memory are not zero and then
+//! fills them (what an earlier invocation left behind must never be seen by a later one); anything else is
+//! echoed back.
 
 wit_bindgen::generate!({ world: "function", path: "../../../wit", generate_all });
 
@@ -48,9 +50,34 @@ impl Guest for Misbehave {
                 }
             }
             Some("recurse") => Ok(recurse(std::hint::black_box(1)).to_string()),
+            Some("leftover") => Ok(leftover()),
             Some("big-output") => Ok(format!("\"{}\"", "x".repeat(10 << 20))),
             _ => Ok(input),
         }
+    }
+}
+
+/// In .bss: zero in a fresh instance.
+static mut SCRATCH: [u8; 64 << 10] = [0; 64 << 10];
+/// Grown by `memory.grow`: more than the host resets in place (2 MiB), so both ways of resetting a slot are seen.
+const HEAP: usize = 6 << 20;
+
+fn leftover() -> String {
+    let count = |bytes: &[u8]| bytes.iter().filter(|b| **b != 0).count();
+    // SAFETY: one invocation at a time per instance. The grown pages belong to no allocator (wasi-libc's sbrk
+    // grows memory after them); wasm guarantees them zero, and they sit at the same address every invocation, so
+    // a slot that kept an earlier invocation's bytes shows them.
+    unsafe {
+        let scratch = &mut *std::ptr::addr_of_mut!(SCRATCH);
+        let first_page = core::arch::wasm32::memory_grow(0, HEAP >> 16);
+        assert!(first_page != usize::MAX, "memory.grow refused");
+        let heap = std::slice::from_raw_parts_mut((first_page << 16) as *mut u8, HEAP);
+        let before = (count(scratch), count(heap));
+        scratch.fill(0x5a);
+        heap.fill(0xa5);
+        let after = (count(std::hint::black_box(scratch)), count(std::hint::black_box(heap)));
+        serde_json::json!({ "page": first_page, "static": before.0, "heap": before.1, "static_after_fill": after.0, "heap_after_fill": after.1 })
+            .to_string()
     }
 }
 
