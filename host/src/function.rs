@@ -330,7 +330,7 @@ fn pooling(slots: u32, reset_dirty_pages: bool) -> wasmtime::InstanceAllocationS
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(4 << 20);
     if reset_dirty_pages {
-        // A slot's dirty pages (found with the PAGEMAP_SCAN ioctl) are reset in place, up to this many bytes,
+        // A slot's dirty pages (found with the PAGEMAP_SCAN ioctl) are reset in place, up to KEEP_RESIDENT bytes,
         // instead of being released with madvise and faulted in again by the next invocation: no page faults,
         // and no TLB shootdown of the other cores running this process's threads. 2.1-2.8x more invocations per
         // second and a trivial invocation in less than half the time (BENCHMARKS.md). Without the ioctl the same
