@@ -146,17 +146,10 @@ impl FunctionHost {
         if options.perf_map {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        let engine = match options.pooling {
-            None => Engine::new(&config).map_err(host_err)?,
-            // PAGEMAP_SCAN needs Linux 6.7 or later; elsewhere slots are released with madvise as before.
-            Some(slots) => match Engine::new(config.allocation_strategy(pooling(slots, true))) {
-                Ok(engine) => engine,
-                Err(e) => {
-                    tracing::debug!("pooling without in-place reset: {e:#}");
-                    Engine::new(config.allocation_strategy(pooling(slots, false))).map_err(host_err)?
-                }
-            },
-        };
+        if let Some(slots) = options.pooling {
+            config.allocation_strategy(pooling(slots));
+        }
+        let engine = Engine::new(&config).map_err(host_err)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasm-host-epoch".into())
@@ -314,7 +307,7 @@ const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Slots for `slots` concurrent invocations of a function the size of a JavaScript one (componentize-js: a
 /// handful of core instances, memories and tables per component, tables of tens of thousands of entries).
-fn pooling(slots: u32, reset_dirty_pages: bool) -> wasmtime::InstanceAllocationStrategy {
+fn pooling(slots: u32) -> wasmtime::InstanceAllocationStrategy {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots * 8)
@@ -329,6 +322,9 @@ fn pooling(slots: u32, reset_dirty_pages: bool) -> wasmtime::InstanceAllocationS
         .table_elements(200_000)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(4 << 20);
+    // PAGEMAP_SCAN needs Linux 6.7 or later; elsewhere slots are released with madvise.
+    let reset_dirty_pages = wasmtime::PoolingAllocationConfig::is_pagemap_scan_available();
+    tracing::debug!(reset_dirty_pages, "pooling allocator with {slots} slots");
     if reset_dirty_pages {
         // A slot's dirty pages (found with the PAGEMAP_SCAN ioctl) are reset in place, up to KEEP_RESIDENT bytes,
         // instead of being released with madvise and faulted in again by the next invocation: no page faults,
