@@ -19,7 +19,7 @@ use wasm_host_runtime::{
     OriginBinding, OriginBindings, TokenBroker,
 };
 use wasm_host_store::secrecy::SecretString;
-use wasm_host_store::{now_unix, Endpoints, Keys, NewConnection, NewTokens, RefreshUpdate, Store, TYPE_OAUTH2};
+use wasm_host_store::{now_unix, Endpoints, Keys, NewConnection, NewTokens, Store, TYPE_OAUTH2};
 use wasm_host_tests::api::Api;
 use wasm_host_tests::provider::{Provider, ProviderConfig};
 use wasm_host_tests::{js_build, test_guest, target_dir, Env};
@@ -187,15 +187,9 @@ fn put_token(store: &Store, keys: &Keys, name: &str, token: &str, expires_at: i6
         .put_tokens(
             name,
             NewTokens {
-                access_token: &SecretString::from(token),
-                refresh: RefreshUpdate::Keep,
-                id_token: RefreshUpdate::Keep,
-                token_type: "Bearer".into(),
                 expires_at: Some(expires_at),
                 scopes: vec!["openid".into(), "email".into()],
-                metadata: vec![],
-                resolved: None,
-                release_lease: None,
+                ..NewTokens::bearer(&SecretString::from(token))
             },
             keys,
         )

@@ -204,17 +204,8 @@ fn rekey_killed_at_any_moment_leaves_a_store_that_opens_with_the_old_or_the_new_
             let values = [format!("cs-{i}-kill"), format!("at-{i}-kill"), format!("rt-{i}-kill")];
             store.create(new, &SecretString::from(values[0].as_str()), &keys).unwrap();
             let (at, rt) = (SecretString::from(values[1].as_str()), SecretString::from(values[2].as_str()));
-            let tokens = NewTokens {
-                access_token: &at,
-                refresh: RefreshUpdate::Replace(&rt),
-                id_token: RefreshUpdate::Remove,
-                token_type: "Bearer".into(),
-                expires_at: None,
-                scopes: vec![],
-                metadata: vec![],
-                resolved: None,
-                release_lease: None,
-            };
+            let tokens =
+                NewTokens { refresh: RefreshUpdate::Replace(&rt), id_token: RefreshUpdate::Remove, ..NewTokens::bearer(&at) };
             store.put_tokens(&name, tokens, &keys).unwrap();
             for (field, value) in [SecretField::ClientSecret, SecretField::AccessToken, SecretField::RefreshToken].iter().zip(values) {
                 expected.insert((name.clone(), field.as_str()), value);

@@ -300,15 +300,12 @@ mod tests {
         store.create(new, &SecretString::from("client-secret-bundle-test"), keys).unwrap();
         let (at, rt) = (SecretString::from("access-bundle-test"), SecretString::from("refresh-bundle-test"));
         let tokens = NewTokens {
-            access_token: &at,
             refresh: RefreshUpdate::Replace(&rt),
             id_token: RefreshUpdate::Remove,
-            token_type: "Bearer".into(),
             expires_at: Some(4_000_000_000),
             scopes: vec!["a".into()],
             metadata: vec![("realmId".into(), "42".into())],
-            resolved: None,
-            release_lease: None,
+            ..NewTokens::bearer(&at)
         };
         store.put_tokens("crm", tokens, keys).unwrap();
         store

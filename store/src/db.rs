@@ -71,6 +71,24 @@ pub struct NewTokens<'a> {
     pub release_lease: Option<&'a str>,
 }
 
+impl<'a> NewTokens<'a> {
+    /// A bearer access token alone: refresh and ID tokens kept as they are, no expiry, scopes, metadata or
+    /// endpoints, no lease. Spell out only what differs: `NewTokens { expires_at, ..NewTokens::bearer(&token) }`.
+    pub fn bearer(access_token: &'a SecretString) -> Self {
+        NewTokens {
+            access_token,
+            refresh: RefreshUpdate::Keep,
+            id_token: RefreshUpdate::Keep,
+            token_type: "Bearer".into(),
+            expires_at: None,
+            scopes: vec![],
+            metadata: vec![],
+            resolved: None,
+            release_lease: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for NewTokens<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewTokens")
@@ -780,42 +798,18 @@ impl Store {
 /// fails if another process placed its store first, and that one is used. A kill leaves at most an unused
 /// `.init-*` file beside the store (it holds no secret: only the schema version and empty tables).
 fn initialize(path: &Path) -> Result<(), OpenError> {
-    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = PathBuf::from(format!("{}.init-{}-{n}", path.display(), std::process::id()));
+    // I/O errors name the store's path: the name beside it is ours, not the user's.
     let io = |source| OpenError::Io { path: path.to_path_buf(), source };
-    remove_abandoned(path, "init");
-    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
-    let made = Database::builder()
-        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-        .create(&tmp)
-        .map_err(|e| open_error(&tmp, e))
-        .and_then(|db| Store { db, path: tmp.clone(), generation: None }.check_schema());
-    let linked = made.and_then(|()| fs::hard_link(&tmp, path).or_else(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => Ok(()),
-        _ => Err(io(e)),
-    }));
-    let _ = fs::remove_file(&tmp);
-    linked?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    }
+    let made = |tmp: &Path| {
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(io)?;
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(tmp)
+            .map_err(|e| open_error(tmp, e))?;
+        Store { db, path: tmp.to_path_buf(), generation: None }.check_schema()
+    };
+    crate::place::create_whole(path, "init", made, io)?;
     Ok(())
-}
-
-/// `<path>.<what>-<pid>-<n>` files that a first command killed before placing its store (`init`) or identity
-/// (`tmp`) left behind: those whose process is gone.
-pub(crate) fn remove_abandoned(path: &Path, what: &str) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let prefix = format!("{}.{what}-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file.strip_prefix(&prefix).is_some_and(|rest| !holder_alive(rest)) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
 }
 
 pub fn now_millis() -> i64 {
@@ -830,7 +824,7 @@ fn parse_lease(value: &str) -> (&str, i64) {
 /// A lease names its holder `<pid>-<start ms>`. A holder whose process is gone (killed mid-refresh) cannot
 /// finish, so its lease is taken over at once instead of after it expires. Where /proc is missing, the
 /// holder is assumed alive and the lease simply expires.
-fn holder_alive(holder: &str) -> bool {
+pub(crate) fn holder_alive(holder: &str) -> bool {
     let Some(pid) = holder.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return true };
     if !Path::new("/proc/self").exists() {
         return true;
@@ -900,20 +894,6 @@ mod tests {
     use super::*;
     use crate::record::{Endpoints, TYPE_OAUTH2};
 
-    fn tokens<'a>(access: &'a SecretString) -> NewTokens<'a> {
-        NewTokens {
-            access_token: access,
-            refresh: RefreshUpdate::Keep,
-            id_token: RefreshUpdate::Keep,
-            token_type: "Bearer".into(),
-            expires_at: None,
-            scopes: vec![],
-            metadata: vec![],
-            resolved: None,
-            release_lease: None,
-        }
-    }
-
     /// A refresh's result is committed only onto the connection it was computed from.
     #[test]
     fn a_refresh_commits_only_onto_the_revision_it_read() {
@@ -931,10 +911,10 @@ mod tests {
         };
         let (first, written, refreshed) = (SecretString::from("first"), SecretString::from("written"), SecretString::from("refreshed"));
         store.create(new(), &SecretString::from("cs"), &keys).unwrap();
-        store.put_tokens("c", tokens(&first), &keys).unwrap();
+        store.put_tokens("c", NewTokens::bearer(&first), &keys).unwrap();
         let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
-        store.put_tokens("c", tokens(&written), &keys).unwrap();
-        let refused = store.put_refreshed("c", tokens(&refreshed), &keys, read);
+        store.put_tokens("c", NewTokens::bearer(&written), &keys).unwrap();
+        let refused = store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read);
         assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
         let marked = store.mark_needs_authorization("c", "refused", None, Some(read));
         assert!(matches!(marked, Err(WriteError::Changed(_))), "{marked:?}");
@@ -945,14 +925,14 @@ mod tests {
         // Deleted and created again: a new connection, whatever its revision history.
         let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
         store.delete("c").unwrap();
-        assert!(matches!(store.put_refreshed("c", tokens(&refreshed), &keys, read), Err(WriteError::Changed(_))));
+        assert!(matches!(store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read), Err(WriteError::Changed(_))));
         store.create(new(), &SecretString::from("cs"), &keys).unwrap();
-        assert!(matches!(store.put_refreshed("c", tokens(&refreshed), &keys, read), Err(WriteError::Changed(_))));
+        assert!(matches!(store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read), Err(WriteError::Changed(_))));
         assert_eq!(store.get("c").unwrap().unwrap().status, Status::Created);
 
         // Unchanged: committed.
         let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
-        store.put_refreshed("c", tokens(&refreshed), &keys, read).unwrap();
+        store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read).unwrap();
         assert_eq!(open(&store), "refreshed");
     }
 }

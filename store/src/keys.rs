@@ -145,27 +145,12 @@ impl Keys {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
         }
         let keys = Self::generate();
-        // Written whole under a name of its own, then hard-linked into place: `path` never exists half-written
-        // (a first run killed mid-write, or a second first run reading it too early, would find a file without a
-        // key), and the link fails if another first run placed its key first; that one is loaded instead.
-        static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = std::path::PathBuf::from(format!("{}.tmp-{}-{n}", path.display(), std::process::id()));
-        crate::db::remove_abandoned(path, "tmp");
-        keys.write_new_file(&tmp, "").map_err(create_err)?;
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(create_err)?;
-                }
-                Ok(keys)
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+        // Placed whole (crate::place); if another first run placed its key first, that one is loaded instead.
+        match crate::place::create_whole(path, "tmp", |tmp| keys.write_new_file(tmp, "").map_err(create_err), create_err)? {
+            crate::place::Placed::Ours => Ok(keys),
+            crate::place::Placed::Theirs => {
                 Self::load(path)?.ok_or_else(|| IdentityError::Malformed { path: path.into() })
             }
-            Err(e) => Err(create_err(e)),
         }
     }
 

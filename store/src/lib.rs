@@ -9,6 +9,7 @@ mod db;
 mod error;
 mod generation;
 mod keys;
+mod place;
 mod record;
 mod rekey;
 mod validate;
@@ -47,15 +48,9 @@ mod redaction {
         let keys = Keys::generate();
         let snapshot = TokenSnapshot { access_token: secret.clone(), refresh_token: Some(secret.clone()) };
         let tokens = NewTokens {
-            access_token: &secret,
             refresh: RefreshUpdate::Replace(&secret),
             id_token: RefreshUpdate::Replace(&secret),
-            token_type: "Bearer".into(),
-            expires_at: None,
-            scopes: vec![],
-            metadata: vec![],
-            resolved: None,
-            release_lease: None,
+            ..NewTokens::bearer(&secret)
         };
         let connection: Connection = serde_json::from_value(serde_json::json!({
             "name": "c", "type": TYPE_OAUTH2, "provider_url": "https://p.example", "client_id": "id",

@@ -64,28 +64,12 @@ impl CachedX25519 {
     }
 
     fn unwrap_local(&self, stanza: &Stanza) -> Result<FileKey, DecryptError> {
-        let salt: [u8; LOCAL_SALT_BYTES] = match &stanza.args[..] {
-            [arg] => {
-                let mut buf = [0u8; LOCAL_SALT_BYTES + 1];
-                match BASE64_STANDARD_NO_PAD.decode_slice(arg, &mut buf) {
-                    Ok(n) if n == LOCAL_SALT_BYTES => buf[..LOCAL_SALT_BYTES].try_into().expect("length checked"),
-                    _ => return Err(DecryptError::InvalidHeader),
-                }
-            }
-            _ => return Err(DecryptError::InvalidHeader),
-        };
-        if stanza.body.len() != ENCRYPTED_FILE_KEY_BYTES {
-            return Err(DecryptError::InvalidHeader);
-        }
+        let salt: [u8; LOCAL_SALT_BYTES] = stanza_parts(stanza)?;
         let mut key = hkdf(&salt, LOCAL_STANZA_LABEL, &self.local[..]);
         let opened = aead_decrypt(&key, FILE_KEY_BYTES, &stanza.body);
         key.zeroize();
         // Sealed by another identity's local key: not ours; the caller goes on to the other stanzas.
-        let mut plain = opened.map_err(|_| DecryptError::NoMatchingKeys)?;
-        Ok(FileKey::init_with_mut(|file_key| {
-            file_key.copy_from_slice(&plain);
-            plain.zeroize();
-        }))
+        opened.map(into_file_key).map_err(|_| DecryptError::NoMatchingKeys)
     }
 }
 
@@ -136,20 +120,10 @@ impl age::Identity for CachedX25519 {
         if stanza.tag != TAG {
             return None;
         }
-        // Canonical, unpadded base64 of exactly 32 bytes, as age requires.
-        let ephemeral: [u8; EPK_BYTES] = match &stanza.args[..] {
-            [arg] => {
-                let mut buf = [0u8; EPK_BYTES + 1];
-                match BASE64_STANDARD_NO_PAD.decode_slice(arg, &mut buf) {
-                    Ok(n) if n == EPK_BYTES => buf[..EPK_BYTES].try_into().expect("length checked"),
-                    _ => return Some(Err(DecryptError::InvalidHeader)),
-                }
-            }
-            _ => return Some(Err(DecryptError::InvalidHeader)),
+        let ephemeral: [u8; EPK_BYTES] = match stanza_parts(stanza) {
+            Ok(epk) => epk,
+            Err(e) => return Some(Err(e)),
         };
-        if stanza.body.len() != ENCRYPTED_FILE_KEY_BYTES {
-            return Some(Err(DecryptError::InvalidHeader));
-        }
         let epk = PublicKey::from(ephemeral);
         let shared = self.secret.diffie_hellman(&epk);
         // An all-zero shared secret means a low-order ephemeral key: refused, as age does.
@@ -163,13 +137,31 @@ impl age::Identity for CachedX25519 {
         let opened = aead_decrypt(&key, FILE_KEY_BYTES, &stanza.body);
         key.zeroize();
         // Not ours (another recipient's stanza): not an error, age tries the next stanza.
-        opened.ok().map(|mut plain| {
-            Ok(FileKey::init_with_mut(|file_key| {
-                file_key.copy_from_slice(&plain);
-                plain.zeroize();
-            }))
-        })
+        opened.ok().map(|plain| Ok(into_file_key(plain)))
     }
+}
+
+/// A stanza's one argument, canonical unpadded base64 of exactly `N` bytes (N ≤ 32), after checking that its body
+/// is a wrapped file key: the shape age requires of its X25519 stanza, and we of ours.
+fn stanza_parts<const N: usize>(stanza: &Stanza) -> Result<[u8; N], DecryptError> {
+    let [arg] = &stanza.args[..] else { return Err(DecryptError::InvalidHeader) };
+    if stanza.body.len() != ENCRYPTED_FILE_KEY_BYTES {
+        return Err(DecryptError::InvalidHeader);
+    }
+    // Room for more than N bytes, so that a longer argument decodes to a length we refuse.
+    let mut buf = [0u8; 48];
+    match BASE64_STANDARD_NO_PAD.decode_slice(arg, &mut buf) {
+        Ok(n) if n == N => Ok(buf[..N].try_into().expect("length checked")),
+        _ => Err(DecryptError::InvalidHeader),
+    }
+}
+
+/// An unwrapped file key, its plaintext copy wiped.
+fn into_file_key(mut plain: Vec<u8>) -> FileKey {
+    FileKey::init_with_mut(|file_key| {
+        file_key.copy_from_slice(&plain);
+        plain.zeroize();
+    })
 }
 
 #[cfg(test)]
