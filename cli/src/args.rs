@@ -73,6 +73,19 @@ pub enum Command {
     ))]
     Run(RunArgs),
 
+    /// Serve functions over HTTP: each function answers its route, in a fresh instance per request
+    #[command(after_help = concat!(
+        "Example:\n  wasm-host serve --listen 127.0.0.1:8080 --metrics-listen 127.0.0.1:9090 userinfo.wasm hello=hello.wasm functions/\n",
+        "  curl -X POST http://127.0.0.1:8080/userinfo -d '{\"connection\":\"google\",\"url\":\"...\"}'\n\n",
+        "A FUNCTION is FILE.wasm (named after the file), NAME=FILE.wasm, or a directory whose .wasm files are each\n",
+        "a function. Each takes its grants, limits and route from the TOML manifest beside it (FILE.toml; route\n",
+        "defaults to /NAME). A component of the `function` world answers POST /ROUTE with run(body); one of the\n",
+        "`http-function` world (wasi:http/proxy) answers every request under /ROUTE.\n",
+        "SIGHUP reloads components and manifests; SIGTERM or SIGINT stops accepting, lets requests in flight\n",
+        "finish (at most --drain-timeout) and exits 0."
+    ))]
+    Serve(ServeArgs),
+
     /// Build a JavaScript function (`export default async (input) => ...`) into a component
     #[command(after_help = "Example:\n  wasm-host build-js userinfo.js -o userinfo.wasm\n\n\
         Needs Node.js. The first build installs the pinned componentize-js into\n\
@@ -316,4 +329,52 @@ pub struct RunArgs {
     /// Flags override it
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The functions: FILE.wasm, NAME=FILE.wasm, or a directory of .wasm files
+    #[arg(value_name = "FUNCTION", required = true)]
+    pub functions: Vec<String>,
+    /// Address to listen on; another address than loopback only when given
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, apart from the functions
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Invocations running at once (the instance pool's size); more requests queue
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_concurrent: usize,
+    /// Requests that may wait for an invocation slot; past this, 503 with Retry-After
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_queue: usize,
+    /// How long a request may wait in the queue before 503
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub queue_timeout: String,
+    /// Open connections at once; more wait to be accepted
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Largest request body; past this, 413
+    #[arg(long, default_value = "6MiB", value_name = "SIZE")]
+    pub max_body: String,
+    /// Largest request head (request line and headers); past this, 431
+    #[arg(long, default_value = "16KiB", value_name = "SIZE")]
+    pub max_header: String,
+    /// Time a client has to send a request head, on a new or an idle kept-alive connection; then it is closed
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Time a client has to send a JSON function's request body; then 408
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub body_timeout: String,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the server exits anyway
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub drain_timeout: String,
+    /// Renew a granted connection's token in the background once it would need a refresh within this (`off`:
+    /// only requests refresh)
+    #[arg(long, default_value = "5m", value_name = "DURATION|off")]
+    pub refresh_ahead: String,
+    /// Refresh a token that expires sooner than this [default: 60s, or the largest refresh-margin of the
+    /// manifests]
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_margin: Option<String>,
 }

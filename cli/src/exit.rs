@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use wasm_host_runtime::{InvokeError, LoadError};
+use wasm_host_server::{RouteError, ServeError};
 use wasm_host_store::{BundleError, IdentityError, OpenError, ReadError, RekeyError, SecretError, WriteError};
 
 /// Every exit code wasm-host uses. The README lists them; keep both in step.
@@ -153,6 +154,14 @@ pub fn classify(err: &anyhow::Error) -> Exit {
                 InvokeError::OutputTooLarge { .. } => Exit::OutputTooLarge,
                 InvokeError::Trap(_) | InvokeError::Exit(_) | InvokeError::Host(_) => Exit::Trap,
             };
+        }
+        if let Some(e) = cause.downcast_ref::<ServeError>() {
+            match e {
+                ServeError::Empty
+                | ServeError::Routes(RouteError::BadRoute { .. } | RouteError::Duplicate { .. }) => return Exit::Usage,
+                // The load error below it in the chain says which code.
+                ServeError::Routes(RouteError::Load { .. }) | ServeError::Signals(_) => {}
+            }
         }
         if cause.is::<crate::context::MissingIdentity>() {
             return Exit::Store;

@@ -6,6 +6,7 @@ mod context;
 mod exit;
 mod manifest;
 mod paths;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             StoreCommand::Import(a) => commands::store::import(&ctx, a),
         },
         Command::Run(a) => commands::run::run(&ctx, a),
+        Command::Serve(a) => commands::serve::run(&ctx, a),
         Command::BuildJs(a) => commands::build_js::run(a),
     }
 }

@@ -2,6 +2,8 @@
 //! (or `--manifest PATH`). Flags given on the command line override what it says.
 //!
 //! ```toml
+//! route = "/userinfo"          # serve only
+//!
 //! [grants]
 //! connections = ["google"]
 //! hosts = ["*.googleapis.com"]
@@ -23,6 +25,9 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// `serve`: the path the function answers, `/NAME` by default (a JSON function: `POST` to exactly this
+    /// path; an HTTP function: every path under it).
+    pub route: Option<String>,
     #[serde(default)]
     pub grants: Grants,
     #[serde(default)]
@@ -140,5 +145,6 @@ mod tests {
         assert_eq!(m.grants.connections, vec!["google".to_string()]);
         assert_eq!(m.limits.timeout.as_deref(), Some("30s"));
         assert!(parse("[limits]\ntimeuot = \"30s\"\n").unwrap_err().to_string().contains("unknown field"));
+        assert_eq!(parse("route = \"/hello\"\n[grants]\n").unwrap().route.as_deref(), Some("/hello"));
     }
 }

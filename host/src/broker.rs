@@ -81,6 +81,34 @@ pub struct TokenBroker {
     /// Names this process in refresh leases.
     holder: String,
     refreshes: AtomicU64,
+    cache_hits: AtomicU64,
+    refreshes_ok: AtomicU64,
+    refreshes_failed: AtomicU64,
+    provider_micros: AtomicU64,
+}
+
+/// What a broker did since it was made, for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrokerStats {
+    /// Tokens handed out from memory without reading the store.
+    pub cache_hits: u64,
+    /// Refresh requests the provider answered with tokens.
+    pub refreshes_ok: u64,
+    /// Refresh requests that failed: refused, unreachable, or an answer that could not be used.
+    pub refreshes_failed: u64,
+    /// Seconds spent waiting for providers' token endpoints, all refreshes together.
+    pub provider_seconds: f64,
+}
+
+/// What a caller needs of a token.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    /// Valid for at least the margin.
+    Fresh,
+    /// Fresh, and not this access token, which an API has just refused.
+    Other(&'a str),
+    /// Valid for at least the margin plus this: the background refresher's look ahead.
+    Ahead(Duration),
 }
 
 /// How long before expiry a token stops being handed out, by default.
@@ -101,6 +129,10 @@ impl TokenBroker {
             http: Http::default(),
             holder,
             refreshes: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            refreshes_ok: AtomicU64::new(0),
+            refreshes_failed: AtomicU64::new(0),
+            provider_micros: AtomicU64::new(0),
         }
     }
 
@@ -118,18 +150,40 @@ impl TokenBroker {
         self.refreshes.load(Ordering::Relaxed)
     }
 
+    pub fn stats(&self) -> BrokerStats {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BrokerStats {
+            cache_hits: n(&self.cache_hits),
+            refreshes_ok: n(&self.refreshes_ok),
+            refreshes_failed: n(&self.refreshes_failed),
+            provider_seconds: n(&self.provider_micros) as f64 / 1e6,
+        }
+    }
+
     fn fresh(&self, token: &IssuedToken) -> bool {
         token.expires_at.is_none_or(|at| at - (self.margin.as_secs() as i64) > now_unix())
     }
 
     /// Fresh, and not the token an API just answered 401 to.
-    fn usable(&self, token: &IssuedToken, rejected: Option<&str>) -> bool {
-        self.fresh(token) && rejected.is_none_or(|r| token.access_token() != r)
+    fn usable(&self, token: &IssuedToken, need: Need<'_>) -> bool {
+        match need {
+            Need::Fresh => self.fresh(token),
+            Need::Other(rejected) => self.fresh(token) && token.access_token() != rejected,
+            Need::Ahead(ahead) => {
+                token.expires_at.is_none_or(|at| at - ((self.margin + ahead).as_secs() as i64) > now_unix())
+            }
+        }
+    }
+
+    /// Refreshes `name` now if its token would stop being fresh within `ahead` (a background refresher calls
+    /// this, so that no request waits on the provider); the same single refresh as [`TokenBroker::token`].
+    pub async fn refresh_ahead(&self, name: &str, ahead: Duration) -> Result<Arc<IssuedToken>, TokenError> {
+        self.token_unless(name, Need::Ahead(ahead)).await
     }
 
     /// A token for `name` valid for at least the margin, refreshed first when it is not.
     pub async fn token(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
-        self.token_unless(name, None).await
+        self.token_unless(name, Need::Fresh).await
     }
 
     /// A token for `name` other than `rejected`, which an API has just refused (401) although it had not
@@ -140,28 +194,29 @@ impl TokenBroker {
         name: &str,
         rejected: &SecretString,
     ) -> Result<Arc<IssuedToken>, TokenError> {
-        self.token_unless(name, Some(rejected.expose_secret())).await
+        self.token_unless(name, Need::Other(rejected.expose_secret())).await
     }
 
-    async fn token_unless(&self, name: &str, rejected: Option<&str>) -> Result<Arc<IssuedToken>, TokenError> {
+    async fn token_unless(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
         // The hot path: a cached token, nothing changed in the store, still fresh. No clock but the monotonic one.
-        if rejected.is_none() {
+        if matches!(need, Need::Fresh) {
             if let Some(token) = self.cached_fresh(name) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(token);
             }
         }
         let token = self.current(name)?;
-        if self.usable(&token, rejected) {
+        if self.usable(&token, need) {
             return Ok(token);
         }
         let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
         let _turn = gate.lock().await;
         // Whoever held the gate before us may have refreshed already.
         let token = self.current(name)?;
-        if self.usable(&token, rejected) {
+        if self.usable(&token, need) {
             return Ok(token);
         }
-        self.refresh(name, rejected).await
+        self.refresh(name, need).await
     }
 
     /// The cached token for `name` when the store's generation is unchanged, the entry was confirmed less than
@@ -239,7 +294,7 @@ impl TokenBroker {
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (with the lease released in the same transaction) before anyone receives them.
-    async fn refresh(&self, name: &str, rejected: Option<&str>) -> Result<Arc<IssuedToken>, TokenError> {
+    async fn refresh(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
         let deadline = wasm_host_store::now_millis() + LEASE_MS + 5_000;
         loop {
             match self.store.try_lease(name, &self.holder, LEASE_MS).map_err(write_internal)? {
@@ -247,7 +302,7 @@ impl TokenBroker {
                 Lease::Held { .. } => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     let token = self.current(name)?;
-                    if self.usable(&token, rejected) {
+                    if self.usable(&token, need) {
                         return Ok(token);
                     }
                     if wasm_host_store::now_millis() > deadline {
@@ -258,7 +313,7 @@ impl TokenBroker {
                 }
             }
         }
-        let result = self.refresh_holding_lease(name, rejected).await;
+        let result = self.refresh_holding_lease(name, need).await;
         if result.is_err() {
             // Success and a refused refresh release the lease in their own write; this covers the rest.
             let _ = self.store.release_lease(name, &self.holder);
@@ -269,12 +324,12 @@ impl TokenBroker {
     async fn refresh_holding_lease(
         &self,
         name: &str,
-        rejected: Option<&str>,
+        need: Need<'_>,
     ) -> Result<Arc<IssuedToken>, TokenError> {
         // A command that changes the connection while we refresh (import-token, revoke, authorize, delete) wins:
         // our result is dropped and we look again, a bounded number of times.
         for _ in 0..3 {
-            if let Some(token) = self.refresh_once(name, rejected).await? {
+            if let Some(token) = self.refresh_once(name, need).await? {
                 return Ok(token);
             }
         }
@@ -283,10 +338,10 @@ impl TokenBroker {
 
     /// One refresh from what the store holds now; `None` when the connection changed before our result could be
     /// committed (nothing was written).
-    async fn refresh_once(&self, name: &str, rejected: Option<&str>) -> Result<Option<Arc<IssuedToken>>, TokenError> {
+    async fn refresh_once(&self, name: &str, need: Need<'_>) -> Result<Option<Arc<IssuedToken>>, TokenError> {
         // Another process may have finished a refresh between our check and our lease.
         let token = self.load(name)?;
-        if self.usable(&token, rejected) {
+        if self.usable(&token, need) {
             let _ = self.store.release_lease(name, &self.holder);
             return Ok(Some(token));
         }
@@ -329,7 +384,11 @@ impl TokenBroker {
         // from the send (not from the answer) never puts the expiry later than the provider's.
         let sent = now_unix();
         let response = wasm_host_oauth::token::refresh(&self.http, &token_url, &client, &refresh_token).await;
-        tracing::info!(connection = name, elapsed_ms = started.elapsed().as_millis() as u64, ok = response.is_ok(), "refresh");
+        let elapsed = started.elapsed();
+        self.provider_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let outcome = if response.is_ok() { &self.refreshes_ok } else { &self.refreshes_failed };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(connection = name, elapsed_ms = elapsed.as_millis() as u64, ok = response.is_ok(), "refresh");
         match response {
             Ok(r) => {
                 let refresh = match &r.refresh_token {

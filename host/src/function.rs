@@ -8,10 +8,13 @@ use thiserror::Error;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::authconnection::{self, AuthConnectionCtx, Source};
 use crate::bindings::{Function, FunctionPre};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::broker::TokenBroker;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::grants::ConnectionGrants;
@@ -63,12 +66,41 @@ pub enum InvokeError {
     Host(String),
 }
 
-/// A compiled function, checked against the `function` world and ready to be instantiated many times.
+/// A compiled function, checked against its world and ready to be instantiated many times (the kept
+/// `InstancePre`: each invocation is a fresh instance in a fresh store).
 #[derive(Clone)]
 pub struct LoadedFunction {
-    pre: FunctionPre<InvocationState>,
+    kind: Kind,
     pub cache: CacheOutcome,
 }
+
+#[derive(Clone)]
+enum Kind {
+    Json(FunctionPre<InvocationState>),
+    Http(ProxyPre<InvocationState>),
+}
+
+/// Which world a loaded component is of, and so how it is invoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// The `function` world: `run(input: string) -> result<string, string>`, JSON in and out.
+    Function,
+    /// The `http-function` world (`wasi:http/proxy`, optionally `authconnection`): exports
+    /// `wasi:http/incoming-handler` and is handed each HTTP request.
+    HttpFunction,
+}
+
+impl LoadedFunction {
+    pub fn world(&self) -> World {
+        match self.kind {
+            Kind::Json(_) => World::Function,
+            Kind::Http(_) => World::HttpFunction,
+        }
+    }
+}
+
+/// The export that makes a component an HTTP function (any 0.2.x version of the interface).
+const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.";
 
 /// Everything an invocation needs besides its input: what it may reach and how much it may use.
 #[derive(Clone)]
@@ -180,8 +212,19 @@ impl FunctionHost {
         &self.broker
     }
 
-    /// Reads, compiles (or loads from the cache) and checks the component at `path`.
+    /// Reads, compiles (or loads from the cache) and checks the component at `path`, which must be of the
+    /// `function` world (what `run` invokes).
     pub fn load(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
+        self.load_as(path, false)
+    }
+
+    /// Like [`FunctionHost::load`], also accepting a component of the `http-function` world (what `serve`
+    /// hands HTTP requests to).
+    pub fn load_servable(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
+        self.load_as(path, true)
+    }
+
+    fn load_as(&self, path: &Path, http: bool) -> Result<LoadedFunction, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable { path: path.into(), source })?;
         let header = bytes.get(..8);
         if header == Some(CORE_MODULE_HEADER) {
@@ -191,14 +234,14 @@ impl FunctionHost {
             return Err(LoadError::NotWasm { path: path.into() });
         }
         let (component, outcome) = self.compile_or_load(path, &bytes)?;
-        self.check_world(path, &component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld { path: path.into(), reason: format!("{e:#}") })?;
-        let pre = FunctionPre::new(pre)
-            .map_err(|e| LoadError::WrongWorld { path: path.into(), reason: format!("{e:#}") })?;
-        Ok(LoadedFunction { pre, cache: outcome })
+        let world = self.check_world(path, &component, http)?;
+        let wrong = |e: wasmtime::Error| LoadError::WrongWorld { path: path.into(), reason: format!("{e:#}") };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let kind = match world {
+            World::Function => Kind::Json(FunctionPre::new(pre).map_err(wrong)?),
+            World::HttpFunction => Kind::Http(ProxyPre::new(pre).map_err(wrong)?),
+        };
+        Ok(LoadedFunction { kind, cache: outcome })
     }
 
     fn compile_or_load(&self, path: &Path, bytes: &[u8]) -> Result<(Component, CacheOutcome), LoadError> {
@@ -235,18 +278,28 @@ impl FunctionHost {
         Ok((component, outcome))
     }
 
-    /// Names what is wrong with a component of another world before the linker's message would.
-    fn check_world(&self, path: &Path, component: &Component) -> Result<(), LoadError> {
+    /// Which world the component is of; names what is wrong with a component of another world before the
+    /// linker's message would.
+    fn check_world(&self, path: &Path, component: &Component, http: bool) -> Result<World, LoadError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
-        if !exports.iter().any(|n| n == "run") {
-            let found = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
+        let handler = exports.iter().any(|n| n.starts_with(INCOMING_HANDLER));
+        if exports.iter().any(|n| n == "run") {
+            return Ok(World::Function);
+        }
+        if handler && http {
+            return Ok(World::HttpFunction);
+        }
+        if handler {
             return Err(LoadError::WrongWorld {
                 path: path.into(),
-                reason: format!("it does not export `run` (it exports {found})"),
+                reason: "it is an HTTP function (it exports wasi:http/incoming-handler, not `run`): serve it with \
+                         `wasm-host serve`"
+                    .into(),
             });
         }
-        Ok(())
+        let found = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
+        Err(LoadError::WrongWorld { path: path.into(), reason: format!("it does not export `run` (it exports {found})") })
     }
 
     /// Instantiates the function in a fresh store and calls `run(input)`: `Ok(Ok(json))` on success,
@@ -257,6 +310,84 @@ impl FunctionHost {
         input: &str,
         settings: &InvocationSettings,
     ) -> Result<Result<String, String>, InvokeError> {
+        let Kind::Json(pre) = &function.kind else {
+            return Err(InvokeError::Host("an HTTP function has no `run` to call: serve it with `wasm-host serve`".into()));
+        };
+        let mut store = self.new_store(settings);
+        let call = async {
+            let instance: Function = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, input).await
+        };
+        // Epochs stop wasm that computes; the timer also stops a function that waits (on HTTP, say).
+        let result = match tokio::time::timeout(settings.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
+        };
+        let output = match result {
+            Ok(output) => output,
+            Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
+            Err(e) => return Err(classify(e, settings.timeout)),
+        };
+        let len = match &output {
+            Ok(s) | Err(s) => s.len(),
+        };
+        if len > settings.max_output {
+            return Err(InvokeError::OutputTooLarge { len, max: settings.max_output });
+        }
+        Ok(output)
+    }
+
+    /// Hands `request` to an HTTP function, in a fresh instance: the response once the function has set it,
+    /// its body streamed by the function as it writes. The whole invocation (response and body) is bounded by
+    /// `settings.timeout`; a function that traps or runs out of time before responding gives the error.
+    pub async fn handle_http<B>(
+        &self,
+        function: &LoadedFunction,
+        request: http::Request<B>,
+        settings: &InvocationSettings,
+    ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Kind::Http(pre) = &function.kind else {
+            return Err(InvokeError::Host("a JSON function takes no HTTP request: invoke its `run`".into()));
+        };
+        let host_err = |e: wasmtime::Error| InvokeError::Host(format!("{e:#}"));
+        let mut store = self.new_store(settings);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut view = store.data_mut().http();
+        let req = view.new_incoming_request(Scheme::Http, request).map_err(host_err)?;
+        let out = view.new_response_outparam(tx).map_err(host_err)?;
+        let pre = pre.clone();
+        let timeout = settings.timeout;
+        // A task of its own, so the function goes on writing the body after the response head has gone; the
+        // timer bounds the whole of it (epochs stop wasm that computes, the timer one that waits).
+        let task = tokio::spawn(async move {
+            let call = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            };
+            let result = tokio::time::timeout(timeout, call).await;
+            (result, store.data().limits.exceeded)
+        });
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(InvokeError::Timeout(timeout)),
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(code))) => Err(InvokeError::Host(format!("the function answered with the error {code:?}"))),
+            // The function returned, trapped or ran out of time without responding: its task says which.
+            Ok(Err(_)) => match task.await {
+                Ok((Err(_), _)) => Err(InvokeError::Timeout(timeout)),
+                Ok((Ok(Err(_)), true)) => Err(InvokeError::MemoryLimit(settings.max_memory)),
+                Ok((Ok(Err(e)), false)) => Err(classify(e, timeout)),
+                Ok((Ok(Ok(())), _)) => Err(InvokeError::Host("the function returned without setting a response".into())),
+                Err(e) => Err(InvokeError::Host(format!("the invocation task failed: {e}"))),
+            },
+        }
+    }
+
+    /// A fresh store for one invocation, with its grants, limits and time budget.
+    fn new_store(&self, settings: &InvocationSettings) -> Store<InvocationState> {
         let mut wasi = WasiCtx::builder();
         // The function's stdout and stderr are logs: the host's stdout carries only `run`'s result.
         wasi.stdout(wasmtime_wasi::cli::stderr()).stderr(wasmtime_wasi::cli::stderr());
@@ -277,27 +408,7 @@ impl FunctionHost {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline((settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1);
         store.epoch_deadline_trap();
-        let call = async {
-            let instance: Function = function.pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, input).await
-        };
-        // Epochs stop wasm that computes; the timer also stops a function that waits (on HTTP, say).
-        let result = match tokio::time::timeout(settings.timeout, call).await {
-            Ok(r) => r,
-            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
-        };
-        let output = match result {
-            Ok(output) => output,
-            Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
-            Err(e) => return Err(classify(e, settings.timeout)),
-        };
-        let len = match &output {
-            Ok(s) | Err(s) => s.len(),
-        };
-        if len > settings.max_output {
-            return Err(InvokeError::OutputTooLarge { len, max: settings.max_output });
-        }
-        Ok(output)
+        store
     }
 }
 

@@ -30,6 +30,16 @@ impl ConnectionGrants {
         grants
     }
 
+    /// True when `*` was granted: every connection, present and future.
+    pub fn all_granted(&self) -> bool {
+        self.all
+    }
+
+    /// The names granted one by one (without `*`).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn allows(&self, name: &str) -> bool {
         self.all || self.names.iter().any(|n| n == name)
     }

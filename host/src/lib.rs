@@ -13,9 +13,11 @@ mod redaction;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
-pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
+pub use broker::{BrokerStats, IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheOutcome, CompileCache};
-pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction};
+pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, World};
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+pub use wasmtime_wasi_http::Error as HttpError;
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};
 pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};

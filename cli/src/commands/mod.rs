@@ -5,5 +5,6 @@ pub mod delete;
 pub mod import_token;
 pub mod list;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod revoke;

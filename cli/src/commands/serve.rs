@@ -1,0 +1,141 @@
+//! `wasm-host serve`: resolves the functions and their manifests, opens the store once for every function,
+//! and hands the rest to the server crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use wasm_host_runtime::{CompileCache, FunctionHost, HostOptions, TokenBroker, DEFAULT_REFRESH_MARGIN};
+use wasm_host_server::{FunctionSpec, Limits, Server};
+use wasm_host_store::Store;
+
+use crate::args::ServeArgs;
+use crate::context::Context;
+use crate::exit::{usage, Exit};
+use crate::manifest;
+use crate::settings::{self, Overrides};
+
+pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
+    let duration = |s: &str, flag: &str| manifest::parse_duration(s).map_err(usage).with_context(|| flag.to_owned());
+    let size = |s: &str, flag: &str| manifest::parse_size(s).map_err(usage).with_context(|| flag.to_owned());
+    if args.max_concurrent == 0 || args.max_connections == 0 {
+        return Err(usage("--max-concurrent and --max-connections must be at least 1"));
+    }
+    let limits = Limits {
+        max_connections: args.max_connections,
+        max_concurrent: args.max_concurrent,
+        max_queue: args.max_queue,
+        queue_timeout: duration(&args.queue_timeout, "--queue-timeout")?,
+        max_body: size(&args.max_body, "--max-body")?,
+        max_header: size(&args.max_header, "--max-header")?,
+        header_timeout: duration(&args.header_timeout, "--header-timeout")?,
+        body_timeout: duration(&args.body_timeout, "--body-timeout")?,
+        drain_timeout: duration(&args.drain_timeout, "--drain-timeout")?,
+        refresh_ahead: match args.refresh_ahead.as_str() {
+            "off" => None,
+            d => Some(duration(d, "--refresh-ahead")?),
+        },
+    };
+    let listen: SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|e| usage(format!("--listen {}: {e}; give ADDRESS:PORT, e.g. 127.0.0.1:8080", args.listen)))?;
+    let metrics_listen: Option<SocketAddr> = match &args.metrics_listen {
+        Some(a) => Some(a.parse().map_err(|e| usage(format!("--metrics-listen {a}: {e}; give ADDRESS:PORT")))?),
+        None => None,
+    };
+
+    let store = Arc::new(ctx.open_store()?);
+    let (specs, manifest_margin) = catalog(&args.functions, &store)?;
+    let margin = match &args.refresh_margin {
+        Some(m) => duration(m, "--refresh-margin")?,
+        None => manifest_margin.max(DEFAULT_REFRESH_MARGIN),
+    };
+    let keys = ctx.keys(&store)?;
+    let broker = Arc::new(TokenBroker::new(store.clone(), keys).with_margin(margin));
+    // Slots for every invocation at once, twice over: an HTTP function's instance lives until its response body
+    // has been written, a moment after its slot is given back.
+    let pooling = match std::env::var("WASM_HOST_ALLOCATOR").as_deref() {
+        Ok("on-demand") => None,
+        _ => Some(u32::try_from(args.max_concurrent.saturating_mul(2)).unwrap_or(u32::MAX)),
+    };
+    let options = HostOptions { pooling, ..Default::default() };
+    let host = Arc::new(FunctionHost::with_options(broker, Some(CompileCache::new(settings::cache_dir()?)), options)?);
+    let functions = args.functions.clone();
+    let reload_store = store.clone();
+    let reread = Box::new(move || catalog(&functions, &reload_store).map(|(specs, _)| specs).map_err(|e| format!("{e:#}")));
+    let server = Arc::new(Server::new(host, specs, reread, limits)?);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
+        let local = listener.local_addr()?;
+        // The one line on stdout: where to send requests (the port, when --listen gave port 0).
+        println!("listening on http://{local}");
+        let operations = match metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| usage(format!("cannot listen on {addr} (--metrics-listen): {e}")))?;
+                println!("operations on http://{}", l.local_addr()?);
+                Some(l)
+            }
+            None => None,
+        };
+        tracing::info!(functions = ?server.routes().names(), "serving on {local}");
+        server.run(listener, operations).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// Every function the arguments name, with its manifest resolved; and the largest refresh margin a manifest
+/// asks for (the broker is shared, so it uses the largest).
+fn catalog(functions: &[String], store: &Store) -> Result<(Vec<FunctionSpec>, Duration)> {
+    let mut specs = Vec::new();
+    let mut margin = Duration::ZERO;
+    for arg in functions {
+        for (name, component) in expand(arg)? {
+            let (manifest, _) = settings::load_manifest(&component, None)?;
+            let route = manifest.route.clone().unwrap_or_else(|| format!("/{name}"));
+            let (settings, m) = settings::resolve(name.clone(), &manifest, &Overrides::default())
+                .with_context(|| format!("function `{name}` ({})", component.display()))?;
+            settings::check_bindings(store, &settings)?;
+            margin = margin.max(m);
+            specs.push(FunctionSpec { name, route, component, settings });
+        }
+    }
+    Ok((specs, margin))
+}
+
+/// `FILE.wasm`, `NAME=FILE.wasm` or a directory (each `.wasm` in it, named after its file) as (name, path).
+fn expand(arg: &str) -> Result<Vec<(String, PathBuf)>> {
+    if let Some((name, path)) = arg.split_once('=') {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(usage(format!("`{arg}`: a function's name may hold letters, digits, `-` and `_` only")));
+        }
+        return Ok(vec![(name.to_owned(), PathBuf::from(path))]);
+    }
+    let path = Path::new(arg);
+    if path.is_dir() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| usage(format!("cannot read the directory {arg}: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(usage(format!("the directory {arg} holds no .wasm file")));
+        }
+        return Ok(found.into_iter().map(|p| (stem(&p), p)).collect());
+    }
+    Ok(vec![(stem(path), path.to_path_buf())])
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}

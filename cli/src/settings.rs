@@ -1,0 +1,115 @@
+//! A function's grants and limits: its manifest, then the flags that replace the manifest's values. Shared by
+//! `run` (one function, flags allowed) and `serve` (many functions, manifests only).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use wasm_host_runtime::{ConnectionGrants, HostPattern, InvocationSettings, OriginBinding, OriginBindings};
+use wasm_host_store::Store;
+
+use crate::exit::{coded, usage, Exit};
+use crate::manifest::{self, Manifest};
+
+/// Values given on the command line; each replaces the manifest's (lists included), so the command line always
+/// says what runs.
+#[derive(Default)]
+pub struct Overrides<'a> {
+    pub connections: &'a [String],
+    pub hosts: &'a [String],
+    pub binds: &'a [String],
+    pub timeout: Option<&'a str>,
+    pub max_memory: Option<&'a str>,
+    pub max_output: Option<&'a str>,
+    pub refresh_margin: Option<&'a str>,
+}
+
+/// The settings of function `name` from `manifest` and `flags`, and its refresh margin.
+pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(InvocationSettings, Duration)> {
+    let connections = or(flags.connections, &manifest.grants.connections);
+    let hosts = or(flags.hosts, &manifest.grants.hosts);
+    let binds = or(flags.binds, &manifest.grants.bind);
+    let limits = &manifest.limits;
+    let pick = |flag: Option<&str>, from_manifest: &Option<String>, default: &str| -> String {
+        flag.map(str::to_owned).or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
+    };
+    let timeout = pick(flags.timeout, &limits.timeout, "30s");
+    let max_memory = pick(flags.max_memory, &limits.max_memory, "256MiB");
+    let max_output = pick(flags.max_output, &limits.max_output, "6MiB");
+    let refresh_margin = pick(flags.refresh_margin, &limits.refresh_margin, "60s");
+    for name in connections {
+        if name != "*" {
+            wasm_host_store::validate_name(name).context("--allow-connection")?;
+        }
+    }
+    let allowed_hosts = hosts
+        .iter()
+        .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let bindings = binds
+        .iter()
+        .map(|b| {
+            let binding = b.parse::<OriginBinding>().map_err(|e| usage(format!("--bind: {e}")))?;
+            wasm_host_store::validate_name(&binding.connection).context("--bind")?;
+            Ok(binding)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
+    let settings = InvocationSettings {
+        grants: ConnectionGrants::from_names(connections.iter().cloned()),
+        allowed_hosts,
+        bindings,
+        name,
+        timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
+        max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
+        max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
+    };
+    let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
+    Ok((settings, margin))
+}
+
+fn or<'a>(flag: &'a [String], from_manifest: &'a [String]) -> &'a [String] {
+    if flag.is_empty() { from_manifest } else { flag }
+}
+
+/// A binding to a connection that does not exist is a typo: say so now, not at the function's first request.
+pub fn check_bindings(store: &Store, settings: &InvocationSettings) -> Result<()> {
+    for binding in settings.bindings.iter() {
+        if store.get(&binding.connection)?.is_none() {
+            return Err(coded(
+                Exit::NotFound,
+                format!(
+                    "--bind: no connection named `{}`; `wasm-host authconnection list` shows them",
+                    binding.connection
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The manifest for `component`: the explicit one, else `<stem>.toml` beside it when present.
+pub fn load_manifest(component: &Path, explicit: Option<&Path>) -> Result<(Manifest, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let beside = component.with_extension("toml");
+            if !beside.exists() {
+                return Ok((Manifest::default(), None));
+            }
+            beside
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| usage(format!("cannot read the manifest {}: {e}", path.display())))?;
+    let parsed = manifest::parse(&text).map_err(|e| usage(format!("the manifest {} is not valid: {e}", path.display())))?;
+    Ok((parsed, Some(path)))
+}
+
+/// Where compiled components are cached: `WASM_HOST_CACHE_DIR`, else the XDG cache directory.
+pub fn cache_dir() -> Result<PathBuf> {
+    Ok(match std::env::var_os("WASM_HOST_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => crate::paths::default_cache()?,
+    })
+}

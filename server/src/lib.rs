@@ -1,0 +1,17 @@
+//! `wasm-host serve`: functions behind one HTTP listener.
+//!
+//! This crate owns processes and sockets, not policy: what a function may reach and use comes from its
+//! manifest, resolved by the caller into [`FunctionSpec`]s; the engine, the instance pool and the token broker
+//! are the runtime's ([`wasm_host_runtime::FunctionHost`]), shared by every function and request.
+
+mod admission;
+pub mod answer;
+mod metrics;
+mod ops;
+mod refresher;
+mod routes;
+mod server;
+
+pub use admission::{Admission, Refused};
+pub use routes::{FunctionSpec, RouteError, Routes};
+pub use server::{Catalog, Limits, ServeError, Server};

@@ -1,0 +1,480 @@
+//! `wasm-host serve` for real: the binary on a loopback port, real components, real HTTP requests, and the
+//! local OpenID provider for the token tests.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasm_host_tests::provider::{Provider, ProviderConfig};
+use wasm_host_tests::{example, shared_cache, test_guest, Env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
+
+/// A running `wasm-host serve`, stopped by its PID when dropped.
+struct Serving {
+    child: Child,
+    url: String,
+    ops: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    /// Starts `serve` on free ports with `args` (flags and functions), and waits for its address line.
+    fn start(env: &Env, args: &[&str]) -> Self {
+        let mut cmd = env.cmd();
+        cmd.env("WASM_HOST_CACHE_DIR", shared_cache())
+            .env("WASM_HOST_LOG", "info")
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn wasm-host serve");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut read = |prefix: &str| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            match line.trim().strip_prefix(prefix) {
+                Some(url) => url.to_owned(),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("serve did not start: {line:?}\nstderr: {}", stderr.lock().unwrap().join("\n"));
+                }
+            }
+        };
+        let url = read("listening on ");
+        let ops = read("operations on ");
+        Self { child, url, ops, stderr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits (at most 60 s) until a stderr line contains `text`, `count` times.
+    fn wait_log(&self, text: &str, count: usize) {
+        let end = Instant::now() + Duration::from_secs(60);
+        while self.stderr.lock().unwrap().iter().filter(|l| l.contains(text)).count() < count {
+            assert!(Instant::now() < end, "no {count}x {text:?} in the log after 60 s:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        client().get(format!("{}/metrics", self.ops)).send().unwrap().text().unwrap()
+    }
+
+    /// The value of one metric line, e.g. `wasm_host_queue_depth`; 0 when absent.
+    fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (at most 60 s) for a metric to reach `value`.
+    fn wait_metric(&self, series: &str, value: f64) {
+        let end = Instant::now() + Duration::from_secs(60);
+        while self.metric(series) < value {
+            assert!(Instant::now() < end, "{series} did not reach {value} in 60 s:\n{}", self.metrics());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (at most 60 s) for the process to exit; its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "serve did not exit within 60 s:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Status, body as JSON (or the text as a JSON string), and the response's headers.
+fn post(url: &str, body: &str) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    answer(client().post(url).header("content-type", "application/json").body(body.to_owned()).send().unwrap())
+}
+
+fn get(url: &str) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    answer(client().get(url).send().unwrap())
+}
+
+fn answer(r: reqwest::blocking::Response) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json, headers)
+}
+
+/// Copies `component` into `dir` as NAME.wasm, with `manifest` as NAME.toml beside it.
+fn function(dir: &Path, name: &str, component: &Path, manifest: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::copy(component, &wasm).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
+    wasm.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn json_and_http_functions_answer() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "route = \"/web\"\n");
+    let server = Serving::start(&env, &[&trivial, &hello]);
+
+    let (status, body, headers) = post(&format!("{}/echo", server.url), r#"{"a": [1, 2]}"#);
+    assert_eq!((status, body), (200, serde_json::json!({ "a": [1, 2] })));
+    assert!(headers.contains_key("x-request-id"));
+    assert_eq!(headers["content-type"], "application/json");
+    // An empty body is null.
+    assert_eq!(post(&format!("{}/echo", server.url), "").1, serde_json::Value::Null);
+
+    let (status, body, _) = get(&format!("{}/web/some/path?q=1", server.url));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["path"], "/web/some/path?q=1");
+    assert_eq!(body["method"], "Get");
+    let (status, body, _) = post(&format!("{}/web/upload", server.url), &"x".repeat(100_000));
+    assert_eq!((status, body["body_bytes"].as_u64()), (200, Some(100_000)));
+
+    // What does not reach a function.
+    let (status, body, _) = get(&format!("{}/echo", server.url));
+    assert_eq!((status, body["error"].as_str()), (405, Some("method-not-allowed")));
+    let (status, body, _) = post(&format!("{}/nowhere", server.url), "{}");
+    assert_eq!((status, body["error"].as_str()), (404, Some("no-route")));
+    let (status, body, _) = post(&format!("{}/echo", server.url), "{not json");
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad-input")));
+    // A function of the `function` world is not served under its route's subpaths.
+    assert_eq!(post(&format!("{}/echo/more", server.url), "{}").0, 404);
+
+    // The operations listener.
+    let (status, body, _) = get(&format!("{}/healthz", server.ops));
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body, _) = get(&format!("{}/readyz", server.ops));
+    assert_eq!((status, body["functions"].as_u64()), (200, Some(2)), "{body}");
+    // One log line per request, with its id.
+    server.wait_log("request_id=", 9);
+}
+
+#[test]
+fn failures_map_to_statuses_while_other_requests_succeed() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let limits = "[limits]\ntimeout = \"2s\"\nmax-memory = \"64MiB\"\nmax-output = \"1MiB\"\n";
+    let misbehave = function(&dir, "misbehave", &test_guest("misbehave"), limits);
+    let hello = function(&dir, "hello", &test_guest("http-hello"), limits);
+    let server = Serving::start(&env, &[&misbehave, &hello]);
+    let url = server.url.clone();
+
+    let bad: Vec<(&str, &str, u16, &str)> = vec![
+        ("/misbehave", "\"loop\"", 504, "timeout"),
+        ("/misbehave", "\"memory\"", 500, "memory-limit"),
+        ("/misbehave", "\"panic\"", 500, "trap"),
+        ("/misbehave", "\"recurse\"", 500, "trap"),
+        ("/misbehave", "\"big-output\"", 502, "output-too-large"),
+        ("/misbehave", "\"err\"", 500, "function-error"),
+        ("/hello/loop", "", 504, "timeout"),
+        ("/hello/trap", "", 500, "trap"),
+    ];
+    let failing: Vec<_> = bad
+        .into_iter()
+        .map(|(path, body, status, code)| {
+            let url = format!("{url}{path}");
+            std::thread::spawn(move || {
+                let (got, json, _) = if body.is_empty() { get(&url) } else { post(&url, body) };
+                assert_eq!((got, json["error"].as_str()), (status, Some(code)), "{path} {body}: {json}");
+                let message = json["message"].as_str().unwrap();
+                assert!(!message.contains("wasm backtrace"), "a backtrace reached the client: {message}");
+            })
+        })
+        .collect();
+    // Meanwhile, the same functions keep answering.
+    let fine: Vec<_> = (0..20)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let input = format!("{{\"n\": {i}}}");
+                let (status, json, _) = post(&format!("{url}/misbehave"), &input);
+                assert_eq!((status, json["n"].as_i64()), (200, Some(i)));
+                assert_eq!(get(&format!("{url}/hello/ok/{i}")).0, 200);
+            })
+        })
+        .collect();
+    for t in failing.into_iter().chain(fine) {
+        t.join().unwrap();
+    }
+    let metrics = server.metrics();
+    assert!(metrics.contains(r#"wasm_host_requests_total{function="misbehave",outcome="ok"} 20"#), "{metrics}");
+    assert!(metrics.contains(r#"wasm_host_requests_total{function="misbehave",outcome="timeout"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"wasm_host_requests_total{function="hello",outcome="ok"} 20"#), "{metrics}");
+}
+
+#[test]
+fn two_hundred_requests_across_a_token_expiry_refresh_once() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 6, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("oidc", &provider).success();
+    env.authorize("oidc", &[], true).0.success();
+    let dir = env.path("functions");
+    let manifest = "[grants]\nconnections = [\"oidc\"]\nhosts = [\"127.0.0.1\"]\n[limits]\nrefresh-margin = \"1s\"\n";
+    let userinfo = function(&dir, "userinfo", &example("userinfo"), manifest);
+    let server = Serving::start(&env, &["--refresh-margin", "1s", "--refresh-ahead", "off", "--max-concurrent", "50", &userinfo]);
+    let input = serde_json::json!({ "connection": "oidc", "url": format!("{}/me", provider.issuer) }).to_string();
+    let url = format!("{}/userinfo", server.url);
+    let (status, body, _) = post(&url, &input);
+    assert_eq!((status, body["sub"].as_str()), (200, Some("test-user")), "{body}");
+    assert_eq!(provider.refreshes(), 0);
+
+    // Past the token's life (6 s, less the 1 s margin), 200 requests at once.
+    Provider::wait(Duration::from_millis(6200));
+    let client = client();
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let (client, url, input) = (client.clone(), url.clone(), input.clone());
+            std::thread::spawn(move || {
+                answer(client.post(&url).body(input).send().unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, body, _) = t.join().unwrap();
+        assert_eq!((status, body["sub"].as_str()), (200, Some("test-user")), "{body}");
+    }
+    assert_eq!(provider.refreshes(), 1, "exactly one refresh reached the provider");
+    assert_eq!(server.metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#), 1.0);
+    assert_eq!(server.metric(r#"wasm_host_requests_total{function="userinfo",outcome="ok"}"#), 201.0);
+}
+
+#[test]
+fn the_background_refresher_renews_before_expiry() {
+    let provider = Provider::start(ProviderConfig { access_ttl: 8, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("oidc", &provider).success();
+    env.authorize("oidc", &[], true).0.success();
+    let dir = env.path("functions");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "[grants]\nconnections = [\"oidc\"]\n");
+    // Tokens are handed out while they have more than 1 s left; the refresher renews them 5 s ahead of that.
+    let server = Serving::start(&env, &["--refresh-margin", "1s", "--refresh-ahead", "5s", &hello]);
+    let token = |server: &Serving| {
+        let (status, body, _) = get(&format!("{}/hello/token/oidc", server.url));
+        assert_eq!(status, 200, "{body}");
+        body["expires_at"].as_str().unwrap().to_owned()
+    };
+    let first = token(&server);
+    // The refresher renews the token on its own, before any request finds it expiring.
+    server.wait_metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#, 1.0);
+    assert_eq!(provider.refreshes(), 1);
+    let second = token(&server);
+    assert!(second > first, "{second} after {first}");
+    server.wait_log("background refresh", 1);
+}
+
+#[test]
+fn body_and_header_caps() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "");
+    let server = Serving::start(&env, &["--max-body", "1KiB", "--max-header", "8KiB", &trivial, &hello]);
+    let big = format!("\"{}\"", "x".repeat(2000));
+    let (status, body, _) = post(&format!("{}/echo", server.url), &big);
+    assert_eq!((status, body["error"].as_str()), (413, Some("body-too-large")), "{body}");
+    assert_eq!(post(&format!("{}/echo", server.url), &format!("\"{}\"", "x".repeat(1000))).0, 200);
+    let (status, body, _) = post(&format!("{}/hello/x", server.url), &big);
+    assert_eq!((status, body["error"].as_str()), (413, Some("body-too-large")), "{body}");
+    // A chunked body (no Content-Length) is cut at the limit too.
+    let chunks = ChunkReader(vec![vec![b' '; 600]; 4], 0);
+    let r = client().post(format!("{}/echo", server.url)).body(reqwest::blocking::Body::new(chunks)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let r = client().post(format!("{}/echo", server.url)).header("x-big", "y".repeat(10_000)).body("1").send().unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    assert_eq!(post(&format!("{}/echo", server.url), "2").0, 200, "the server still answers");
+}
+
+/// A reader of unknown length: reqwest sends it chunked.
+struct ChunkReader(Vec<Vec<u8>>, usize);
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(chunk) = self.0.get(self.1) else { return Ok(0) };
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.0[self.1].drain(..n);
+        if self.0[self.1].is_empty() {
+            self.1 += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "");
+    let server = Serving::start(&env, &["--max-concurrent", "1", "--max-queue", "1", &hello]);
+    let url = server.url.clone();
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || get(&format!("{url}/hello/sleep/1500")).0)
+        })
+        .collect();
+    // One running, one waiting: the state, not a pause.
+    server.wait_metric("wasm_host_invocations_running", 1.0);
+    server.wait_metric("wasm_host_queue_depth", 1.0);
+    let (status, body, headers) = get(&format!("{url}/hello/x"));
+    assert_eq!((status, body["error"].as_str()), (503, Some("overloaded")), "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    for t in slow {
+        assert_eq!(t.join().unwrap(), 200, "queued requests are served");
+    }
+    assert_eq!(get(&format!("{url}/hello/x")).0, 200);
+}
+
+#[test]
+fn fifty_silent_connections_do_not_delay_another_client() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let server = Serving::start(&env, &["--header-timeout", "5s", &trivial]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let silent: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // Another client is answered while all fifty are still open: the server does not wait on them.
+    assert_eq!(post(&format!("{}/echo", server.url), "1").0, 200);
+    for s in &silent {
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 1];
+        let open = matches!((&*s).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(open, "a silent connection was closed before the other client was answered");
+    }
+    // And each is closed by the server once its header timeout has passed.
+    for mut s in silent {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = Vec::new();
+        let n = s.read_to_end(&mut buf).unwrap_or(0);
+        let _ = n; // hyper may answer 408 before closing; what matters is the close.
+    }
+}
+
+#[test]
+fn sigterm_completes_requests_in_flight_then_exits_0() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "");
+    let mut server = Serving::start(&env, &[&hello]);
+    let url = server.url.clone();
+    let in_flight: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || get(&format!("{url}/hello/sleep/1500")))
+        })
+        .collect();
+    server.wait_metric("wasm_host_invocations_running", 5.0);
+    server.signal("TERM");
+    for t in in_flight {
+        let (status, body, _) = t.join().unwrap();
+        assert_eq!((status, body["slept_ms"].as_u64()), (200, Some(1500)));
+    }
+    assert_eq!(server.wait_exit(), 0, "{}", server.stderr());
+    assert!(TcpStream::connect(url.trim_start_matches("http://")).is_err(), "the listener is closed");
+}
+
+#[test]
+fn reload_under_load_loses_no_request() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "route = \"/a\"\n");
+    let server = Serving::start(&env, &[&trivial, &hello]);
+    let url = server.url.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let client = client();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 100_000 {
+                    let r = client.post(format!("{url}/echo")).body(format!("{i}")).send().unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for round in 1..=3 {
+        server.signal("HUP");
+        server.wait_log("reloaded", round);
+    }
+    // A manifest's new route takes effect at the next reload.
+    std::fs::write(dir.join("hello.toml"), "route = \"/b\"\n").unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded", 4);
+    assert_eq!(get(&format!("{url}/b/x")).0, 200);
+    assert_eq!(get(&format!("{url}/a/x")).0, 404);
+    // A component that no longer loads leaves the old one serving, and the log says why.
+    std::fs::write(dir.join("echo.wasm"), b"not wasm").unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded", 5);
+    assert!(server.stderr().contains("function `echo`"), "{}", server.stderr());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: usize = load.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(sent > 0);
+    assert_eq!(post(&format!("{url}/echo"), "7").0, 200, "the old echo still serves");
+}
+
+#[test]
+fn a_bad_function_refuses_the_start_with_its_exit_code() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let not_wasm = dir.join("broken.wasm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&not_wasm, b"hello").unwrap();
+    let run = env.run(&["serve", "--listen", "127.0.0.1:0", not_wasm.to_str().unwrap()]);
+    run.failure(7, "not a WebAssembly file");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "route = \"no-slash\"\n");
+    env.run(&["serve", "--listen", "127.0.0.1:0", &trivial]).failure(2, "must start with `/`");
+    let bad = function(&dir, "bad", &test_guest("trivial"), "[limits]\ntimeout = \"forever\"\n");
+    env.run(&["serve", "--listen", "127.0.0.1:0", &bad]).failure(2, "not a duration");
+}
