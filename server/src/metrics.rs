@@ -35,12 +35,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(admission: Arc<Admission>, broker: Arc<TokenBroker>) -> Self {
-        let mut registry = Registry::with_prefix("wasm_host");
+        let mut registry = Registry::default();
         let invocations = Family::<Invocation, Counter>::default();
-        registry.register("requests", "Requests answered, by function and outcome", invocations.clone());
+        registry.register("wasm_host_requests", "Requests answered, by function and outcome", invocations.clone());
         // 50 us to about 26 s.
         let latency: Latency = Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00005, 2.0, 20)));
-        registry.register("request_duration_seconds", "Time from request head to response head, by function", latency.clone());
+        registry.register("wasm_host_request_duration_seconds", "Time from request head to response head, by function", latency.clone());
         registry.register_collector(Box::new(Live { admission, broker }));
         Self { registry, invocations, latency }
     }
@@ -68,7 +68,7 @@ struct Live {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefreshOutcome {
-    outcome: &'static str,
+    outcome: String,
 }
 
 impl Collector for Live {
@@ -93,7 +93,7 @@ impl Collector for Live {
             prometheus_client::metrics::MetricType::Counter,
         )?;
         for (outcome, n) in [("ok", stats.refreshes_ok), ("failed", stats.refreshes_failed)] {
-            ConstCounter::new(n).encode(family.encode_family(&RefreshOutcome { outcome })?)?;
+            ConstCounter::new(n).encode(family.encode_family(&RefreshOutcome { outcome: outcome.to_owned() })?)?;
         }
         let sum = ConstCounter::new(stats.provider_seconds);
         sum.encode(encoder.encode_descriptor(

@@ -157,7 +157,7 @@ impl Server {
         match self.routes().reload(&self.host, specs) {
             Ok((routes, failures)) => {
                 for f in &failures {
-                    tracing::error!("reload: {f}; its previous version (if any) keeps serving");
+                    tracing::error!("reload: {}; its previous version (if any) keeps serving", chain(f));
                 }
                 let n = routes.len();
                 *self.routes.write().expect("routes lock poisoned") = Arc::new(routes);
@@ -165,7 +165,7 @@ impl Server {
                 n
             }
             Err(e) => {
-                tracing::error!("reload refused, the functions serving stay as they were: {e}");
+                tracing::error!("reload refused, the functions serving stay as they were: {}", chain(&e));
                 self.routes().len()
             }
         }
@@ -441,6 +441,18 @@ impl Server {
             }
         }
     }
+}
+
+/// An error and its causes, each once: "function `x`: cause: root".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// A response body that holds its invocation slot until it ends: an HTTP function goes on running while it

@@ -6,7 +6,7 @@
 wit_bindgen::generate!({ world: "http-function", path: "../../../wit", generate_all });
 
 use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasm_host::authconnection::authconnection::{get_connection_token, Error};
 
 struct Hello;
@@ -14,7 +14,13 @@ struct Hello;
 impl Guest for Hello {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
-        let method = format!("{:?}", request.method());
+        let method = match request.method() {
+            Method::Get => "GET".to_owned(),
+            Method::Post => "POST".to_owned(),
+            Method::Put => "PUT".to_owned(),
+            Method::Delete => "DELETE".to_owned(),
+            other => format!("{other:?}"),
+        };
         let (status, body) = if let Some(name) = path.split("/token/").nth(1) {
             match get_connection_token(name) {
                 Ok(t) => (200, serde_json::json!({ "token_type": t.token_type, "expires_at": t.expires_at })),
