@@ -479,3 +479,30 @@ fn a_bad_function_refuses_the_start_with_its_exit_code() {
     let bad = function(&dir, "bad", &test_guest("trivial"), "[limits]\ntimeout = \"forever\"\n");
     env.run(&["serve", "--listen", "127.0.0.1:0", &bad]).failure(2, "not a duration");
 }
+
+#[test]
+fn tls_with_a_test_certificate() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tls");
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let server =
+        Serving::start(&env, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), &trivial]);
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (status, body, _) = answer(client.post(format!("{}/echo", server.url)).body("[1]").send().unwrap());
+    assert_eq!((status, body), (200, serde_json::json!([1])));
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = server.url.replacen("https://", "http://", 1);
+    assert!(client.post(format!("{plain}/echo")).body("1").send().is_err());
+    // A key file that is not a key is refused at start, and the message holds nothing of the file.
+    let bad = env.run(&["serve", "--tls-cert", cert.to_str().unwrap(), "--tls-key", cert.to_str().unwrap(), &trivial]);
+    bad.failure(2, "cannot read the private key");
+}

@@ -339,6 +339,12 @@ pub struct ServeArgs {
     /// Address to listen on; another address than loopback only when given
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
     pub listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, apart from the functions
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,

@@ -11,6 +11,7 @@ mod ops;
 mod refresher;
 mod routes;
 mod server;
+pub mod tls;
 
 pub use admission::{Admission, Refused};
 pub use routes::{FunctionSpec, RouteError, Routes};

@@ -21,6 +21,7 @@ use crate::admission::{Admission, Refused};
 use crate::metrics::Metrics;
 use crate::answer::{self, Body};
 use crate::routes::{FunctionSpec, RouteError, Routes, Served, Target};
+use crate::tls::TlsAcceptor;
 
 /// Re-reads the operator's list of functions (components and manifests), for the start and every reload.
 /// The error is a message for the log: what is wrong and what to do.
@@ -174,7 +175,12 @@ impl Server {
     /// Serves `listener` until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish (at most
     /// `drain_timeout`) and returns. SIGHUP reloads the functions. `operations`, when given, serves `/healthz`,
     /// `/readyz` and `/metrics` until the drain ends.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, operations: Option<TcpListener>) -> Result<(), ServeError> {
+    pub async fn run(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        operations: Option<TcpListener>,
+    ) -> Result<(), ServeError> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
@@ -221,7 +227,21 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            self.clone().spawn_connection(&graceful, TokioIo::new(stream), peer, permit);
+            let watcher = graceful.watcher();
+            match &tls {
+                None => self.clone().spawn_connection(watcher, TokioIo::new(stream), peer, permit),
+                Some(acceptor) => {
+                    let (server, acceptor) = (self.clone(), acceptor.clone());
+                    let handshake_timeout = self.limits.header_timeout;
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => server.spawn_connection(watcher, TokioIo::new(stream), peer, permit),
+                            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
         }
         drop(listener);
         self.draining.store(true, Ordering::SeqCst);
@@ -266,7 +286,7 @@ impl Server {
 
     fn spawn_connection<I>(
         self: Arc<Self>,
-        graceful: &hyper_util::server::graceful::GracefulShutdown,
+        watcher: hyper_util::server::graceful::Watcher,
         io: I,
         peer: SocketAddr,
         permit: OwnedSemaphorePermit,
@@ -285,7 +305,7 @@ impl Server {
             .max_header_size(self.limits.max_header)
             .keep_alive(true)
             .serve_connection(io, service);
-        let conn = graceful.watch(conn);
+        let conn = watcher.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended: {e}");

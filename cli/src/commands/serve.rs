@@ -47,6 +47,11 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         None => None,
     };
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(wasm_host_server::tls::acceptor(cert, key).map_err(|e| usage(e.to_string()))?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let store = Arc::new(ctx.open_store()?);
     let (specs, manifest_margin) = catalog(&args.functions, &store)?;
     let margin = match &args.refresh_margin {
@@ -75,7 +80,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
             .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
         let local = listener.local_addr()?;
         // The one line on stdout: where to send requests (the port, when --listen gave port 0).
-        println!("listening on http://{local}");
+        println!("listening on {scheme}://{local}");
         let operations = match metrics_listen {
             Some(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
@@ -87,7 +92,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
             None => None,
         };
         tracing::info!(functions = ?server.routes().names(), "serving on {local}");
-        server.run(listener, operations).await?;
+        server.run(listener, tls, operations).await?;
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
