@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasm_host_tests::provider::{Provider, ProviderConfig};
-use wasm_host_tests::{example, shared_cache, test_guest, Env};
+use wasm_host_tests::{example, reqwest, shared_cache, test_guest, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 

@@ -15,4 +15,4 @@ pub mod tls;
 
 pub use admission::{Admission, Refused};
 pub use routes::{FunctionSpec, RouteError, Routes};
-pub use server::{Catalog, Limits, ServeError, Server};
+pub use server::{Catalog, Limits, ServeError, Server, Signals};

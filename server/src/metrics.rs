@@ -60,10 +60,15 @@ impl Metrics {
 }
 
 /// Values read at scrape time from their owners.
-#[derive(Debug)]
 struct Live {
     admission: Arc<Admission>,
     broker: Arc<TokenBroker>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("admission", &self.admission).field("broker", &self.broker.stats()).finish()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -81,6 +81,26 @@ pub enum ServeError {
     Signals(std::io::Error),
 }
 
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is made: install them before telling anyone where
+/// the server listens, or an early SIGHUP would end the process.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> Result<Self, ServeError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(ServeError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(ServeError::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(ServeError::Signals)?,
+        })
+    }
+}
+
 pub struct Server {
     host: Arc<FunctionHost>,
     routes: RwLock<Arc<Routes>>,
@@ -180,11 +200,9 @@ impl Server {
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         operations: Option<TcpListener>,
+        signals: Signals,
     ) -> Result<(), ServeError> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+        let Signals { mut term, mut int, mut hup } = signals;
         let (stop_tx, mut stop) = watch::channel(false);
         let signals = {
             let server = self.clone();
@@ -447,7 +465,7 @@ impl Server {
         };
         let max_body = self.limits.max_body;
         let req = req.map(|body| {
-            Limited::new(body, max_body).map_err(|e| match e.downcast::<hyper::Error>() {
+            Limited::new(body, max_body).map_err(move |e| match e.downcast::<hyper::Error>() {
                 Ok(e) => wasm_host_runtime::HttpError::Hyper(*e),
                 Err(_) => wasm_host_runtime::HttpError::HttpRequestBodySize(Some(max_body as u64)),
             })

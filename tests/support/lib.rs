@@ -5,6 +5,9 @@ pub mod api;
 pub mod http;
 pub mod provider;
 
+/// The HTTP client the tests use, for tests that talk to servers themselves.
+pub use reqwest;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::io::Write;

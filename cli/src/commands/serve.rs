@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use wasm_host_runtime::{CompileCache, FunctionHost, HostOptions, TokenBroker, DEFAULT_REFRESH_MARGIN};
-use wasm_host_server::{FunctionSpec, Limits, Server};
+use wasm_host_server::{FunctionSpec, Limits, Server, Signals};
 use wasm_host_store::Store;
 
 use crate::args::ServeArgs;
@@ -75,6 +75,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        let signals = Signals::install()?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
@@ -92,7 +93,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
             None => None,
         };
         tracing::info!(functions = ?server.routes().names(), "serving on {local}");
-        server.run(listener, tls, operations).await?;
+        server.run(listener, tls, operations, signals).await?;
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
