@@ -150,10 +150,15 @@ pub struct HostOptions {
     pub constant_token: Option<Arc<crate::broker::IssuedToken>>,
     /// Write /tmp/perf-PID.map so `perf report` names the function's compiled wasm code.
     pub perf_map: bool,
+    /// Make wasm that computes yield to the async runtime at every epoch tick instead of holding its thread
+    /// until its deadline traps it; the deadline is then the invocation's timer alone. For a server, where one
+    /// function spinning on each worker thread would otherwise stall every other request until it times out.
+    pub cooperative: bool,
 }
 
 /// The engine and linker shared by every function this process runs.
 pub struct FunctionHost {
+    cooperative: bool,
     engine: Engine,
     linker: Linker<InvocationState>,
     broker: Arc<TokenBroker>,
@@ -201,7 +206,7 @@ impl FunctionHost {
             Some(token) => Source::Constant(token),
             None => Source::Broker(broker.clone()),
         };
-        Ok(Self { engine, linker, broker, source, cache })
+        Ok(Self { cooperative: options.cooperative, engine, linker, broker, source, cache })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -406,8 +411,14 @@ impl FunctionHost {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline((settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1);
-        store.epoch_deadline_trap();
+        if self.cooperative {
+            // Every tick: let other tasks run; the invocation's timer ends it at its timeout.
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_async_yield_and_update(1);
+        } else {
+            store.set_epoch_deadline((settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1);
+            store.epoch_deadline_trap();
+        }
         store
     }
 }

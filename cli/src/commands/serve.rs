@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         Ok("on-demand") => None,
         _ => Some(u32::try_from(args.max_concurrent.saturating_mul(2)).unwrap_or(u32::MAX)),
     };
-    let options = HostOptions { pooling, ..Default::default() };
+    let options = HostOptions { pooling, cooperative: true, ..Default::default() };
     let host = Arc::new(FunctionHost::with_options(broker, Some(CompileCache::new(settings::cache_dir()?)), options)?);
     let functions = args.functions.clone();
     let reload_store = store.clone();
