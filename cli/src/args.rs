@@ -305,6 +305,10 @@ pub struct RunArgs {
     /// The largest result `run` may return, e.g. 1MiB [default: 6MiB]
     #[arg(long, value_name = "SIZE")]
     pub max_output: Option<String>,
+    /// The most the function may write to stdout and stderr together per invocation, e.g. 64KiB; the rest is
+    /// dropped with a notice [default: 1MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_log: Option<String>,
     /// Refresh a token that expires sooner than this, e.g. 60s, 5m [default: 60s]
     #[arg(long, value_name = "DURATION")]
     pub refresh_margin: Option<String>,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{Keys, Store};
 
 use crate::args::Cli;
@@ -27,9 +27,9 @@ impl Context {
             Some(p) => p.clone(),
             None => paths::default_store()?,
         };
-        let identity = match (&cli.identity, std::env::var("WASM_HOST_IDENTITY_KEY")) {
+        let identity = match (&cli.identity, crate::secret_env::identity_key()) {
             (Some(p), _) => IdentityChoice::File(p.clone()),
-            (None, Ok(key)) if !key.trim().is_empty() => IdentityChoice::Inline(SecretString::from(key)),
+            (None, Some(key)) if !key.expose_secret().trim().is_empty() => IdentityChoice::Inline(key.clone()),
             (None, _) => IdentityChoice::File(paths::default_identity()?),
         };
         Ok(Self { store_path, identity })
@@ -61,7 +61,14 @@ impl Context {
                 }
             },
         };
-        store.bind_keys(&keys).context("checking the identity against the store")?;
+        if let Some(tagged) = store.bind_keys(&keys).context("checking the identity against the store")? {
+            eprintln!(
+                "wasm-host: upgraded the store {} written by an older wasm-host: its {tagged} connection(s) are now \
+                 authenticated with a key derived from the identity (shown once; if no upgrade was expected, the store \
+                 may have been tampered with: compare `authconnection list` with what you created)",
+                store.path().display()
+            );
+        }
         Ok(Arc::new(keys))
     }
 }

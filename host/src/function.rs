@@ -43,6 +43,8 @@ pub enum LoadError {
     WrongWorld { path: PathBuf, reason: String },
     #[error("cannot set up the host: {0}")]
     Host(String),
+    #[error("cannot use the compile cache (WASM_HOST_CACHE_DIR): {0}")]
+    UnsafeCache(crate::cache::CacheError),
 }
 
 #[derive(Debug, Error)]
@@ -87,6 +89,8 @@ pub struct InvocationSettings {
     pub max_memory: usize,
     /// Bytes of `run`'s result (ok or err).
     pub max_output: usize,
+    /// Bytes the function may write to stdout and stderr together; the rest is dropped (see output.rs).
+    pub max_log: usize,
 }
 
 impl Default for InvocationSettings {
@@ -99,6 +103,7 @@ impl Default for InvocationSettings {
             timeout: Duration::from_secs(30),
             max_memory: 256 * 1024 * 1024,
             max_output: 6 * 1024 * 1024,
+            max_log: crate::output::DEFAULT_MAX_LOG,
         }
     }
 }
@@ -207,6 +212,8 @@ impl FunctionHost {
                 .map_err(|e| LoadError::Invalid { path: path.into(), reason: format!("{e:#}") })
         };
         let Some(cache) = &self.cache else { return Ok((compile()?, CacheOutcome::Uncached)) };
+        // Entries are native code this process runs: never from a directory someone else could write.
+        cache.open().map_err(LoadError::UnsafeCache)?;
         let entry = cache.entry_path(&self.engine, bytes);
         let mut outcome = match cache.load(&self.engine, &entry) {
             Some(Ok(component)) => return Ok((component, CacheOutcome::Hit)),
@@ -258,8 +265,10 @@ impl FunctionHost {
         settings: &InvocationSettings,
     ) -> Result<Result<String, String>, InvokeError> {
         let mut wasi = WasiCtx::builder();
-        // The function's stdout and stderr are logs: the host's stdout carries only `run`'s result.
-        wasi.stdout(wasmtime_wasi::cli::stderr()).stderr(wasmtime_wasi::cli::stderr());
+        // The function's stdout and stderr are logs: the host's stdout carries only `run`'s result. Bounded, and
+        // never waited for (output.rs).
+        let log = crate::output::FunctionOutput::new(settings.max_log);
+        wasi.stdout(log.clone()).stderr(log.clone());
         let state = InvocationState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -291,6 +300,9 @@ impl FunctionHost {
             Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
             Err(e) => return Err(classify(e, settings.timeout)),
         };
+        if log.dropped() > 0 {
+            tracing::warn!(function = %settings.name, dropped_bytes = log.dropped(), "dropped function output (over --max-log, or the host's stderr had no room)");
+        }
         let len = match &output {
             Ok(s) | Err(s) => s.len(),
         };

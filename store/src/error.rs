@@ -30,6 +30,8 @@ pub enum OpenError {
     NewerSchema { path: PathBuf, found: u64, supported: u64 },
     #[error("cannot open the store {path}: {source}")]
     Database { path: PathBuf, source: redb::Error },
+    #[error("cannot use the store {path}: {source}")]
+    UnsafeDirectory { path: PathBuf, source: crate::DirError },
 }
 
 #[derive(Debug, Error)]
@@ -40,6 +42,19 @@ pub enum ReadError {
         "the record of connection `{name}` in {path} cannot be decoded ({detail}); delete and re-create the connection"
     )]
     Corrupt { path: PathBuf, name: String, detail: String },
+    /// The record, its revision or its sealed rows are not what a holder of the identity wrote (record_auth.rs).
+    #[error(
+        "connection `{name}` in the store {path} was changed by someone without the store's identity (its record, \
+         revision or sealed values do not match their authentication tag), so nothing of it is used or sent. Restore \
+         the store from a backup you trust, or re-create the connection (`wasm-host authconnection delete {name}`, \
+         then `create` and `authorize`)"
+    )]
+    Tampered { path: PathBuf, name: String },
+    #[error(
+        "the store {path} was written by an older wasm-host and its records are not authenticated yet; run a \
+         wasm-host command that uses the identity (`wasm-host store recipient`) to upgrade it"
+    )]
+    NotUpgraded { path: PathBuf },
     #[error(transparent)]
     Secret(#[from] SecretError),
 }

@@ -1,7 +1,7 @@
 //! A function that misbehaves on request, for the sandbox tests. Input (a JSON string or object):
 //! `"panic"` traps, `"exit"` exits instead of returning, `"err"` returns an error, `"log"` prints,
 //! `"loop"` never ends, `"memory"` allocates without end, `"recurse"` recurses without end,
-//! `"big-output"` returns 10 MiB, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
+//! `"big-output"` returns 10 MiB, `"flood"` writes to stderr without end, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
 //! token N times, `"leftover"` reports how many bytes of its static and heap memory are not zero and then
 //! fills them (what an earlier invocation left behind must never be seen by a later one); anything else is
 //! echoed back.
@@ -52,6 +52,12 @@ impl Guest for Misbehave {
             Some("recurse") => Ok(recurse(std::hint::black_box(1)).to_string()),
             Some("leftover") => Ok(leftover()),
             Some("big-output") => Ok(format!("\"{}\"", "x".repeat(10 << 20))),
+            Some("flood") => {
+                let line = "x".repeat(64 << 10);
+                loop {
+                    eprintln!("{}", std::hint::black_box(&line));
+                }
+            }
             _ => Ok(input),
         }
     }
