@@ -25,7 +25,7 @@ static TAKEN: OnceLock<Taken> = OnceLock::new();
 /// Reads and removes every variable of [`SECRET_VARIABLES`]. Call first in `main`, while the process has one
 /// thread.
 pub fn take() {
-    let mut read = |name: &str| {
+    let read = |name: &str| {
         let value = std::env::var_os(name)?;
         // SAFETY: called at the start of `main`, before any other thread exists (none reads the environment
         // concurrently), which is what `remove_var` requires.

@@ -203,19 +203,19 @@ impl Policy {
         let status = response.status();
         if status != http::StatusCode::UNAUTHORIZED || !replayable || !self.may_retry(connection) {
             tracing::info!(%function, connection, %origin, %method, status = status.as_u16(), retried = false, "authorized request");
-            return Ok((self.masked(response, &[&token], connection, origin), io));
+            return Ok((self.masked(response, &[token.access_token()], connection, origin), io));
         }
         let fresh = match broker.token_after_rejection(connection, &token.access_token).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 tracing::warn!(%function, connection, %origin, %method, status = 401, "the API refused the token and no other could be had: {e}");
-                return Ok((self.masked(response, &[&token], connection, origin), io));
+                return Ok((self.masked(response, &[token.access_token()], connection, origin), io));
             }
         };
         drop((response, io));
         let (response, io) = send(authorized(&parts, &fresh, spare.take())?, options).await?;
         tracing::info!(%function, connection, %origin, %method, status = response.status().as_u16(), retried = true, "authorized request");
-        Ok((self.masked(response, &[&token, &fresh], connection, origin), io))
+        Ok((self.masked(response, &[token.access_token(), fresh.access_token()], connection, origin), io))
     }
 
     /// Counts a 401 answered with another token against [`REJECTION_RETRIES`]; false once they are used up.
@@ -234,11 +234,11 @@ impl Policy {
     fn masked(
         &self,
         response: http::Response<WasiBody>,
-        sent: &[&IssuedToken],
+        sent: &[&str],
         connection: &str,
         origin: &Origin,
     ) -> http::Response<WasiBody> {
-        let needles = crate::reflection::Needles::new(sent.iter().map(|t| t.access_token()));
+        let needles = crate::reflection::Needles::new(sent.iter().copied());
         let (mut parts, body) = response.into_parts();
         let stripped = crate::reflection::strip_headers(&mut parts.headers, &needles);
         let function = self.function.clone();

@@ -53,7 +53,8 @@ impl FunctionOutput {
         self.budget.lock().expect("output budget poisoned").dropped
     }
 
-    fn write(&self, bytes: &[u8]) {
+    /// Passes on what the budget allows and the host's stderr has room for; counts the rest.
+    fn record(&self, bytes: &[u8]) {
         let mut budget = self.budget.lock().expect("output budget poisoned");
         let allowed = bytes.len().min(budget.max - budget.written);
         budget.written += allowed;
@@ -144,7 +145,7 @@ impl StdoutStream for FunctionOutput {
 
 impl OutputStream for FunctionOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        FunctionOutput::write(self, &bytes);
+        self.record(&bytes);
         Ok(())
     }
 
@@ -168,7 +169,7 @@ impl tokio::io::AsyncWrite for FunctionOutput {
         _cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        FunctionOutput::write(&self, buf);
+        self.record(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
