@@ -25,15 +25,14 @@ static TAKEN: OnceLock<Taken> = OnceLock::new();
 /// Reads and removes every variable of [`SECRET_VARIABLES`]. Call first in `main`, while the process has one
 /// thread.
 pub fn take() {
-    let read = |name: &str| {
-        let value = std::env::var_os(name)?;
+    // A value that is not UTF-8 cannot be a key or a secret we use; it is removed all the same.
+    let read = |name: &str| std::env::var_os(name).and_then(|v| v.into_string().ok()).map(SecretString::from);
+    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET) };
+    for name in SECRET_VARIABLES {
         // SAFETY: called at the start of `main`, before any other thread exists (none reads the environment
         // concurrently), which is what `remove_var` requires.
         unsafe { std::env::remove_var(name) };
-        // A value that is not UTF-8 cannot be a key or a secret we use; it is removed all the same.
-        value.into_string().ok().map(SecretString::from)
-    };
-    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET) };
+    }
     let _ = TAKEN.set(taken);
 }
 
