@@ -64,8 +64,8 @@ fn a_store_changed_without_the_identity_is_refused_and_nothing_is_sent() {
 
     // A token sealed to the store's public key with age's own X25519 stanza, as the age tool would.
     let recipient = env.run(&["store", "recipient"]).success().stdout.trim().to_owned();
-    let recipient: age::x25519::Recipient = recipient.parse().unwrap();
-    let planted = age::encrypt(&recipient, b"wasm-host-secret/1\nplanted\naccess_token\nat-planted-by-the-attacker").unwrap();
+    let recipient: wasm_host_tests::age::x25519::Recipient = recipient.parse().unwrap();
+    let planted = wasm_host_tests::age::encrypt(&recipient, b"wasm-host-secret/1\nplanted\naccess_token\nat-planted-by-the-attacker").unwrap();
     with_store(&store, |txn| {
         let mut secrets = txn.open_table(wasm_host_store::SECRETS).unwrap();
         secrets.insert(("planted", "access_token"), planted.as_slice()).unwrap();
@@ -250,7 +250,7 @@ fn grants_come_from_the_operator_and_are_printed_with_their_source() {
 
     // The attack: the operator allows one host; the file shipped beside the component binds another.
     let run = env.run(&["run", c, "--allow-host", &format!("127.0.0.1:{}", allowed.port), "--input", &input]);
-    run.failure(1, "denied");
+    run.failure(1, "HttpRequestDenied");
     assert!(bound.recorded().is_empty(), "nothing reached the origin the shipped file bound");
     assert!(
         run.stderr.contains(&format!("grants of `report` (from the command line): connections: none; hosts: 127.0.0.1:{}; bind: none", allowed.port)),
@@ -295,6 +295,7 @@ fn a_bound_credential_is_never_reflected_to_the_function() {
         assert_eq!(out["status"], 200, "{out}");
         let text = out.to_string();
         assert!(!text.contains(TOKEN), "the function read the token: {text}");
+        assert_eq!(out["headers"]["content-type"], "application/json", "the probe reports headers: {out}");
         assert!(out["headers"].get("x-echo-authorization").is_none(), "{out}");
         assert_eq!(out["body"].as_str().unwrap().matches(&"*".repeat(TOKEN.len())).count(), 2, "{out}");
         assert!(!run.stderr.contains(TOKEN));

@@ -5,6 +5,9 @@ pub mod api;
 pub mod http;
 pub mod provider;
 
+/// For tests that seal a value as the standard age tool would (an attacker who has only the public key).
+pub use age;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::io::Write;
