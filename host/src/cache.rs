@@ -63,8 +63,8 @@ pub enum CacheError {
          contents (they are only compiled code) and run again"
     )]
     BadKey { path: PathBuf, reason: String },
-    #[error("cannot make the compile cache's key file {path}: {source}")]
-    MakeKey { path: PathBuf, source: std::io::Error },
+    #[error("cannot make the compile cache's key file {path}: {error}")]
+    MakeKey { path: PathBuf, error: std::io::Error },
 }
 
 impl CompileCache {
@@ -78,7 +78,7 @@ impl CompileCache {
         if self.key.get().is_some() {
             return Ok(());
         }
-        let dir_err = |source| wasm_host_store::DirError::Io { dir: self.dir.clone(), source };
+        let dir_err = |error| wasm_host_store::DirError::Io { dir: self.dir.clone(), error };
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(dir_err)?;
         wasm_host_store::check_private_dir(&self.dir)?;
         let key = self.read_or_make_key()?;
@@ -89,7 +89,7 @@ impl CompileCache {
     fn read_or_make_key(&self) -> Result<Zeroizing<[u8; KEY_BYTES]>, CacheError> {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = self.dir.join(KEY_FILE);
-        let make_err = |source| CacheError::MakeKey { path: path.clone(), source };
+        let make_err = |error| CacheError::MakeKey { path: path.clone(), error };
         if !path.exists() {
             // Written whole under a name of its own, then linked into place: a concurrent first run either
             // places its key or reads the one placed first, never a partial one.

@@ -291,18 +291,17 @@ impl FunctionHost {
             instance.call_run(&mut store, input).await
         };
         // Epochs stop wasm that computes; the timer also stops a function that waits (on HTTP, say).
-        let result = match tokio::time::timeout(settings.timeout, call).await {
-            Ok(r) => r,
-            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
-        };
-        let output = match result {
-            Ok(output) => output,
-            Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
-            Err(e) => return Err(classify(e, settings.timeout)),
-        };
+        let result = tokio::time::timeout(settings.timeout, call).await;
+        // Said however the invocation ended (the in-stream notice itself may have found no room).
         if log.dropped() > 0 {
-            tracing::warn!(function = %settings.name, dropped_bytes = log.dropped(), "dropped function output (over --max-log, or the host's stderr had no room)");
+            tracing::warn!(function = %settings.name, dropped_bytes = log.dropped(), max_log = settings.max_log, "dropped function output: over --max-log, or the host's stderr had no room");
         }
+        let output = match result {
+            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
+            Ok(Ok(output)) => output,
+            Ok(Err(_)) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
+            Ok(Err(e)) => return Err(classify(e, settings.timeout)),
+        };
         let len = match &output {
             Ok(s) | Err(s) => s.len(),
         };

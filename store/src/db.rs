@@ -225,7 +225,7 @@ impl Store {
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
         }
         let dir = path.parent().unwrap_or(Path::new(""));
-        crate::check_private_dir(dir).map_err(|source| OpenError::UnsafeDirectory { path: path.clone(), source })?;
+        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { path: path.clone(), problem })?;
         if !path.exists() {
             initialize(&path)?;
         }

@@ -30,8 +30,9 @@ pub enum OpenError {
     NewerSchema { path: PathBuf, found: u64, supported: u64 },
     #[error("cannot open the store {path}: {source}")]
     Database { path: PathBuf, source: redb::Error },
-    #[error("cannot use the store {path}: {source}")]
-    UnsafeDirectory { path: PathBuf, source: crate::DirError },
+    /// Not a `source`: the message carries the problem, so it is printed once.
+    #[error("cannot use the store {path}: {problem}")]
+    UnsafeDirectory { path: PathBuf, problem: crate::DirError },
 }
 
 #[derive(Debug, Error)]

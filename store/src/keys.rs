@@ -66,8 +66,9 @@ pub enum IdentityError {
     MalformedInline,
     #[error("cannot create the identity file {path}: {source}; check that its directory is writable")]
     Create { path: PathBuf, source: io::Error },
-    #[error("cannot use the identity file {path}: {source}")]
-    UnsafeDirectory { path: PathBuf, source: crate::DirError },
+    /// Not a `source`: the message carries the problem, so it is printed once.
+    #[error("cannot use the identity file {path}: {problem}")]
+    UnsafeDirectory { path: PathBuf, problem: crate::DirError },
 }
 
 /// Why a stored secret could not be opened. None of these carries secret bytes.
@@ -132,7 +133,7 @@ impl Keys {
             return Err(IdentityError::TooOpen { path: path.into(), mode });
         }
         let dir = path.parent().unwrap_or(Path::new(""));
-        crate::check_private_dir(dir).map_err(|source| IdentityError::UnsafeDirectory { path: path.into(), source })?;
+        crate::check_private_dir(dir).map_err(|problem| IdentityError::UnsafeDirectory { path: path.into(), problem })?;
         let text = Zeroizing::new(
             fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.into(), source })?,
         );
@@ -149,7 +150,7 @@ impl Keys {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
         }
         crate::check_private_dir(path.parent().unwrap_or(Path::new("")))
-            .map_err(|source| IdentityError::UnsafeDirectory { path: path.into(), source })?;
+            .map_err(|problem| IdentityError::UnsafeDirectory { path: path.into(), problem })?;
         let keys = Self::generate();
         // Placed whole (crate::place); if another first run placed its key first, that one is loaded instead.
         match crate::place::create_whole(path, "tmp", |tmp| keys.write_new_file(tmp, "").map_err(create_err), create_err)? {

@@ -23,15 +23,19 @@ pub enum DirError {
          wasm-host keeps there; choose a directory of your own"
     )]
     NotOwned { dir: PathBuf, owner: u32, me: u32 },
-    #[error("cannot check the directory {dir}: {source}")]
-    Io { dir: PathBuf, source: io::Error },
+    #[error("cannot check the directory {dir}: {error}")]
+    Io { dir: PathBuf, error: io::Error },
 }
 
 /// Checks that `dir` is owned by this process's effective user (or root) and that neither its group nor others
 /// may write it (a sticky bit does not help: others could still place files there first).
 pub fn check_private_dir(dir: &Path) -> Result<(), DirError> {
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let meta = std::fs::metadata(dir).map_err(|source| DirError::Io { dir: dir.into(), source })?;
+    let meta = std::fs::metadata(dir).map_err(|error| DirError::Io { dir: dir.into(), error })?;
+    if !meta.is_dir() {
+        // Not a directory: whatever uses it reports that itself.
+        return Ok(());
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
