@@ -366,3 +366,21 @@ fn function_output_is_bounded_and_never_holds_the_host_past_its_timeout() {
     std::io::Read::read_to_string(&mut std::io::BufReader::new(unread), &mut text).unwrap();
     assert!(text.contains("time limit of 2s"), "the host's own message still fits: {}", &text[text.len().saturating_sub(300)..]);
 }
+
+#[test]
+fn header_maps_a_function_makes_the_host_hold_are_bounded() {
+    let env = Env::new(BIN);
+    let guest = test_guest("misbehave");
+    // The issue's probe: header maps of 100 KB each, kept, without end. Each append is refused (a map holds at
+    // most 64 KiB), so the function learns it at once; it cannot fill the host with them.
+    let g = guest.to_str().unwrap();
+    let run = env.run(&["run", g, "--input", r#"{"header_maps":100000}"#, "--max-memory", "32MiB"]);
+    run.failure(1, "append refused after 0 maps");
+    assert!(run.stderr.contains("SizeExceeded"), "{}", run.stderr);
+    // Maps small enough to keep: the invocation's resource table (4,096 entries) ends it, not the host's memory.
+    let run = env.run(&["run", g, "--input", r#"{"header_maps":1000}"#, "--max-memory", "32MiB"]);
+    run.failure(9, "trapped");
+    assert!(run.stderr.to_lowercase().contains("resource table"), "{}", run.stderr);
+    // The host serves the next invocation.
+    assert_eq!(env.run(&["run", g, "--input", "\"ok\""]).success().stdout.trim(), "\"ok\"");
+}

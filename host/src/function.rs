@@ -91,7 +91,21 @@ pub struct InvocationSettings {
     pub max_output: usize,
     /// Bytes the function may write to stdout and stderr together; the rest is dropped (see output.rs).
     pub max_log: usize,
+    /// Entries of the invocation's resource table (wasi:http requests, responses, header maps, streams, ...):
+    /// each is host memory the function makes the host hold. Past it, creating one traps the function.
+    pub max_resources: usize,
+    /// Bytes of one wasi:http header map (names and values); an append past it is refused
+    /// (`header-error.size-exceeded`). With `max_resources`, bounds what header maps can make the host hold.
+    pub max_header_bytes: usize,
 }
+
+/// Default of [`InvocationSettings::max_resources`]: far more than a function has open at once (a request with
+/// its headers, body, stream and pollables is about ten), a 244th of wasmtime's default (a million).
+pub const DEFAULT_MAX_RESOURCES: usize = 4_096;
+/// Default of [`InvocationSettings::max_header_bytes`]: 64 KiB, four times what common servers accept in a
+/// header section (nginx 8–32 KiB), half wasmtime-wasi-http's default. With [`DEFAULT_MAX_RESOURCES`]: at most
+/// 256 MiB of header maps per invocation, the default `--max-memory` (wasmtime's defaults allowed 128 GiB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 impl Default for InvocationSettings {
     fn default() -> Self {
@@ -104,6 +118,8 @@ impl Default for InvocationSettings {
             max_memory: 256 * 1024 * 1024,
             max_output: 6 * 1024 * 1024,
             max_log: crate::output::DEFAULT_MAX_LOG,
+            max_resources: DEFAULT_MAX_RESOURCES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
@@ -271,14 +287,22 @@ impl FunctionHost {
         wasi.stdout(log.clone()).stderr(log.clone());
         let state = InvocationState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(settings.max_header_bytes);
+                http
+            },
             hooks: OutboundHttp::with_bindings(
                 settings.allowed_hosts.clone(),
                 settings.bindings.clone(),
                 self.broker.clone(),
                 settings.name.clone(),
             ),
-            table: Default::default(),
+            table: {
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(settings.max_resources);
+                table
+            },
             auth: AuthConnectionCtx::with_source(self.source.clone(), settings.grants.clone()),
             limits: MemoryLimit { max: settings.max_memory, exceeded: false },
         };

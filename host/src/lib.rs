@@ -17,7 +17,10 @@ mod state;
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
 pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
-pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction};
+pub use function::{
+    FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_RESOURCES,
+};
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};
 pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};

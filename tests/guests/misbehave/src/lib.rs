@@ -1,7 +1,8 @@
 //! A function that misbehaves on request, for the sandbox tests. Input (a JSON string or object):
 //! `"panic"` traps, `"exit"` exits instead of returning, `"err"` returns an error, `"log"` prints,
 //! `"loop"` never ends, `"memory"` allocates without end, `"recurse"` recurses without end,
-//! `"big-output"` returns 10 MiB, `"flood"` writes to stderr without end, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
+//! `"big-output"` returns 10 MiB, `"flood"` writes to stderr without end, `{"header_maps": BYTES}` makes wasi:http
+//! header maps with one value of BYTES each and keeps them, without end (each costs host memory, not its own), `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
 //! token N times, `"leftover"` reports how many bytes of its static and heap memory are not zero and then
 //! fills them (what an earlier invocation left behind must never be seen by a later one); anything else is
 //! echoed back.
@@ -52,6 +53,19 @@ impl Guest for Misbehave {
             Some("recurse") => Ok(recurse(std::hint::black_box(1)).to_string()),
             Some("leftover") => Ok(leftover()),
             Some("big-output") => Ok(format!("\"{}\"", "x".repeat(10 << 20))),
+            _ if value.as_ref().is_some_and(|v| v["header_maps"].is_u64()) => {
+                use wasi::http::types::Fields;
+                let bytes = value.as_ref().and_then(|v| v["header_maps"].as_u64()).unwrap_or(0) as usize;
+                let value = vec![b'v'; bytes];
+                let mut kept = Vec::new();
+                loop {
+                    let fields = Fields::new();
+                    if let Err(e) = fields.append("x-big", &value) {
+                        return Err(format!("append refused after {} maps: {e:?}", kept.len()));
+                    }
+                    kept.push(fields);
+                }
+            }
             Some("flood") => {
                 let line = "x".repeat(64 << 10);
                 loop {
