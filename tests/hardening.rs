@@ -384,3 +384,20 @@ fn header_maps_a_function_makes_the_host_hold_are_bounded() {
     // The host serves the next invocation.
     assert_eq!(env.run(&["run", g, "--input", "\"ok\""]).success().stdout.trim(), "\"ok\"");
 }
+
+#[test]
+fn outgoing_requests_open_at_once_are_bounded_per_invocation() {
+    use wasm_host_tests::api::Rendezvous;
+    let env = Env::new(BIN);
+    // Answers only once 64 requests are open together (or after 10 s): what reaches it was open at once.
+    let api = Api::start_with("unused", "{}", Some(Rendezvous::new(64)));
+    let guest = test_guest("misbehave");
+    let input = serde_json::json!({ "concurrent": api.url("/slow"), "n": 200 }).to_string();
+    let run = env.run(&["run", guest.to_str().unwrap(), "--allow-host", "127.0.0.1", "--input", &input]);
+    let out = run.success().json();
+    let answered = out["answered"].as_u64().unwrap();
+    assert!(answered >= 64 && out["failed"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(answered + out["failed"].as_u64().unwrap(), 200);
+    assert!(out["first_error"].as_str().unwrap().contains("64 outgoing requests open"), "{out}");
+    assert_eq!(api.recorded().len() as u64, answered, "every refused request stayed in the host");
+}

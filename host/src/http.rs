@@ -105,18 +105,27 @@ struct Policy {
     /// [`REJECTION_RETRIES`]): a function cannot make the host refresh again and again by calling an endpoint
     /// that refuses every token.
     retried: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Outgoing requests of this invocation open at once (each holds a socket until its connection ends).
+    open: Arc<tokio::sync::Semaphore>,
+    max_open: usize,
 }
 
 impl OutboundHttp {
     /// Requests to a bound origin get the bound connection's token from `broker`; bound origins are reachable
     /// without an `--allow-host` entry of their own.
+    ///
+    /// At most `max_open` requests may be open at once; one more is refused (the function sees
+    /// `internal-error` with the reason), never queued.
     pub fn with_bindings(
         allowed: Vec<HostPattern>,
         bindings: OriginBindings,
         broker: Arc<TokenBroker>,
         function: String,
+        max_open: usize,
     ) -> Self {
-        Self { policy: Arc::new(Policy { allowed, bindings, broker: Some(broker), function, retried: Default::default() }) }
+        let open = Arc::new(tokio::sync::Semaphore::new(max_open));
+        let retried = Default::default();
+        Self { policy: Arc::new(Policy { allowed, bindings, broker: Some(broker), function, retried, open, max_open }) }
     }
 }
 
@@ -143,7 +152,23 @@ pub const REPLAY_LIMIT: usize = 64 * 1024;
 pub const REJECTION_RETRIES: u32 = 1;
 
 impl Policy {
+    /// Counts the request against the invocation's open requests until its connection ends.
     async fn send(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
+        let Ok(permit) = self.open.clone().try_acquire_owned() else {
+            tracing::warn!(function = %self.function, max = self.max_open, "refused an outgoing request: too many open at once");
+            return Err(refused(format!(
+                "this invocation already has {} outgoing requests open, its limit; wait for one to finish",
+                self.max_open
+            )));
+        };
+        let (response, io) = self.send_counted(request, options).await?;
+        Ok((response, Box::new(async move {
+            let _open = permit;
+            io.await
+        }) as IoFuture))
+    }
+
+    async fn send_counted(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
         let origin = Origin::of_uri(request.uri());
         if let Some(origin) = origin {
             if let Some(connection) = self.bindings.connection_for(&origin) {

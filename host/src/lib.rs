@@ -19,7 +19,7 @@ pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use function::{
     FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_MAX_RESOURCES,
+    DEFAULT_MAX_OPEN_REQUESTS, DEFAULT_MAX_RESOURCES,
 };
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};

@@ -17,6 +17,14 @@ impl Guest for Misbehave {
         if let Some(url) = value.as_ref().and_then(|v| v["fetch"].as_str()) {
             return wstd::runtime::block_on(fetch(url));
         }
+        // {"concurrent": URL, "n": N}: N GETs of URL all at once; counts answers and refusals.
+        if let Some(url) = value.as_ref().and_then(|v| v["concurrent"].as_str()) {
+            let n = value.as_ref().and_then(|v| v["n"].as_u64()).unwrap_or(1) as usize;
+            let results = wstd::runtime::block_on(all_at_once((0..n).map(|_| fetch(url)).collect()));
+            let answered = results.iter().filter(|r| r.is_ok()).count();
+            let first_error = results.iter().find_map(|r| r.as_ref().err().cloned());
+            return Ok(serde_json::json!({ "answered": answered, "failed": n - answered, "first_error": first_error }).to_string());
+        }
         // {"token_loop": NAME, "n": N}: N calls of get-connection-token, for measuring one call's cost.
         if let Some(name) = value.as_ref().and_then(|v| v["token_loop"].as_str()) {
             let n = value.as_ref().and_then(|v| v["n"].as_u64()).unwrap_or(1);
@@ -117,6 +125,24 @@ async fn fetch(url: &str) -> Result<String, String> {
             _ => Err(format!("request failed: {e:#}")),
         },
     }
+}
+
+/// Polls every future together until all are done (no executor crate in this guest).
+async fn all_at_once<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (fut, slot) in pinned.iter_mut().zip(done.iter_mut()).filter(|(_, s)| s.is_none()) {
+            match fut.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => *slot = Some(v),
+                std::task::Poll::Pending => waiting = true,
+            }
+        }
+        if waiting { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 export!(Misbehave);
