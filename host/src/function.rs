@@ -94,8 +94,8 @@ pub struct InvocationSettings {
     /// Entries of the invocation's resource table (wasi:http requests, responses, header maps, streams, ...):
     /// each is host memory the function makes the host hold. Past it, creating one traps the function.
     pub max_resources: usize,
-    /// Bytes of one wasi:http header map (names and values); an append past it is refused
-    /// (`header-error.size-exceeded`). With `max_resources`, bounds what header maps can make the host hold.
+    /// Bytes of one wasi:http header map (names and values); the append or set that passes it traps the
+    /// function (wasmtime-wasi-http's behaviour). With `max_resources`, bounds what header maps make the host hold.
     pub max_header_bytes: usize,
     /// Outgoing HTTP requests open at once (each holds a socket); one more is refused, not queued.
     pub max_open_requests: usize,

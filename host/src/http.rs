@@ -94,7 +94,6 @@ pub struct OutboundHttp {
     policy: Arc<Policy>,
 }
 
-#[derive(Default)]
 struct Policy {
     allowed: Vec<HostPattern>,
     bindings: OriginBindings,
@@ -108,6 +107,21 @@ struct Policy {
     /// Outgoing requests of this invocation open at once (each holds a socket until its connection ends).
     open: Arc<tokio::sync::Semaphore>,
     max_open: usize,
+}
+
+/// Reaches nothing (fail closed), like an empty allow-list.
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allowed: Vec::new(),
+            bindings: OriginBindings::default(),
+            broker: None,
+            function: String::new(),
+            retried: Default::default(),
+            open: Arc::new(tokio::sync::Semaphore::new(0)),
+            max_open: 0,
+        }
+    }
 }
 
 impl OutboundHttp {
@@ -164,7 +178,7 @@ impl Policy {
         let (response, io) = self.send_counted(request, options).await?;
         Ok((response, Box::new(async move {
             let _open = permit;
-            io.await
+            Box::into_pin(io).await
         }) as IoFuture))
     }
 

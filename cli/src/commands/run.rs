@@ -83,6 +83,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
         max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
         max_log: manifest::parse_size(&max_log).map_err(usage).context("--max-log")?,
+        // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
+        ..InvocationSettings::default()
     };
 
     let store = Arc::new(ctx.open_store()?);
