@@ -102,20 +102,32 @@ fn a_store_changed_without_the_identity_is_refused_and_nothing_is_sent() {
 }
 
 #[test]
-fn a_store_written_before_records_were_tagged_is_upgraded_once_with_a_notice() {
+fn a_store_written_before_records_were_tagged_is_refused_until_the_operator_upgrades_it() {
     let env = Env::new(BIN);
     env.connection_with_token("old", "at-legacy-0123456789abcdef");
     // Back to what schema 1 looked like: no tags table, version 1.
-    with_store(&env.store(), |txn| {
-        txn.delete_table(wasm_host_store::TAGS).unwrap();
-        txn.open_table(wasm_host_store::META).unwrap().insert("schema_version", "1").unwrap();
-    });
-    let first = token_probe(&env, "old");
-    assert_eq!(first.success().json()["access_token"], "at-legacy-0123456789abcdef");
-    assert_eq!(first.stderr.matches("upgraded the store").count(), 1, "{}", first.stderr);
-    assert!(first.stderr.contains("1 connection(s) are now authenticated"), "{}", first.stderr);
-    let second = token_probe(&env, "old");
-    assert!(!second.success().stderr.contains("upgraded"), "{}", second.stderr);
+    let downgrade = || {
+        with_store(&env.store(), |txn| {
+            txn.delete_table(wasm_host_store::TAGS).unwrap();
+            txn.open_table(wasm_host_store::META).unwrap().insert("schema_version", "1").unwrap();
+        })
+    };
+    downgrade();
+    // Nothing vouches for the untagged record on its own: not a function's run, not a command.
+    let refused = token_probe(&env, "old");
+    refused.failure(5, "wasm-host store upgrade");
+    assert!(refused.stderr.contains("1 connection(s) are not authenticated"), "{}", refused.stderr);
+    env.run(&["store", "recipient"]).failure(5, "not authenticated yet");
+    // The operator's explicit upgrade lists what it vouches for, then everything works.
+    let upgraded = env.run(&["store", "upgrade"]);
+    upgraded.success();
+    assert!(upgraded.stdout.contains("1 connection(s) are now authenticated"), "{}", upgraded.stdout);
+    assert!(upgraded.stdout.contains("  old: provider "), "{}", upgraded.stdout);
+    assert_eq!(token_probe(&env, "old").success().json()["access_token"], "at-legacy-0123456789abcdef");
+    assert!(env.run(&["store", "upgrade"]).success().stdout.contains("nothing to upgrade"));
+    // A writer without the identity who strips the tags again gets a refusal, not a silent re-tagging.
+    downgrade();
+    token_probe(&env, "old").failure(5, "may have rewritten the store");
 }
 
 #[test]

@@ -42,7 +42,14 @@ impl Context {
     /// The identity, checked against the store. A missing identity file is created only while the store holds
     /// no secret; otherwise creating one would hide the real mistake (a wrong path) behind a decryption error.
     pub fn keys(&self, store: &Store) -> Result<Arc<Keys>> {
-        let keys = match &self.identity {
+        let keys = self.load_keys(store)?;
+        store.bind_keys(&keys).context("checking the identity against the store")?;
+        Ok(Arc::new(keys))
+    }
+
+    /// The identity, not yet checked against the store: for `store upgrade`, which checks it itself.
+    pub fn load_keys(&self, store: &Store) -> Result<Keys> {
+        Ok(match &self.identity {
             IdentityChoice::Inline(key) => Keys::from_inline(key)?,
             IdentityChoice::File(path) => match load_identity_file(store, path)? {
                 Some(keys) => keys,
@@ -60,16 +67,7 @@ impl Context {
                     keys
                 }
             },
-        };
-        if let Some(tagged) = store.bind_keys(&keys).context("checking the identity against the store")? {
-            eprintln!(
-                "wasm-host: upgraded the store {} written by an older wasm-host: its {tagged} connection(s) are now \
-                 authenticated with a key derived from the identity (shown once; if no upgrade was expected, the store \
-                 may have been tampered with: compare `authconnection list` with what you created)",
-                store.path().display()
-            );
-        }
-        Ok(Arc::new(keys))
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::generation::Generation;
@@ -15,7 +15,7 @@ use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Stat
 use crate::record_auth::RecordView;
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
-/// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Store::bind_keys`].
+/// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Store::upgrade`].
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Store-wide settings: `schema_version`, and `recipient`, the age public key every secret is sealed to.
@@ -318,30 +318,70 @@ impl Store {
     /// Checks that `keys` are the ones this store's secrets are sealed to, recording them on first use, so a
     /// wrong identity is refused before anything is written or decrypted.
     ///
-    /// A store written before records were authenticated (schema 1) is upgraded here, in one transaction: each
-    /// connection, as it stands, is tagged with `keys` (record_auth.rs). Returns how many connections were tagged
-    /// when that happened, so the caller can say so; `None` otherwise.
-    pub fn bind_keys(&self, keys: &Keys) -> Result<Option<usize>, WriteError> {
+    /// A store written before records were authenticated (schema 1) that holds connections is refused with
+    /// [`WriteError::NotUpgraded`]: tagging its records vouches for them as they stand, which only an operator
+    /// who expected the upgrade may do ([`Store::upgrade`]); done silently, a writer without the identity could
+    /// strip the tags, change a record and have the next command vouch for the change. A schema-1 store with no
+    /// connection has nothing to vouch for and is upgraded here.
+    pub fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError> {
         let mine = keys.recipient();
-        let (stored, schema) = {
-            let e = self.read_err();
-            let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-            let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
-            let get = |k: &str| meta.get(k).map(|v| v.map(|v| v.value().to_owned()));
-            (get("recipient").map_err(|x| e(x.into()))?, get("schema_version").map_err(|x| e(x.into()))?)
-        };
+        let (stored, schema) = self.recipient_and_schema()?;
         let current = schema.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
         match stored {
             Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
-            Some(_) if current => return Ok(None),
+            Some(_) if current => return Ok(()),
             _ => {}
         }
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
-        let tagged = self.upgrade_in(&txn, keys).map_err(&e)?;
+        if !current {
+            let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
+            if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
+                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
+            }
+            self.upgrade_in(&txn, keys).map_err(&e)?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// `wasm-host store upgrade`: tags every connection of a schema-1 store with `keys`, as it stands, in one
+    /// transaction, after checking that `keys` are the store's. Returns the connections it vouched for (so the
+    /// operator can check their endpoints), or `None` when the store was already current.
+    pub fn upgrade(&self, keys: &Keys) -> Result<Option<Vec<Connection>>, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        if !self.needs_upgrade_in(&txn).map_err(&e)? {
+            return Ok(None);
+        }
+        self.upgrade_in(&txn, keys).map_err(&e)?;
+        let mut vouched = Vec::new();
+        {
+            let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            for row in conns.iter().map_err(|x| e(x.into()))? {
+                let (name, record) = row.map_err(|x| e(x.into()))?;
+                if let Ok(conn) = self.decode(name.value(), record.value()) {
+                    vouched.push(conn);
+                }
+            }
+        }
         txn.commit().map_err(|x| e(x.into()))?;
-        Ok(tagged)
+        Ok(Some(vouched))
+    }
+
+    fn recipient_and_schema(&self) -> Result<(Option<String>, Option<String>), ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        let get = |k: &str| meta.get(k).map(|v| v.map(|v| v.value().to_owned()));
+        Ok((get("recipient").map_err(|x| e(x.into()))?, get("schema_version").map_err(|x| e(x.into()))?))
+    }
+
+    /// Inside `txn`: whether the store is still at schema 1 (another process may have upgraded it meanwhile).
+    fn needs_upgrade_in(&self, txn: &redb::WriteTransaction) -> Result<bool, redb::Error> {
+        let meta = txn.open_table(META)?;
+        Ok(!meta.get("schema_version")?.is_some_and(|v| v.value() == SCHEMA_VERSION.to_string()))
     }
 
     /// Inside `txn`: tags every connection of a schema-1 store and records schema 2; `None` when the store is

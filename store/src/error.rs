@@ -52,8 +52,9 @@ pub enum ReadError {
     )]
     Tampered { path: PathBuf, name: String },
     #[error(
-        "the store {path} was written by an older wasm-host and its records are not authenticated yet; run a \
-         wasm-host command that uses the identity (`wasm-host store recipient`) to upgrade it"
+        "the store {path} was written by an older wasm-host and its records are not authenticated yet; if you \
+         upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \
+         them); if you did not, the store may have been tampered with: restore it from a backup you trust"
     )]
     NotUpgraded { path: PathBuf },
     #[error(transparent)]
@@ -78,6 +79,14 @@ pub enum WriteError {
          (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
     )]
     WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
+    /// A schema-1 store that holds connections: see [`crate::Store::bind_keys`].
+    #[error(
+        "the store {path} was written by an older wasm-host: its {connections} connection(s) are not authenticated \
+         yet, and wasm-host will not vouch for them on its own. If you upgraded wasm-host, run `wasm-host store \
+         upgrade` (it lists each connection's endpoints as it tags them: check them). If you did not, someone may \
+         have rewritten the store without the identity: restore it from a backup you trust"
+    )]
+    NotUpgraded { path: PathBuf, connections: u64 },
     #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
     Storage { path: PathBuf, source: redb::Error },
     #[error(transparent)]
