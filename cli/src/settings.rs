@@ -36,6 +36,7 @@ pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(
     let timeout = pick(flags.timeout, &limits.timeout, "30s");
     let max_memory = pick(flags.max_memory, &limits.max_memory, "256MiB");
     let max_output = pick(flags.max_output, &limits.max_output, "6MiB");
+    let max_log = pick(None, &limits.max_log, "1MiB");
     let refresh_margin = pick(flags.refresh_margin, &limits.refresh_margin, "60s");
     for name in connections {
         if name != "*" {
@@ -63,6 +64,9 @@ pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(
         timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
         max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
         max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
+        max_log: manifest::parse_size(&max_log).map_err(usage).context("max-log")?,
+        // Resource table, header-map and open-request limits: the host's defaults.
+        ..InvocationSettings::default()
     };
     let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     Ok((settings, margin))

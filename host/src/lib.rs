@@ -9,15 +9,21 @@ mod function;
 mod grants;
 mod http;
 mod origin;
+mod output;
 mod redaction;
+mod reflection;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
 pub use broker::{BrokerStats, IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
-pub use cache::{CacheOutcome, CompileCache};
-pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, World};
+pub use cache::{CacheError, CacheOutcome, CompileCache};
+pub use function::{
+    FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, World,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_OPEN_REQUESTS, DEFAULT_MAX_RESOURCES,
+};
 pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 pub use wasmtime_wasi_http::Error as HttpError;
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};
 pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};
+pub use output::DEFAULT_MAX_LOG;

@@ -2,12 +2,16 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use wasm_host_runtime::{CompileCache, FunctionHost, HostOptions, TokenBroker};
+use wasm_host_runtime::{
+    CompileCache, ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
+    TokenBroker,
+};
 
 use crate::args::RunArgs;
 use crate::context::Context;
-use crate::exit::{usage, Exit};
-use crate::settings::{self, Overrides};
+use crate::exit::{coded, usage, Exit};
+use crate::manifest;
+use crate::paths;
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let input = match (&args.input, &args.input_file) {
@@ -24,26 +28,84 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return Err(usage(format!("the input is not JSON ({e}); pass a JSON value, e.g. --input '{{\"a\": 1}}'")));
     }
-    let (manifest, manifest_path) = settings::load_manifest(&args.component, args.manifest.as_deref())?;
+    let (manifest, manifest_path) = crate::settings::load_manifest(&args.component, args.manifest.as_deref())?;
     if let Some(path) = &manifest_path {
-        tracing::debug!("grants and limits from {}", path.display());
+        tracing::debug!("limits (and grants, if given with --manifest) from {}", path.display());
     }
-    let flags = Overrides {
-        connections: &args.allow_connection,
-        hosts: &args.allow_host,
-        binds: &args.bind,
-        timeout: args.timeout.as_deref(),
-        max_memory: args.max_memory.as_deref(),
-        max_output: args.max_output.as_deref(),
-        refresh_margin: args.refresh_margin.as_deref(),
+    // Grants come from the operator (crate::grants), and are printed with where they came from.
+    let found = manifest_path.as_deref().map(|path| crate::grants::FoundManifest {
+        grants: &manifest.grants,
+        path,
+        explicit: args.manifest.is_some(),
+    });
+    let effective = crate::grants::decide(&args.allow_connection, &args.allow_host, &args.bind, found)?;
+    let function_name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    eprintln!("{}", effective.describe(&function_name));
+    let (connections, hosts, binds) = (&effective.connections, &effective.hosts, &effective.bind);
+    let pick = |flag: &Option<String>, from_manifest: &Option<String>, default: &str| -> String {
+        flag.clone().or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
     };
-    let name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let (settings, margin) = settings::resolve(name, &manifest, &flags)?;
-    let cache_dir = settings::cache_dir()?;
+    let limits = &manifest.limits;
+    let timeout = pick(&args.timeout, &limits.timeout, "30s");
+    let max_memory = pick(&args.max_memory, &limits.max_memory, "256MiB");
+    let max_output = pick(&args.max_output, &limits.max_output, "6MiB");
+    let max_log = pick(&args.max_log, &limits.max_log, "1MiB");
+    let refresh_margin = pick(&args.refresh_margin, &limits.refresh_margin, "60s");
+    for name in connections {
+        if name != "*" {
+            wasm_host_store::validate_name(name).context("--allow-connection")?;
+        }
+    }
+    let cache_dir = match std::env::var_os("WASM_HOST_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => paths::default_cache()?,
+    };
+    let allowed_hosts = hosts
+        .iter()
+        .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let bindings = binds
+        .iter()
+        .map(|b| {
+            let binding = b.parse::<OriginBinding>().map_err(|e| usage(format!("--bind: {e}")))?;
+            wasm_host_store::validate_name(&binding.connection).context("--bind")?;
+            Ok(binding)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
+    let settings = InvocationSettings {
+        grants: ConnectionGrants::from_names(connections.iter().cloned()),
+        allowed_hosts,
+        bindings,
+        name: function_name,
+        timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
+        max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
+        max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
+        max_log: manifest::parse_size(&max_log).map_err(usage).context("--max-log")?,
+        // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
+        ..InvocationSettings::default()
+    };
 
     let store = Arc::new(ctx.open_store()?);
-    settings::check_bindings(&store, &settings)?;
     let keys = ctx.keys(&store)?;
+    // Each named connection is authenticated before the function starts, so a store changed without the identity
+    // stops the run (exit 5) instead of surfacing inside the function; `*` is checked at each use.
+    for name in connections.iter().filter(|n| *n != "*") {
+        store.connection(name, &keys)?;
+    }
+    // A binding to a connection that does not exist is a typo: say so now, not at the function's first request.
+    for binding in settings.bindings.iter() {
+        if store.connection(&binding.connection, &keys)?.is_none() {
+            return Err(coded(
+                Exit::NotFound,
+                format!(
+                    "--bind: no connection named `{}`; `wasm-host authconnection list` shows them",
+                    binding.connection
+                ),
+            ));
+        }
+    }
+    let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
     // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
