@@ -14,8 +14,11 @@ mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
 pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
-pub use cache::{CacheOutcome, CompileCache};
+pub use cache::{CacheEntry, CacheOutcome, CompileCache, DEFAULT_CACHE_MAX};
 pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction};
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};
+/// The wasmtime version this host is built on, e.g. `48.0.8`.
+pub const WASMTIME_VERSION: &str = wasmtime_environ::VERSION;
+
 pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod http;
 pub mod provider;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

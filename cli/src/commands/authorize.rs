@@ -9,17 +9,19 @@ use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, R
 use crate::args::AuthorizeArgs;
 use crate::context::Context;
 use crate::exit::{coded, usage, Exit, NotFound};
+use crate::output::{self, note};
 
 pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
-    validate_name(&args.name)?;
-    let timeout = crate::manifest::parse_duration(&args.timeout).map_err(usage)?;
+    let name = &args.name.name;
+    validate_name(name)?;
+    let timeout = args.timeout;
     let scopes: Vec<String> = args.scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
     if scopes.is_empty() {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let conn = store.get(name)?.ok_or_else(|| NotFound(name.clone()))?;
     let secret = store
         .secret(&conn.name, SecretField::ClientSecret, &keys)?
         .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;
@@ -37,14 +39,17 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     })?;
     let redirect_uri = server.redirect_uri();
     let request = AuthorizationRequest::new(&endpoints, &conn.client_id, &redirect_uri, &scopes);
-    eprintln!("Redirect URI (register it with the provider for this client): {redirect_uri}");
+    note!("Redirect URI (register it with the provider for this client): {redirect_uri}");
     if args.no_browser || !open_browser(request.url.as_str()) {
         if !args.no_browser {
             eprintln!("Could not open a browser; open this URL yourself:");
         }
         println!("{}", request.url);
     }
-    eprintln!("Waiting up to {} for the provider to send the browser back to {redirect_uri} ...", args.timeout);
+    note!(
+        "Waiting up to {} for the provider to send the browser back to {redirect_uri} ...",
+        humantime::format_duration(timeout)
+    );
     let callback = runtime
         .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
@@ -102,8 +107,9 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         },
         &keys,
     )?;
+    output::connection(args.out.json, &stored)?;
     let info = stored.token.as_ref().expect("just stored");
-    eprintln!(
+    note!(
         "Authorized `{}`: access token {}, {}; scopes: {}",
         stored.name,
         info.expires_at.map_or("without expiry".into(), |t| format!("valid until {}", rfc3339(t))),

@@ -1,4 +1,4 @@
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::args::CreateArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
+use crate::output::{self, note};
 
 pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
     // Every check before the store is touched: a refused `create` changes nothing.
@@ -50,7 +51,8 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.create(new, &secret, &keys)?;
-    eprintln!(
+    output::connection(args.out.json, &conn)?;
+    note!(
         "created connection `{}` ({}); next: authorize it with `wasm-host authconnection authorize {}`",
         conn.name, conn.provider_url, conn.name
     );
@@ -58,9 +60,14 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
 }
 
 /// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET. The flag's copy is taken out
-/// of the parsed arguments and wiped.
+/// of the parsed arguments and wiped. When stdin is a terminal (`--client-secret-stdin` typed by hand, or no
+/// source given at all), the secret is asked for without echo.
 fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
     let from_env = std::env::var("WASM_HOST_CLIENT_SECRET").ok().map(Zeroizing::new);
+    let at_terminal = std::io::stdin().is_terminal();
+    if args.client_secret_stdin && at_terminal {
+        return prompt(&args.name);
+    }
     if args.client_secret_stdin {
         let mut buf = Zeroizing::new(String::new());
         std::io::stdin().read_to_string(&mut buf).context("reading the client secret from stdin")?;
@@ -71,8 +78,17 @@ fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
     match (args.client_secret.take().map(Zeroizing::new), from_env) {
         (Some(s), _) => Ok(SecretString::from(s.as_str())),
         (None, Some(s)) => Ok(SecretString::from(s.as_str())),
+        (None, None) if at_terminal => prompt(&args.name),
         (None, None) => Err(usage(
             "no client secret given: pipe it to --client-secret-stdin, set WASM_HOST_CLIENT_SECRET, or pass --client-secret",
         )),
     }
+}
+
+/// Asks on the terminal, echo off (rpassword: /dev/tty, so the prompt never lands in a redirected stdout).
+fn prompt(name: &str) -> Result<SecretString> {
+    let typed = rpassword::prompt_password(format!("Client secret for `{name}` (input hidden): "))
+        .map(Zeroizing::new)
+        .context("reading the client secret from the terminal")?;
+    Ok(SecretString::from(typed.trim_end_matches(['\r', '\n'])))
 }

@@ -1,9 +1,13 @@
 pub mod authorize;
 pub mod build_js;
+pub mod cache;
+pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod import_token;
 pub mod list;
-pub mod run;
-pub mod store;
+pub mod new;
 pub mod revoke;
+pub mod run;
+pub mod show;
+pub mod store;
