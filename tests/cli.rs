@@ -183,8 +183,9 @@ fn logging_takes_directives_levels_flags_and_json() {
         args.extend(["run", c, "--input", "1"]);
         env.run_with(cmd, &args, None)
     };
-    // A directive for one crate: the binary's debug lines only, not the runtime's, and the other way round.
-    let cli_only = with_log("wasm_host=debug", &[]);
+    // A directive for one module: the command line's debug lines only, not the runtime's, and the other way
+    // round. (A directive's target is a prefix: `wasm_host` alone would match `wasm_host_runtime` too.)
+    let cli_only = with_log("wasm_host::commands=debug", &[]);
     cli_only.success();
     assert!(cli_only.stderr.contains("loaded ") && !cli_only.stderr.contains("pooling allocator"), "{}", cli_only.stderr);
     let runtime_only = with_log("wasm_host_runtime=debug", &[]);
@@ -249,9 +250,9 @@ fn each_cause_is_said_once() {
     let store = env.run(&["--store", d, "authconnection", "list"]);
     store.failure(5, "cannot open the store");
     assert_eq!(store.stderr.matches("Is a directory").count(), 1, "{}", store.stderr);
-    let identity = env.run(&["--identity", d, "store", "recipient"]);
-    identity.failure(5, "identity");
-    assert_eq!(identity.stderr.matches("Is a directory").count(), 1, "{}", identity.stderr);
+    let identity = env.run(&["--identity", "/dev/null/identity.txt", "store", "recipient"]);
+    identity.failure(5, "identity file /dev/null/identity.txt");
+    assert_eq!(identity.stderr.matches("Not a directory").count(), 1, "{}", identity.stderr);
     assert_eq!(identity.stderr.lines().count(), 1, "{}", identity.stderr);
 }
 
@@ -378,6 +379,7 @@ fn the_secret_is_asked_for_without_echo_at_a_terminal() {
     let typed = "typed-at-the-terminal-7a1f";
     let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 100, pixel_width: 0, pixel_height: 0 }).unwrap();
     let mut cmd = CommandBuilder::new(BIN);
+    cmd.cwd(env.dir.path());
     cmd.env_clear();
     for (k, v) in [("PATH", std::env::var("PATH").unwrap_or_default()), ("HOME", env.path("home").display().to_string()),
                    ("XDG_DATA_HOME", env.path("data").display().to_string()),
@@ -483,16 +485,17 @@ fn the_compile_cache_keeps_the_most_recently_used_within_its_cap() {
     run(&cache, &components[b], None);
     run(&cache, &components[a], None);
     // Room for two of them: compiling C evicts B, the least recently used.
-    run(&cache, &components[c], Some(size(a) + size(c) + slack)).success();
+    // (http-probe and token-probe answer "ping" with a function error: what matters here is the compile.)
+    run(&cache, &components[c], Some(size(a) + size(c) + slack));
     let kept = cache_entries(&env, &cache);
     assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), sorted(&[&names[a], &names[c]]), "{kept:?}");
     // Using A makes it the most recent: compiling B again now evicts C, not A.
     run(&cache, &components[a], None).success();
-    run(&cache, &components[b], Some(size(a) + size(b) + slack)).success();
+    run(&cache, &components[b], Some(size(a) + size(b) + slack));
     let kept = cache_entries(&env, &cache);
     assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), sorted(&[&names[a], &names[b]]), "{kept:?}");
     // An entry larger than the cap on its own is kept, alone.
-    run(&cache, &components[c], Some(1)).success();
+    run(&cache, &components[c], Some(1));
     assert_eq!(cache_entries(&env, &cache).keys().cloned().collect::<Vec<_>>(), vec![names[c].clone()]);
     let mut cmd = env.cmd();
     cmd.env("WASM_HOST_CACHE_DIR", &cache);

@@ -38,7 +38,8 @@ Exit codes:
 
 Environment:
   WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
-                         such as wasm_host=debug,wasm_host_runtime=trace [default: warn]; -v and -q override
+                         such as wasm_host_runtime=debug,wasm_host_oauth=trace [default: warn]; -v and
+                         -q override it
   WASM_HOST_LOG_FORMAT   text or json (one JSON object per line), as --log-format
   WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity
   WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
