@@ -31,7 +31,8 @@ fn create_list_delete() {
     // The same verbs under `workspace authconnection`.
     let table = env.run(&["workspace", "authconnection", "list"]);
     table.success();
-    assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
+    // Into a pipe: no header, tab-separated cells.
+    assert!(table.stdout.starts_with("google\tTYPE_OAUTH2\t"), "{}", table.stdout);
     assert!(table.stdout.contains("google") && table.stdout.contains("created"), "{}", table.stdout);
     env.run(&["workspace", "authconnection", "delete", "google"]).success();
     assert_eq!(list(&env), serde_json::json!([]));
