@@ -4,12 +4,14 @@ mod args;
 mod commands;
 mod context;
 mod exit;
+mod grants;
 mod logging;
 mod manifest;
 mod output;
 mod paths;
 mod progress;
 mod report;
+mod secret_env;
 mod units;
 mod wit;
 
@@ -22,6 +24,8 @@ use crate::context::Context;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
+    // Before anything else (one thread yet): no child process may inherit a secret from our environment.
+    secret_env::take();
     install_panic_hook();
     let cli = parse_args();
     output::set_quiet(cli.quiet > 0);
@@ -72,6 +76,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             let ctx = ctx?;
             match verb {
                 StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
+                StoreCommand::Upgrade(a) => commands::store::upgrade(&ctx, a),
                 StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
                 StoreCommand::Export(a) => commands::store::export(&ctx, a),
                 StoreCommand::Import(a) => commands::store::import(&ctx, a),

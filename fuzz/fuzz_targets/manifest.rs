@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     for d in [&m.limits.timeout, &m.limits.refresh_margin].into_iter().flatten() {
         check_duration(d);
     }
-    for s in [&m.limits.max_memory, &m.limits.max_output].into_iter().flatten() {
+    for s in [&m.limits.max_memory, &m.limits.max_output, &m.limits.max_log].into_iter().flatten() {
         check_size(s);
     }
     // Host patterns are parsed by the host crate (wasmtime), which this crate does not build.

@@ -9,16 +9,22 @@ mod function;
 mod grants;
 mod http;
 mod origin;
+mod output;
 mod redaction;
+mod reflection;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
 pub use broker::{IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
-pub use cache::{CacheEntry, CacheOutcome, CompileCache, DEFAULT_CACHE_MAX};
-pub use function::{FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction};
+pub use cache::{CacheEntry, CacheError, CacheOutcome, CompileCache, DEFAULT_CACHE_MAX};
+pub use function::{
+    FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_OPEN_REQUESTS, DEFAULT_MAX_RESOURCES,
+};
 pub use grants::ConnectionGrants;
 pub use http::{HostPattern, REPLAY_LIMIT};
 /// The wasmtime version this host is built on, e.g. `48.0.8`.
 pub const WASMTIME_VERSION: &str = wasmtime_environ::VERSION;
 
 pub use origin::{BindingError, Origin, OriginBinding, OriginBindings};
+pub use output::DEFAULT_MAX_LOG;

@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.get(name)?.ok_or_else(|| NotFound(name.clone()))?;
+    let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
     let secret = store
         .secret(&conn.name, SecretField::ClientSecret, &keys)?
         .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;

@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
 /// of the parsed arguments and wiped. When stdin is a terminal (`--client-secret-stdin` typed by hand, or no
 /// source given at all), the secret is asked for without echo.
 fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
-    let from_env = std::env::var("WASM_HOST_CLIENT_SECRET").ok().map(Zeroizing::new);
+    let from_env = crate::secret_env::client_secret();
     let at_terminal = std::io::stdin().is_terminal();
     if args.client_secret_stdin && at_terminal {
         return prompt(&args.name);
@@ -76,8 +76,15 @@ fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
         return Ok(SecretString::from(line));
     }
     match (args.client_secret.take().map(Zeroizing::new), from_env) {
-        (Some(s), _) => Ok(SecretString::from(s.as_str())),
-        (None, Some(s)) => Ok(SecretString::from(s.as_str())),
+        (Some(s), _) => {
+            eprintln!(
+                "wasm-host: warning: --client-secret puts the secret on the command line, which every local user can \
+                 read while the command runs (/proc/PID/cmdline) and your shell may keep in its history; prefer \
+                 --client-secret-stdin or WASM_HOST_CLIENT_SECRET"
+            );
+            Ok(SecretString::from(s.as_str()))
+        }
+        (None, Some(s)) => Ok(s.clone()),
         (None, None) if at_terminal => prompt(&args.name),
         (None, None) => Err(usage(
             "no client secret given: pipe it to --client-secret-stdin, set WASM_HOST_CLIENT_SECRET, or pass --client-secret",

@@ -31,9 +31,9 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
     validate_name(name)?;
     let store = ctx.existing_store()?.ok_or_else(|| NotFound(name.clone()))?;
     let keys = ctx.keys(&store)?;
-    let conn = store.get(name)?.ok_or_else(|| NotFound(name.clone()))?;
+    let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
     if conn.status == Status::Revoked || conn.token.is_none() {
-        store.mark_revoked(&conn.name)?;
+        store.mark_revoked(&conn.name, &keys)?;
         note!("`{}` holds no tokens; nothing to revoke", conn.name);
         return done(args.out.json, &conn.name, false, false);
     }
@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
         },
     };
     let Some(url) = revocation_url else {
-        store.mark_revoked(&conn.name)?;
+        store.mark_revoked(&conn.name, &keys)?;
         note!(
             "Deleted the tokens of `{}`. The provider has no revocation endpoint, so the grant still exists there: \
              remove the app's access in the provider's account settings.",
@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
             })?;
         }
     }
-    store.mark_revoked(&conn.name)?;
+    store.mark_revoked(&conn.name, &keys)?;
     note!("Revoked `{}` at the provider and deleted its tokens; `authorize` can run again.", conn.name);
     done(args.out.json, &conn.name, true, true)
 }

@@ -18,6 +18,7 @@ use crate::units;
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const DEFAULT_MAX_MEMORY: usize = 256 << 20;
 const DEFAULT_MAX_OUTPUT: usize = 6 << 20;
+const DEFAULT_MAX_LOG: usize = wasm_host_runtime::DEFAULT_MAX_LOG;
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let input = match (&args.input, &args.input_file) {
@@ -36,13 +37,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
     let (manifest, manifest_path) = load_manifest(&args.component, args.manifest.as_deref())?;
     if let Some(path) = &manifest_path {
-        tracing::debug!("grants and limits from {}", path.display());
+        tracing::debug!("limits (and grants, if given with --manifest) from {}", path.display());
     }
-    // A flag replaces the manifest's value (lists included), so the command line always says what runs.
-    let connections =
-        if args.allow_connection.is_empty() { &manifest.grants.connections } else { &args.allow_connection };
-    let hosts = if args.allow_host.is_empty() { &manifest.grants.hosts } else { &args.allow_host };
-    let binds = if args.bind.is_empty() { &manifest.grants.bind } else { &args.bind };
+    // Grants come from the operator (crate::grants), and are printed with where they came from.
+    let found = manifest_path.as_deref().map(|path| crate::grants::FoundManifest {
+        grants: &manifest.grants,
+        path,
+        explicit: args.manifest.is_some(),
+    });
+    let effective = crate::grants::decide(&args.allow_connection, &args.allow_host, &args.bind, found)?;
+    let function_name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    eprintln!("{}", effective.describe(&function_name));
+    let (connections, hosts, binds) = (&effective.connections, &effective.hosts, &effective.bind);
     // A flag replaces the manifest's value; the manifest's are checked either way, so a broken one is said.
     let limits = &manifest.limits;
     let timeout = args.timeout.or(limit("timeout", &limits.timeout, units::parse_duration)?).unwrap_or(DEFAULT_TIMEOUT);
@@ -50,6 +56,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         args.max_memory.or(limit("max-memory", &limits.max_memory, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_MEMORY);
     let max_output =
         args.max_output.or(limit("max-output", &limits.max_output, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_OUTPUT);
+    let max_log = args.max_log.or(limit("max-log", &limits.max_log, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_LOG);
     let margin = args
         .refresh_margin
         .or(limit("refresh-margin", &limits.refresh_margin, units::parse_duration)?)
@@ -76,16 +83,25 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,
         bindings,
-        name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: function_name,
         timeout,
         max_memory,
         max_output,
+        max_log,
+        // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
+        ..InvocationSettings::default()
     };
 
     let store = Arc::new(ctx.open_store()?);
+    let keys = ctx.keys(&store)?;
+    // Each named connection is authenticated before the function starts, so a store changed without the identity
+    // stops the run (exit 5) instead of surfacing inside the function; `*` is checked at each use.
+    for name in connections.iter().filter(|n| *n != "*") {
+        store.connection(name, &keys)?;
+    }
     // A binding to a connection that does not exist is a typo: say so now, not at the function's first request.
     for binding in settings.bindings.iter() {
-        if store.get(&binding.connection)?.is_none() {
+        if store.connection(&binding.connection, &keys)?.is_none() {
             return Err(coded(
                 Exit::NotFound,
                 format!(
@@ -95,7 +111,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             ));
         }
     }
-    let keys = ctx.keys(&store)?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
     // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
