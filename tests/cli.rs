@@ -201,9 +201,11 @@ fn logging_takes_directives_levels_flags_and_json() {
     // JSON lines.
     let json = with_log("debug", &["--log-format", "json"]);
     json.success();
+    // Log lines are JSON; the notes commands print for people (the grants `run` uses) stay text.
     let lines: Vec<serde_json::Value> = json
         .stderr
         .lines()
+        .filter(|l| !l.starts_with("wasm-host: ") && !l.starts_with("compiling "))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
         .collect();
     assert!(lines.iter().any(|l| l["level"] == "DEBUG" && l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("loaded "))), "{}", json.stderr);
