@@ -180,6 +180,12 @@ pub enum AuthConnection {
         The callback server listens on 127.0.0.1:PORT at /callback: register http://127.0.0.1:PORT/callback as a\n\
         redirect URI with the provider (native/desktop apps may use any port).")]
     Authorize(AuthorizeArgs),
+    /// Change a connection's client registration (ID, secret, endpoints, options); its tokens and grant stay
+    #[command(after_help = "Example:\n  printf %s \"$NEW_SECRET\" | wasm-host authconnection update google --client-secret-stdin\n  \
+        wasm-host authconnection update dropbox --auth-param token_access_type=offline --client-auth post\n\n\
+        After the provider refused the client (status client-refused, e.g. a rotated secret), update it: the\n\
+        stored refresh token is used with the new registration at the next refresh, no new authorization needed.")]
+    Update(UpdateArgs),
     /// Revoke a connection's tokens at the provider and forget them; the registration stays
     #[command(after_help = "Example:\n  wasm-host authconnection revoke google\n\n\
         `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the tokens are\n\
@@ -217,6 +223,18 @@ pub struct CreateArgs {
     /// Read the client secret from stdin (one line; a trailing newline is dropped)
     #[arg(long)]
     pub client_secret_stdin: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Hand the refresh token to functions too (by default only the host holds it)
+    #[arg(long)]
+    pub expose_refresh_token: bool,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+/// Endpoints given by hand, on `create` and `update`: they override presets and discovery.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
     /// Authorization endpoint, overriding presets and discovery
     #[arg(long, value_name = "URL")]
     pub auth_url: Option<String>,
@@ -229,9 +247,48 @@ pub struct CreateArgs {
     /// Userinfo endpoint, overriding presets and discovery
     #[arg(long, value_name = "URL")]
     pub userinfo_url: Option<String>,
-    /// Hand the refresh token to functions too (by default only the host holds it)
+}
+
+/// Per-connection protocol options, on `create` and `update`.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// PKCE S256: auto (when the provider publishes it, RFC 8414), on, or off (a provider that refuses it)
+    #[arg(long, value_name = "auto|on|off")]
+    pub pkce: Option<String>,
+    /// Client authentication at the token endpoint: basic (client_secret_basic) or post (client_secret_post)
+    #[arg(long, value_name = "basic|post")]
+    pub client_auth: Option<String>,
+    /// Extra authorization-request parameter (repeatable), e.g. token_access_type=offline; NAME= removes one
+    #[arg(long = "auth-param", value_name = "NAME=VALUE")]
+    pub auth_params: Vec<String>,
+    /// Extra token-request parameter, sent with the code exchange and every refresh (repeatable), e.g.
+    /// audience=api.atlassian.com; NAME= removes one
+    #[arg(long = "token-param", value_name = "NAME=VALUE")]
+    pub token_params: Vec<String>,
+    /// Scopes `authorize` requests when given no --scopes, comma or space separated
+    #[arg(long, value_name = "LIST")]
+    pub default_scopes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub name: String,
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The new client secret. Visible in the process list: prefer --client-secret-stdin or
+    /// WASM_HOST_CLIENT_SECRET (read when set)
+    #[arg(long, value_name = "SECRET", conflicts_with = "client_secret_stdin")]
+    pub client_secret: Option<String>,
+    /// Read the new client secret from stdin (one line; a trailing newline is dropped)
     #[arg(long)]
-    pub expose_refresh_token: bool,
+    pub client_secret_stdin: bool,
+    /// The OpenID Connect issuer
+    #[arg(long, value_name = "URL")]
+    pub issuer_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -249,9 +306,10 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct AuthorizeArgs {
     pub name: String,
-    /// Scopes to request, comma or space separated
-    #[arg(long, default_value = "openid,profile,email", value_name = "LIST")]
-    pub scopes: String,
+    /// Scopes to request, comma or space separated [default: the connection's --default-scopes, else
+    /// openid,profile,email]
+    #[arg(long, value_name = "LIST")]
+    pub scopes: Option<String>,
     /// Port of the loopback callback server (0 = any free port)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,

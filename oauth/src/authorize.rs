@@ -31,6 +31,9 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// The authorization request of RFC 6749 §4.1.1 as `oauth2` builds it, with `state`, PKCE S256 (RFC 7636)
+    /// unless the provider refuses it, the OIDC `nonce`, the provider's required scopes and extra parameters.
+    /// The endpoint's own query (`?tenant=...`) is kept.
     pub fn new(endpoints: &ProviderEndpoints, client_id: &str, redirect_uri: &str, scopes: &[String]) -> Self {
         let mut scopes: Vec<String> = scopes.to_vec();
         for s in &endpoints.required_scopes {
@@ -40,24 +43,25 @@ impl AuthorizationRequest {
         }
         let (state, nonce) = (random_token(), random_token());
         let verifier = endpoints.pkce.then(random_token);
-        let mut url = endpoints.authorization.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", client_id)
-                .append_pair("redirect_uri", redirect_uri)
-                .append_pair("scope", &scopes.join(" "))
-                .append_pair("state", state.expose_secret())
-                .append_pair("nonce", nonce.expose_secret());
-            if let Some(v) = &verifier {
-                let digest = ring::digest::digest(&ring::digest::SHA256, v.expose_secret().as_bytes());
-                let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
-                q.append_pair("code_challenge", &challenge).append_pair("code_challenge_method", "S256");
-            }
-            for (k, v) in &endpoints.extra_params {
-                q.append_pair(k, v);
-            }
+        let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(client_id.to_owned()))
+            .set_auth_uri(oauth2::AuthUrl::from_url(endpoints.authorization.clone()));
+        let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned()).ok();
+        let csrf = oauth2::CsrfToken::new(state.expose_secret().to_owned());
+        let mut request = client
+            .authorize_url(move || csrf)
+            .add_scopes(scopes.iter().cloned().map(oauth2::Scope::new))
+            .add_extra_param("nonce", nonce.expose_secret().to_owned());
+        if let Some(r) = &redirect {
+            request = request.set_redirect_uri(std::borrow::Cow::Borrowed(r));
         }
+        if let Some(v) = &verifier {
+            let v = oauth2::PkceCodeVerifier::new(v.expose_secret().to_owned());
+            request = request.set_pkce_challenge(oauth2::PkceCodeChallenge::from_code_verifier_sha256(&v));
+        }
+        for (k, v) in &endpoints.extra_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let (url, _) = request.url();
         Self { url, redirect_uri: redirect_uri.to_owned(), state, nonce, verifier, scopes }
     }
 }

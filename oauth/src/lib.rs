@@ -2,6 +2,7 @@
 //! discovery), the loopback authorization-code flow (PKCE S256, `state`, `nonce`), token exchange and refresh,
 //! RFC 7009 revocation and ID-token validation. Every secret stays in a `secrecy` type; no error carries one.
 
+mod answer;
 pub mod authorize;
 pub mod endpoints;
 pub mod http;

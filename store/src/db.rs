@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
-use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Status, TokenInfo};
+use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status, TokenInfo};
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -363,6 +363,17 @@ impl Store {
 
     /// Registers a connection and seals its client secret, in one transaction.
     pub fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
+        self.create_with(new, ProtocolOptions::default(), client_secret, keys)
+    }
+
+    /// [`Store::create`] with protocol options, in the same one transaction.
+    pub fn create_with(
+        &self,
+        new: NewConnection,
+        options: ProtocolOptions,
+        client_secret: &SecretString,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError> {
         let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
         let now = now_unix();
         let mut conn = Connection {
@@ -373,6 +384,7 @@ impl Store {
             client_id: new.client_id,
             endpoints: new.endpoints,
             expose_refresh_token: new.expose_refresh_token,
+            options,
             status: Status::Created,
             token: None,
             resolved: None,
@@ -632,6 +644,46 @@ impl Store {
         }, &[])
     }
 
+    /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
+    /// transaction; every secret stays, the refresh token included. `revision` as for
+    /// [`Store::mark_needs_authorization`].
+    pub fn mark_client_refused(
+        &self,
+        name: &str,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+    ) -> Result<(), WriteError> {
+        self.update(name, holder, revision, |conn| {
+            conn.status = Status::ClientRefused;
+            conn.status_reason = Some(reason.to_owned());
+        }, &[])
+    }
+
+    /// Changes a connection's client registration (`change` edits the record: client ID, endpoints, options) and,
+    /// when given, its client secret, in one transaction. Tokens stay: a connection the provider refused as a
+    /// client (`client-refused`) that holds tokens is `authorized` again, for the next refresh to try the new
+    /// registration.
+    pub fn update_registration(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Connection),
+        client_secret: Option<&SecretString>,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError> {
+        let sealed = client_secret
+            .map(|s| keys.seal(name, SecretField::ClientSecret, s.expose_secret().as_bytes()))
+            .transpose()?;
+        let put = sealed.as_deref().map(|sealed| (SecretField::ClientSecret, sealed, keys));
+        self.update_with(name, None, None, |conn| {
+            change(conn);
+            if conn.status == Status::ClientRefused {
+                conn.status = if conn.token.is_some() { Status::Authorized } else { Status::Created };
+                conn.status_reason = None;
+            }
+        }, &[], put)
+    }
+
     /// Forgets a connection's tokens and marks it revoked; the client registration stays.
     pub fn mark_revoked(&self, name: &str) -> Result<(), WriteError> {
         self.update(name, None, None, |conn| {
@@ -649,10 +701,27 @@ impl Store {
         change: impl FnOnce(&mut Connection),
         drop_secrets: &[SecretField],
     ) -> Result<(), WriteError> {
+        self.update_with(name, holder, expect_revision, change, drop_secrets, None).map(|_| ())
+    }
+
+    /// [`Store::update`] that may also store one sealed secret (checking the store's recipient first, as every
+    /// sealing write does), returning the record as written.
+    fn update_with(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+        expect_revision: Option<u64>,
+        change: impl FnOnce(&mut Connection),
+        drop_secrets: &[SecretField],
+        put: Option<(SecretField, &[u8], &Keys)>,
+    ) -> Result<Connection, WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        if let Some((_, _, keys)) = put {
+            self.claim_recipient(&txn, keys)?;
+        }
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
-        {
+        let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
                 Some(v) => self.decode(name, v.value())?,
@@ -664,14 +733,19 @@ impl Store {
             for field in drop_secrets {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
+            if let Some((field, sealed, _)) = put {
+                secrets.insert((name, field.as_str()), sealed).map_err(|x| e(x.into()))?;
+            }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             if let Some(holder) = holder {
                 release_in(&txn, name, holder).map_err(&e)?;
             }
-        }
-        self.commit_change(txn).map_err(|x| e(x.into()))
+            conn
+        };
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
+        Ok(conn)
     }
 
     /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one

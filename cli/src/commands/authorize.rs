@@ -13,19 +13,23 @@ use crate::exit::{coded, usage, Exit, NotFound};
 pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     validate_name(&args.name)?;
     let timeout = crate::manifest::parse_duration(&args.timeout).map_err(usage)?;
-    let scopes: Vec<String> = args.scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
-    if scopes.is_empty() {
+    if args.scopes.as_deref().is_some_and(|s| super::options::scopes(s).is_empty()) {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let scopes = match &args.scopes {
+        Some(list) => super::options::scopes(list),
+        None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
+        None => super::options::scopes(DEFAULT_SCOPES),
+    };
     let secret = store
         .secret(&conn.name, SecretField::ClientSecret, &keys)?
         .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = Http::default();
-    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn))).map_err(|e| {
+    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn)?)).map_err(|e| {
         let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
         coded(exit, e.to_string())
     })?;
@@ -53,13 +57,14 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     // The expiry counts from the request, not the answer: never later than the provider's own.
     let sent = now_unix();
     let tokens = runtime
-        .block_on(token::exchange_code(
+        .block_on(token::exchange_code_with(
             &http,
             &endpoints.token,
             &client,
             &callback.code,
             &redirect_uri,
             request.verifier.as_ref(),
+            &conn.options.token_params,
         ))
         .map_err(|e| exchange_failure(e, &redirect_uri, &scopes))?;
     if let (Some(id_token), Some(issuer), Some(jwks_url)) = (&tokens.id_token, &endpoints.issuer, &endpoints.jwks) {
@@ -79,9 +84,12 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     }
     let mut metadata = callback.params;
     metadata.extend(tokens.extra.iter().cloned());
+    // A provider that issues a refresh token only at first consent answers a second authorization without one:
+    // the stored one still belongs to this client's grant, so it is kept (and said so below).
+    let kept_refresh = tokens.refresh_token.is_none() && store.secret(&conn.name, SecretField::RefreshToken, &keys)?.is_some();
     let refresh = match &tokens.refresh_token {
         Some(r) => RefreshUpdate::Replace(r),
-        None => RefreshUpdate::Remove,
+        None => RefreshUpdate::Keep,
     };
     let id_token = match &tokens.id_token {
         Some(t) => RefreshUpdate::Replace(t),
@@ -107,21 +115,31 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         "Authorized `{}`: access token {}, {}; scopes: {}",
         stored.name,
         info.expires_at.map_or("without expiry".into(), |t| format!("valid until {}", rfc3339(t))),
-        if info.has_refresh_token { "refresh token stored (wasm-host refreshes it)" } else { "no refresh token" },
+        match (info.has_refresh_token, kept_refresh) {
+            (true, false) => "refresh token stored (wasm-host refreshes it)",
+            (true, true) => "no new refresh token came with it, the one stored earlier is kept (wasm-host refreshes with it)",
+            _ => "no refresh token",
+        },
         info.scopes.join(" ")
     );
     Ok(Exit::Ok)
 }
 
-pub fn settings(conn: &Connection) -> EndpointSettings {
-    EndpointSettings {
+/// Scopes requested when neither `--scopes` nor the connection's default scopes say otherwise.
+const DEFAULT_SCOPES: &str = "openid,profile,email";
+
+pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
+    Ok(EndpointSettings {
         provider_url: conn.provider_url.clone(),
         issuer_url: conn.issuer_url.clone(),
         auth_url: conn.endpoints.auth_url.clone(),
         token_url: conn.endpoints.token_url.clone(),
         revocation_url: conn.endpoints.revocation_url.clone(),
         userinfo_url: conn.endpoints.userinfo_url.clone(),
-    }
+        pkce: conn.options.pkce,
+        client_auth: super::options::client_auth(conn.options.client_auth.as_deref())?,
+        auth_params: conn.options.auth_params.clone(),
+    })
 }
 
 fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {
@@ -169,8 +187,9 @@ fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> 
 fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
     let advice = match e.oauth_error() {
         Some("invalid_client") | Some("unauthorized_client") => {
-            "check the client ID and secret (`delete` and `create` the connection to change them) and that the app \
-             is enabled"
+            "check the client ID and secret (change them with `wasm-host authconnection update NAME --client-id ID \
+             --client-secret-stdin`), the client authentication (`update NAME --client-auth post` or `basic`) and \
+             that the app is enabled"
                 .to_owned()
         }
         Some("invalid_grant") if e.to_string().contains("redirect") => {

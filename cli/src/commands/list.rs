@@ -16,6 +16,8 @@ struct Row<'a> {
     issuer_url: Option<&'a str>,
     client_id: &'a str,
     status: &'static str,
+    /// Why the connection is not `authorized` (the provider's refusal and what to do), when it is not.
+    status_reason: Option<&'a str>,
     expires_at: Option<String>,
     scopes: &'a [String],
     has_refresh_token: bool,
@@ -33,6 +35,7 @@ impl<'a> From<&'a Connection> for Row<'a> {
             issuer_url: c.issuer_url.as_deref(),
             client_id: &c.client_id,
             status: c.status.as_str(),
+            status_reason: c.status_reason.as_deref(),
             expires_at: c.token.as_ref().and_then(|t| t.expires_at).map(rfc3339),
             scopes: c.token.as_ref().map_or(&[], |t| t.scopes.as_slice()),
             has_refresh_token: c.token.as_ref().is_some_and(|t| t.has_refresh_token),

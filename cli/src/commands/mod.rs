@@ -4,6 +4,8 @@ pub mod create;
 pub mod delete;
 pub mod import_token;
 pub mod list;
+pub mod options;
 pub mod run;
 pub mod store;
 pub mod revoke;
+pub mod update;
