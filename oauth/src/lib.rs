@@ -11,7 +11,7 @@ mod redaction;
 pub mod revoke;
 pub mod token;
 
-pub use authorize::{AuthorizationRequest, Callback, CallbackError, CallbackServer};
+pub use authorize::{AuthorizationRequest, Callback, CallbackError, CallbackServer, Outcome, PendingCallback};
 pub use endpoints::{resolve, EndpointError, EndpointSettings, ProviderEndpoints};
 pub use http::Http;
 pub use token::{ClientAuth, ClientCredentials, TokenError, TokenResponse};

@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use secrecy::ExposeSecret;
 use wasm_host_oauth::{
-    endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer,
+    endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer, Outcome,
     ClientAuth, ClientCredentials, Http, ProviderEndpoints, TokenError,
 };
 use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
@@ -42,34 +42,67 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let redirect_uri = server.redirect_uri();
     let request = AuthorizationRequest::new(&endpoints, &conn.client_id, &redirect_uri, &scopes);
     eprintln!("Redirect URI (register it with the provider for this client): {redirect_uri}");
-    if args.no_browser || !open_browser(request.url.as_str()) {
-        if !args.no_browser {
-            eprintln!("Could not open a browser; open this URL yourself:");
-        }
+    if args.no_browser {
         println!("{}", request.url);
+    } else {
+        // Printed first, whatever happens next: a browser may fail to start, or start where nobody sees it.
+        eprintln!("Open this URL to authorize `{}`:\n{}", conn.name, request.url);
+        // The browser gets a one-shot local link that redirects to that URL: `state` and `nonce` stay off its
+        // command line, which other local users can read.
+        let start = server.start_url(&request.url);
+        if let Err(e) = webbrowser::open(&start) {
+            eprintln!("Could not open a browser ({e}); open the URL above yourself.");
+        }
     }
     eprintln!("Waiting up to {} for the provider to send the browser back to {redirect_uri} ...", args.timeout);
-    let callback = runtime
+    let pending = runtime
         .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
+    let callback = &pending.callback;
+    let result = complete(&runtime, &Completion { store: &store, keys: &keys, conn: &conn, secret: &secret, http: &http, endpoints: &endpoints, request: &request, redirect_uri: &redirect_uri, scopes: &scopes }, callback);
+    // The browser's page tells the real outcome, after the code exchange and the checks.
+    let outcome = match &result {
+        Ok(done) => Outcome::Done(done.clone()),
+        Err(e) => Outcome::Failed(format!("{e:#}")),
+    };
+    runtime.block_on(pending.finish(outcome));
+    eprintln!("{}", result?);
+    Ok(Exit::Ok)
+}
 
-    let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+/// What the code exchange needs from the authorization.
+struct Completion<'a> {
+    store: &'a wasm_host_store::Store,
+    keys: &'a wasm_host_store::Keys,
+    conn: &'a Connection,
+    secret: &'a secrecy::SecretString,
+    http: &'a Http,
+    endpoints: &'a ProviderEndpoints,
+    request: &'a AuthorizationRequest,
+    redirect_uri: &'a str,
+    scopes: &'a [String],
+}
+
+/// Exchanges the callback's code, checks the ID token and stores the tokens; the sentence to show on success.
+fn complete(runtime: &tokio::runtime::Runtime, c: &Completion<'_>, callback: &wasm_host_oauth::Callback) -> Result<String> {
+    let (conn, endpoints, request) = (c.conn, c.endpoints, c.request);
+    let client = ClientCredentials { id: &conn.client_id, secret: c.secret, auth: endpoints.client_auth };
     // The expiry counts from the request, not the answer: never later than the provider's own.
     let sent = now_unix();
     let tokens = runtime
         .block_on(token::exchange_code_with(
-            &http,
+            c.http,
             &endpoints.token,
             &client,
             &callback.code,
-            &redirect_uri,
+            c.redirect_uri,
             request.verifier.as_ref(),
             &conn.options.token_params,
         ))
-        .map_err(|e| exchange_failure(e, &redirect_uri, &scopes))?;
+        .map_err(|e| exchange_failure(e, c.redirect_uri, c.scopes))?;
     if let (Some(id_token), Some(issuer), Some(jwks_url)) = (&tokens.id_token, &endpoints.issuer, &endpoints.jwks) {
         let jwks = runtime
-            .block_on(idtoken::fetch_jwks(&http, jwks_url))
+            .block_on(idtoken::fetch_jwks(c.http, jwks_url))
             .map_err(|e| coded(Exit::ProviderUnavailable, e.to_string()))?;
         let expected = idtoken::Expected {
             issuer,
@@ -82,11 +115,12 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             coded(Exit::ProviderRefused, format!("{e}; the tokens were not stored"))
         })?;
     }
-    let mut metadata = callback.params;
+    let mut metadata = callback.params.clone();
     metadata.extend(tokens.extra.iter().cloned());
     // A provider that issues a refresh token only at first consent answers a second authorization without one:
     // the stored one still belongs to this client's grant, so it is kept (and said so below).
-    let kept_refresh = tokens.refresh_token.is_none() && store.secret(&conn.name, SecretField::RefreshToken, &keys)?.is_some();
+    let kept_refresh =
+        tokens.refresh_token.is_none() && c.store.secret(&conn.name, SecretField::RefreshToken, c.keys)?.is_some();
     let refresh = match &tokens.refresh_token {
         Some(r) => RefreshUpdate::Replace(r),
         None => RefreshUpdate::Keep,
@@ -95,7 +129,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         Some(t) => RefreshUpdate::Replace(t),
         None => RefreshUpdate::Remove,
     };
-    let stored = store.put_tokens(
+    let stored = c.store.put_tokens(
         &conn.name,
         NewTokens {
             access_token: &tokens.access_token,
@@ -105,13 +139,13 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             expires_at: tokens.expires_in.map(|s| sent + s),
             scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
             metadata,
-            resolved: Some(resolved(&endpoints)),
+            resolved: Some(resolved(endpoints)),
             release_lease: None,
         },
-        &keys,
+        c.keys,
     )?;
     let info = stored.token.as_ref().expect("just stored");
-    eprintln!(
+    Ok(format!(
         "Authorized `{}`: access token {}, {}; scopes: {}",
         stored.name,
         info.expires_at.map_or("without expiry".into(), |t| format!("valid until {}", rfc3339(t))),
@@ -121,8 +155,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             _ => "no refresh token",
         },
         info.scopes.join(" ")
-    );
-    Ok(Exit::Ok)
+    ))
 }
 
 /// Scopes requested when neither `--scopes` nor the connection's default scopes say otherwise.
@@ -203,18 +236,3 @@ fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> any
     let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
     coded(exit, format!("exchanging the authorization code failed: {e}; {advice}"))
 }
-
-/// Opens the system browser: $BROWSER, else xdg-open. False when neither could be started.
-fn open_browser(url: &str) -> bool {
-    let candidates: Vec<String> = std::env::var("BROWSER").ok().into_iter().chain(["xdg-open".to_owned()]).collect();
-    candidates.iter().any(|cmd| {
-        std::process::Command::new(cmd)
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .is_ok()
-    })
-}
-
