@@ -248,7 +248,7 @@ async fn answer(shared: &Shared, uri: &hyper::Uri, written: &Mutex<Option<onesho
     if let Some(page) = start_redirect(shared, uri.path()) {
         return page;
     }
-    let mut watch = || {
+    let watch = || {
         let (tx, rx) = oneshot::channel();
         *written.lock().expect("written slot poisoned") = Some(tx);
         rx
