@@ -5,6 +5,7 @@
 //! are never echoed, only the provider's own `error` and `error_description`.
 
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
 use oauth2::{
@@ -173,8 +174,7 @@ pub async fn exchange_code_with(
     for (k, v) in extra {
         request = request.add_extra_param(k.clone(), v.clone());
     }
-    let status = AtomicU16::new(0);
-    let send = |r| through(http, &status, r);
+    let (send, status) = sender(http);
     let outcome = request.request_async(&send).await;
     finish(outcome, status.load(Ordering::Relaxed))
 }
@@ -199,8 +199,7 @@ pub async fn refresh_with(
 ) -> Result<TokenResponse, TokenError> {
     let oauth = oauth_client(client, token_url);
     let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-    let status = AtomicU16::new(0);
-    let send = |r| through(http, &status, r);
+    let (send, status) = sender(http);
     let outcome = refresh_request(&oauth, &token, extra, &send).await;
     finish(outcome, status.load(Ordering::Relaxed))
 }
@@ -216,9 +215,23 @@ where
     request.request_async(send).await
 }
 
+/// The HTTP client `oauth2` is given, and where it notes the provider's real status for [`finish`]. Its futures
+/// own what they use (`Send` and `'static`, as a host's async calls need).
+#[allow(clippy::type_complexity)]
+fn sender(
+    http: &Http,
+) -> (impl Fn(oauth2::HttpRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, SendError>> + Send>>, Arc<AtomicU16>) {
+    let status = Arc::new(AtomicU16::new(0));
+    let (http, noted) = (http.clone(), status.clone());
+    let send = move |r| -> std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> {
+        Box::pin(through(http.clone(), noted.clone(), r))
+    };
+    (send, status)
+}
+
 /// One token endpoint call as `oauth2` makes it: sent by our client, the answer reshaped (see [`crate::answer`])
 /// and its real status noted for [`finish`].
-async fn through(http: &Http, status: &AtomicU16, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, SendError> {
+async fn through(http: Http, status: Arc<AtomicU16>, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, SendError> {
     let answer = http.send(request, MAX_TOKEN_RESPONSE).await?;
     status.store(answer.status, Ordering::Relaxed);
     let reshaped = crate::answer::token_answer(answer.status, answer.content_type.as_deref(), answer.body);
