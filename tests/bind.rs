@@ -65,8 +65,7 @@ fn a_bound_request_succeeds_with_no_token_in_the_function() {
 #[test]
 fn a_function_may_not_set_its_own_authorization_on_a_bound_origin() {
     let env = Env::new(BIN);
-    env.create("api", "client-secret-value").success();
-    env.import_token("api", r#"{"access_token":"at-bound-0123456789abcdef","expires_in":3600}"#).success();
+    env.connection_with_token("api", "at-bound-0123456789abcdef");
     let api = Api::start("at-bound-0123456789abcdef", r#"{"ok":true}"#);
     let probe = test_guest("http-probe");
     let bind = format!("api=http://127.0.0.1:{}", api.port);

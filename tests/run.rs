@@ -245,7 +245,7 @@ fn outgoing_http_reaches_only_granted_hosts() {
 }
 
 #[test]
-fn a_manifest_beside_the_component_grants_and_limits_and_flags_override_it() {
+fn a_manifest_gives_limits_and_named_with_manifest_grants_and_flags_override_it() {
     let env = Env::new(BIN);
     let dir = env.path("fn");
     std::fs::create_dir_all(&dir).unwrap();
@@ -259,12 +259,17 @@ fn a_manifest_beside_the_component_grants_and_limits_and_flags_override_it() {
         "[grants]\nhosts = [\"127.0.0.1\"]\nconnections = []\n\n[limits]\ntimeout = \"400ms\"\nmax-memory = \"32MiB\"\n",
     )
     .unwrap();
-    assert_eq!(env.run(&["run", c, "--input", &fetch]).success().json()["status"], 401);
-    env.run(&["run", c, "--input", "\"loop\""]).failure(14, "time limit of 400ms");
-    env.run(&["run", c, "--input", "\"memory\""]).failure(15, "32 MiB");
+    // Beside the component, its grants are not taken unseen (tests/hardening.rs has the attack); named, they are.
+    env.run(&["run", c, "--input", &fetch]).failure(2, "--manifest");
+    let beside = dir.join("misbehave.toml");
+    let named = ["--manifest", beside.to_str().unwrap()];
+    assert_eq!(env.run(&[&["run", c, "--input", &fetch][..], &named[..]].concat()).success().json()["status"], 401);
+    // Its limits apply either way.
+    env.run(&[&["run", c, "--input", "\"loop\""][..], &named[..]].concat()).failure(14, "time limit of 400ms");
+    env.run(&["run", c, "--input", "\"memory\"", "--allow-host", "127.0.0.1"]).failure(15, "32 MiB");
     // Flags win: another host list, a longer timeout.
     env.run(&["run", c, "--input", &fetch, "--allow-host", "example.com"]).failure(1, "denied");
-    env.run(&["run", c, "--input", "\"loop\"", "--timeout", "600ms"]).failure(14, "time limit of 600ms");
+    env.run(&[&["run", c, "--input", "\"loop\"", "--timeout", "600ms"][..], &named[..]].concat()).failure(14, "time limit of 600ms");
     // A manifest with a typo is refused, not half-applied.
     std::fs::write(dir.join("misbehave.toml"), "[grants]\nhost = [\"127.0.0.1\"]\n").unwrap();
     env.run(&["run", c, "--input", "1"]).failure(2, "unknown field `host`");

@@ -105,6 +105,14 @@ pub enum StoreCommand {
     /// `store export --recipient` to send its connections here
     #[command(after_help = "Example:\n  wasm-host store recipient\n  age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
     Recipient(RecipientArgs),
+    /// Authenticate the connections of a store written by a wasm-host older than record authentication, as they
+    /// stand now, listing each one's endpoints so you can check what is being vouched for
+    #[command(after_help = "Example:\n  wasm-host store upgrade\n\n\
+        Needed once, after upgrading wasm-host, for a store that holds connections; every other command\n\
+        refuses such a store (exit 5) rather than vouch for records that anyone able to write the file\n\
+        could have changed. Check the endpoints it prints: a token or authorization URL you did not set\n\
+        means the store was tampered with (restore it from a backup and rotate the client secrets).")]
+    Upgrade(UpgradeArgs),
     /// Re-encrypt every secret to a new identity, in one transaction, and retire the old identity
     #[command(after_help = "Example:\n  wasm-host store rekey\n  \
         WASM_HOST_IDENTITY_KEY=... wasm-host store rekey --new-identity-file /run/secrets/new-key.txt\n\n\
@@ -132,6 +140,9 @@ pub enum StoreCommand {
 
 #[derive(Debug, Args)]
 pub struct RecipientArgs {}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {}
 
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
@@ -363,6 +374,10 @@ pub struct RunArgs {
     /// The largest result `run` may return, e.g. 1MiB [default: 6MiB]
     #[arg(long, value_name = "SIZE")]
     pub max_output: Option<String>,
+    /// The most the function may write to stdout and stderr together per invocation, e.g. 64KiB; the rest is
+    /// dropped with a notice [default: 1MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_log: Option<String>,
     /// Refresh a token that expires sooner than this, e.g. 60s, 5m [default: 60s]
     #[arg(long, value_name = "DURATION")]
     pub refresh_margin: Option<String>,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{Keys, Store};
 
 use crate::args::Cli;
@@ -27,9 +27,9 @@ impl Context {
             Some(p) => p.clone(),
             None => paths::default_store()?,
         };
-        let identity = match (&cli.identity, std::env::var("WASM_HOST_IDENTITY_KEY")) {
+        let identity = match (&cli.identity, crate::secret_env::identity_key()) {
             (Some(p), _) => IdentityChoice::File(p.clone()),
-            (None, Ok(key)) if !key.trim().is_empty() => IdentityChoice::Inline(SecretString::from(key)),
+            (None, Some(key)) if !key.expose_secret().trim().is_empty() => IdentityChoice::Inline(key.clone()),
             (None, _) => IdentityChoice::File(paths::default_identity()?),
         };
         Ok(Self { store_path, identity })
@@ -42,7 +42,14 @@ impl Context {
     /// The identity, checked against the store. A missing identity file is created only while the store holds
     /// no secret; otherwise creating one would hide the real mistake (a wrong path) behind a decryption error.
     pub fn keys(&self, store: &Store) -> Result<Arc<Keys>> {
-        let keys = match &self.identity {
+        let keys = self.load_keys(store)?;
+        store.bind_keys(&keys).context("checking the identity against the store")?;
+        Ok(Arc::new(keys))
+    }
+
+    /// The identity, not yet checked against the store: for `store upgrade`, which checks it itself.
+    pub fn load_keys(&self, store: &Store) -> Result<Keys> {
+        Ok(match &self.identity {
             IdentityChoice::Inline(key) => Keys::from_inline(key)?,
             IdentityChoice::File(path) => match load_identity_file(store, path)? {
                 Some(keys) => keys,
@@ -60,9 +67,7 @@ impl Context {
                     keys
                 }
             },
-        };
-        store.bind_keys(&keys).context("checking the identity against the store")?;
-        Ok(Arc::new(keys))
+        })
     }
 }
 

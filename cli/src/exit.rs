@@ -142,7 +142,7 @@ pub fn classify(err: &anyhow::Error) -> Exit {
                     Exit::NotAComponent
                 }
                 LoadError::WrongWorld { .. } => Exit::WrongWorld,
-                LoadError::Host(_) => Exit::Store,
+                LoadError::Host(_) | LoadError::UnsafeCache(_) => Exit::Store,
             };
         }
         if let Some(e) = cause.downcast_ref::<InvokeError>() {

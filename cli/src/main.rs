@@ -4,8 +4,10 @@ mod args;
 mod commands;
 mod context;
 mod exit;
+mod grants;
 mod manifest;
 mod paths;
+mod secret_env;
 
 use std::process::ExitCode;
 
@@ -16,6 +18,8 @@ use crate::context::Context;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
+    // Before anything else (one thread yet): no child process may inherit a secret from our environment.
+    secret_env::take();
     install_panic_hook();
     let cli = Cli::parse();
     init_logging();
@@ -47,6 +51,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         },
         Command::Store(verb) => match verb {
             StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
+            StoreCommand::Upgrade(a) => commands::store::upgrade(&ctx, a),
             StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
             StoreCommand::Export(a) => commands::store::export(&ctx, a),
             StoreCommand::Import(a) => commands::store::import(&ctx, a),

@@ -29,7 +29,7 @@ pub struct Manifest {
     pub limits: Limits,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     #[serde(default)]
@@ -47,6 +47,7 @@ pub struct Limits {
     pub timeout: Option<String>,
     pub max_memory: Option<String>,
     pub max_output: Option<String>,
+    pub max_log: Option<String>,
     pub refresh_margin: Option<String>,
 }
 

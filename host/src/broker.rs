@@ -81,7 +81,14 @@ pub struct TokenBroker {
     /// Names this process in refresh leases.
     holder: String,
     refreshes: AtomicU64,
+    /// When a 401 last made this process refresh each connection (see [`REJECTION_REFRESH_INTERVAL`]).
+    rejection_refreshed: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// After a 401 made the host refresh a connection, another 401 within this time is not answered with another
+/// refresh: an API that refuses fresh tokens will not be helped by more, and each refresh may rotate the refresh
+/// token at the provider. Bounds what the functions of one process can make it send the provider.
+pub const REJECTION_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long before expiry a token stops being handed out, by default.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -101,6 +108,7 @@ impl TokenBroker {
             http: Http::default(),
             holder,
             refreshes: AtomicU64::new(0),
+            rejection_refreshed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -160,6 +168,19 @@ impl TokenBroker {
         let token = self.current(name)?;
         if self.usable(&token, rejected) {
             return Ok(token);
+        }
+        if rejected.is_some() && self.fresh(&token) {
+            let now = std::time::Instant::now();
+            let mut last = self.rejection_refreshed.lock().expect("rejection times poisoned");
+            if last.get(name).is_some_and(|at| now.duration_since(*at) < REJECTION_REFRESH_INTERVAL) {
+                return Err(TokenError::Unavailable(format!(
+                    "the API refused a token of `{name}` that was refreshed after a 401 less than {} s ago; the host \
+                     does not refresh it again so soon (a refresh may rotate the provider's refresh token): check \
+                     the connection's scopes and the API's access rules",
+                    REJECTION_REFRESH_INTERVAL.as_secs()
+                )));
+            }
+            last.insert(name.to_owned(), now);
         }
         self.refresh(name, rejected).await
     }
@@ -375,7 +396,7 @@ impl TokenBroker {
                     "the provider refused the client registration ({e}): update it with `wasm-host authconnection \
                      update {name} --client-secret-stdin` (or --client-id, --client-auth); the grant is kept"
                 );
-                if let Err(e) = self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision)) {
+                if let Err(e) = self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys) {
                     return changed(e);
                 }
                 Err(TokenError::NeedsAuthorization(format!("connection `{name}`: {reason}")))
@@ -385,7 +406,7 @@ impl TokenBroker {
             Err(e) if e.is_permanent() => {
                 let reason = e.to_string();
                 let marked =
-                    self.store.mark_needs_authorization(name, &reason, Some(&self.holder), Some(connection.revision));
+                    self.store.mark_needs_authorization(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys);
                 if let Err(e) = marked {
                     return changed(e);
                 }

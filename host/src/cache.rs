@@ -1,8 +1,13 @@
 //! Precompiled components on disk, so a function is compiled once and later runs only load it.
 //!
 //! Entries are keyed by the component's SHA-256 and the engine's compatibility hash (wasmtime version and every
-//! setting that changes code). wasmtime trusts what it deserializes, so each entry ends with a SHA-256 of its
-//! body: a damaged or truncated entry is recompiled, never loaded.
+//! setting that changes code). wasmtime trusts what it deserializes and runs it as native code inside the process
+//! that holds the identity, so:
+//!
+//! - the directory must be the user's and writable by nobody else ([`wasm_host_store::check_private_dir`]);
+//! - each entry ends with an HMAC-SHA256 (RFC 2104) of its file name and body under the cache's own key, 32
+//!   random bytes in `DIR/key` (0600, made on first use): an entry that is damaged, truncated, written by anyone
+//!   who cannot read the key, or copied from another component's name is compiled again, never loaded.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -10,11 +15,16 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
+use zeroize::Zeroizing;
 use wasmtime::component::Component;
 
-const TRAILER_MAGIC: &[u8; 8] = b"wh-cwasm";
+/// Version 2: the trailer is a keyed HMAC, not a plain SHA-256.
+const TRAILER_MAGIC: &[u8; 8] = b"wh-cwas2";
+const KEY_FILE: &str = "key";
+const KEY_BYTES: usize = 32;
 const TRAILER_LEN: usize = 32 + TRAILER_MAGIC.len();
 
 /// Where a component came from on this run, for messages and benchmarks.
@@ -30,14 +40,93 @@ pub enum CacheOutcome {
     Uncached,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CompileCache {
     dir: PathBuf,
+    /// Read (or made) by [`CompileCache::open`], once.
+    key: std::sync::Arc<std::sync::OnceLock<Zeroizing<[u8; KEY_BYTES]>>>,
+}
+
+impl std::fmt::Debug for CompileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileCache").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Why the cache directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Directory(#[from] wasm_host_store::DirError),
+    #[error(
+        "the compile cache's key file {path} is not one wasm-host made ({reason}); remove the cache directory's \
+         contents (they are only compiled code) and run again"
+    )]
+    BadKey { path: PathBuf, reason: String },
+    #[error("cannot make the compile cache's key file {path}: {error}")]
+    MakeKey { path: PathBuf, error: std::io::Error },
 }
 
 impl CompileCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self { dir: dir.into(), key: Default::default() }
+    }
+
+    /// Checks the directory (made 0700 when missing) and reads its key, making it on first use. Called before
+    /// any entry is read or written.
+    pub fn open(&self) -> Result<(), CacheError> {
+        if self.key.get().is_some() {
+            return Ok(());
+        }
+        let dir_err = |error| wasm_host_store::DirError::Io { dir: self.dir.clone(), error };
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(dir_err)?;
+        wasm_host_store::check_private_dir(&self.dir)?;
+        let key = self.read_or_make_key()?;
+        let _ = self.key.set(key);
+        Ok(())
+    }
+
+    fn read_or_make_key(&self) -> Result<Zeroizing<[u8; KEY_BYTES]>, CacheError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = self.dir.join(KEY_FILE);
+        let make_err = |error| CacheError::MakeKey { path: path.clone(), error };
+        if !path.exists() {
+            // Written whole under a name of its own, then linked into place: a concurrent first run either
+            // places its key or reads the one placed first, never a partial one.
+            let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+            fs::File::open("/dev/urandom").and_then(|mut r| std::io::Read::read_exact(&mut r, &mut key[..])).map_err(make_err)?;
+            let tmp = self.dir.join(format!("{KEY_FILE}.tmp{}", std::process::id()));
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(make_err)?;
+            f.write_all(&key[..]).and_then(|()| f.sync_all()).map_err(make_err)?;
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Ok(key),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(make_err(e)),
+            }
+        }
+        let bad = |reason: String| CacheError::BadKey { path: path.clone(), reason };
+        let meta = fs::symlink_metadata(&path).map_err(|e| bad(e.to_string()))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if !meta.file_type().is_file() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
+            return Err(bad(format!("it must be a file of yours with mode 0600, it is mode {:o} of uid {}", meta.permissions().mode() & 0o7777, meta.uid())));
+        }
+        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| bad(e.to_string()))?);
+        let key: [u8; KEY_BYTES] = bytes[..].try_into().map_err(|_| bad(format!("it holds {} bytes, not {KEY_BYTES}", bytes.len())))?;
+        Ok(Zeroizing::new(key))
+    }
+
+    /// The entry's trailer: HMAC-SHA256 over its file name and body. `None` before [`CompileCache::open`].
+    fn mac(&self, path: &Path, body: &[u8]) -> Option<Hmac<Sha256>> {
+        let key = self.key.get()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC takes any key length");
+        let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+        mac.update(&(name.len() as u64).to_be_bytes());
+        mac.update(name);
+        mac.update(body);
+        Some(mac)
     }
 
     pub fn dir(&self) -> &Path {
@@ -58,11 +147,12 @@ impl CompileCache {
         let bytes = fs::read(path).ok()?;
         let Some(body_len) = bytes.len().checked_sub(TRAILER_LEN) else { return Some(Err(())) };
         let (body, trailer) = bytes.split_at(body_len);
-        if &trailer[32..] != TRAILER_MAGIC || trailer[..32] != Sha256::digest(body)[..] {
+        let authentic = self.mac(path, body).is_some_and(|mac| mac.verify_slice(&trailer[..32]).is_ok());
+        if &trailer[32..] != TRAILER_MAGIC || !authentic {
             return Some(Err(()));
         }
-        // SAFETY: the body is exactly what `Component::serialize` wrote for an engine with this compatibility
-        // hash (the file name), and its SHA-256 matches, so it was not altered since.
+        // SAFETY: the body is exactly what `Component::serialize` wrote under this file name (component digest and
+        // engine compatibility hash), by a process that could read this cache's key: its keyed MAC matches.
         Some(unsafe { Component::deserialize(engine, body) }.map_err(|_| ()))
     }
 
@@ -87,8 +177,9 @@ impl CompileCache {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mac = self.mac(path, serialized).ok_or_else(|| std::io::Error::other("the cache is not open"))?;
         f.write_all(serialized)?;
-        f.write_all(&Sha256::digest(serialized))?;
+        f.write_all(&mac.finalize().into_bytes())?;
         f.write_all(TRAILER_MAGIC)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

@@ -43,6 +43,8 @@ pub enum LoadError {
     WrongWorld { path: PathBuf, reason: String },
     #[error("cannot set up the host: {0}")]
     Host(String),
+    #[error("cannot use the compile cache (WASM_HOST_CACHE_DIR): {0}")]
+    UnsafeCache(crate::cache::CacheError),
 }
 
 #[derive(Debug, Error)]
@@ -87,7 +89,29 @@ pub struct InvocationSettings {
     pub max_memory: usize,
     /// Bytes of `run`'s result (ok or err).
     pub max_output: usize,
+    /// Bytes the function may write to stdout and stderr together; the rest is dropped (see output.rs).
+    pub max_log: usize,
+    /// Entries of the invocation's resource table (wasi:http requests, responses, header maps, streams, ...):
+    /// each is host memory the function makes the host hold. Past it, creating one traps the function.
+    pub max_resources: usize,
+    /// Bytes of one wasi:http header map (names and values); the append or set that passes it traps the
+    /// function (wasmtime-wasi-http's behaviour). With `max_resources`, bounds what header maps make the host hold.
+    pub max_header_bytes: usize,
+    /// Outgoing HTTP requests open at once (each holds a socket); one more is refused, not queued.
+    pub max_open_requests: usize,
 }
+
+/// Default of [`InvocationSettings::max_open_requests`]: ample for fan-out (`Promise.all` over tens of APIs),
+/// far below the file descriptors a process has (the probe opened 16,248 in 8 s).
+pub const DEFAULT_MAX_OPEN_REQUESTS: usize = 64;
+
+/// Default of [`InvocationSettings::max_resources`]: far more than a function has open at once (a request with
+/// its headers, body, stream and pollables is about ten), a 244th of wasmtime's default (a million).
+pub const DEFAULT_MAX_RESOURCES: usize = 4_096;
+/// Default of [`InvocationSettings::max_header_bytes`]: 64 KiB, four times what common servers accept in a
+/// header section (nginx 8–32 KiB), half wasmtime-wasi-http's default. With [`DEFAULT_MAX_RESOURCES`]: at most
+/// 256 MiB of header maps per invocation, the default `--max-memory` (wasmtime's defaults allowed 128 GiB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 impl Default for InvocationSettings {
     fn default() -> Self {
@@ -99,6 +123,10 @@ impl Default for InvocationSettings {
             timeout: Duration::from_secs(30),
             max_memory: 256 * 1024 * 1024,
             max_output: 6 * 1024 * 1024,
+            max_log: crate::output::DEFAULT_MAX_LOG,
+            max_resources: DEFAULT_MAX_RESOURCES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_open_requests: DEFAULT_MAX_OPEN_REQUESTS,
         }
     }
 }
@@ -207,6 +235,8 @@ impl FunctionHost {
                 .map_err(|e| LoadError::Invalid { path: path.into(), reason: format!("{e:#}") })
         };
         let Some(cache) = &self.cache else { return Ok((compile()?, CacheOutcome::Uncached)) };
+        // Entries are native code this process runs: never from a directory someone else could write.
+        cache.open().map_err(LoadError::UnsafeCache)?;
         let entry = cache.entry_path(&self.engine, bytes);
         let mut outcome = match cache.load(&self.engine, &entry) {
             Some(Ok(component)) => return Ok((component, CacheOutcome::Hit)),
@@ -258,18 +288,29 @@ impl FunctionHost {
         settings: &InvocationSettings,
     ) -> Result<Result<String, String>, InvokeError> {
         let mut wasi = WasiCtx::builder();
-        // The function's stdout and stderr are logs: the host's stdout carries only `run`'s result.
-        wasi.stdout(wasmtime_wasi::cli::stderr()).stderr(wasmtime_wasi::cli::stderr());
+        // The function's stdout and stderr are logs: the host's stdout carries only `run`'s result. Bounded, and
+        // never waited for (output.rs).
+        let log = crate::output::FunctionOutput::new(settings.max_log);
+        wasi.stdout(log.clone()).stderr(log.clone());
         let state = InvocationState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(settings.max_header_bytes);
+                http
+            },
             hooks: OutboundHttp::with_bindings(
                 settings.allowed_hosts.clone(),
                 settings.bindings.clone(),
                 self.broker.clone(),
                 settings.name.clone(),
+                settings.max_open_requests,
             ),
-            table: Default::default(),
+            table: {
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(settings.max_resources);
+                table
+            },
             auth: AuthConnectionCtx::with_source(self.source.clone(), settings.grants.clone()),
             limits: MemoryLimit { max: settings.max_memory, exceeded: false },
         };
@@ -282,14 +323,16 @@ impl FunctionHost {
             instance.call_run(&mut store, input).await
         };
         // Epochs stop wasm that computes; the timer also stops a function that waits (on HTTP, say).
-        let result = match tokio::time::timeout(settings.timeout, call).await {
-            Ok(r) => r,
-            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
-        };
+        let result = tokio::time::timeout(settings.timeout, call).await;
+        // Said however the invocation ended (the in-stream notice itself may have found no room).
+        if log.dropped() > 0 {
+            tracing::warn!(function = %settings.name, dropped_bytes = log.dropped(), max_log = settings.max_log, "dropped function output: over --max-log, or the host's stderr had no room");
+        }
         let output = match result {
-            Ok(output) => output,
-            Err(_) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
-            Err(e) => return Err(classify(e, settings.timeout)),
+            Err(_) => return Err(InvokeError::Timeout(settings.timeout)),
+            Ok(Ok(output)) => output,
+            Ok(Err(_)) if store.data().limits.exceeded => return Err(InvokeError::MemoryLimit(settings.max_memory)),
+            Ok(Err(e)) => return Err(classify(e, settings.timeout)),
         };
         let len = match &output {
             Ok(s) | Err(s) => s.len(),

@@ -94,25 +94,52 @@ pub struct OutboundHttp {
     policy: Arc<Policy>,
 }
 
-#[derive(Default)]
 struct Policy {
     allowed: Vec<HostPattern>,
     bindings: OriginBindings,
     broker: Option<Arc<TokenBroker>>,
     /// Names the function in log lines.
     function: String,
+    /// Per connection, how many 401s of this invocation were answered by getting another token (at most
+    /// [`REJECTION_RETRIES`]): a function cannot make the host refresh again and again by calling an endpoint
+    /// that refuses every token.
+    retried: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Outgoing requests of this invocation open at once (each holds a socket until its connection ends).
+    open: Arc<tokio::sync::Semaphore>,
+    max_open: usize,
+}
+
+/// Reaches nothing (fail closed), like an empty allow-list.
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allowed: Vec::new(),
+            bindings: OriginBindings::default(),
+            broker: None,
+            function: String::new(),
+            retried: Default::default(),
+            open: Arc::new(tokio::sync::Semaphore::new(0)),
+            max_open: 0,
+        }
+    }
 }
 
 impl OutboundHttp {
     /// Requests to a bound origin get the bound connection's token from `broker`; bound origins are reachable
     /// without an `--allow-host` entry of their own.
+    ///
+    /// At most `max_open` requests may be open at once; one more is refused (the function sees
+    /// `internal-error` with the reason), never queued.
     pub fn with_bindings(
         allowed: Vec<HostPattern>,
         bindings: OriginBindings,
         broker: Arc<TokenBroker>,
         function: String,
+        max_open: usize,
     ) -> Self {
-        Self { policy: Arc::new(Policy { allowed, bindings, broker: Some(broker), function }) }
+        let open = Arc::new(tokio::sync::Semaphore::new(max_open));
+        let retried = Default::default();
+        Self { policy: Arc::new(Policy { allowed, bindings, broker: Some(broker), function, retried, open, max_open }) }
     }
 }
 
@@ -134,8 +161,28 @@ impl WasiHttpHooks for OutboundHttp {
 /// A request body up to this size is kept, so the request can be sent again after a 401.
 pub const REPLAY_LIMIT: usize = 64 * 1024;
 
+/// How many 401s of one bound connection, per invocation, the host answers by getting another token and sending
+/// again; later 401s go to the function as they are.
+pub const REJECTION_RETRIES: u32 = 1;
+
 impl Policy {
+    /// Counts the request against the invocation's open requests until its connection ends.
     async fn send(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
+        let Ok(permit) = self.open.clone().try_acquire_owned() else {
+            tracing::warn!(function = %self.function, max = self.max_open, "refused an outgoing request: too many open at once");
+            return Err(refused(format!(
+                "this invocation already has {} outgoing requests open, its limit; wait for one to finish",
+                self.max_open
+            )));
+        };
+        let (response, io) = self.send_counted(request, options).await?;
+        Ok((response, Box::new(async move {
+            let _open = permit;
+            Box::into_pin(io).await
+        }) as IoFuture))
+    }
+
+    async fn send_counted(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Sent {
         let origin = Origin::of_uri(request.uri());
         if let Some(origin) = origin {
             if let Some(connection) = self.bindings.connection_for(&origin) {
@@ -171,6 +218,13 @@ impl Policy {
                  the Authorization header from the request"
             )));
         }
+        if crate::reflection::reflecting_method(&method) {
+            tracing::warn!(%function, connection, %origin, %method, "refused a request whose response would reflect the bound credential");
+            return Err(refused(format!(
+                "{method} requests to {origin} are refused: {origin} is bound to connection `{connection}`, and the \
+                 response to {method} carries the request, with the credential the host attaches, back to the function"
+            )));
+        }
         let Some(broker) = &self.broker else {
             return Err(refused(format!("no token broker for the binding of {origin} (a wasm-host bug)")));
         };
@@ -178,27 +232,63 @@ impl Policy {
             tracing::warn!(%function, connection, %origin, %method, "cannot authorize a request: {e}");
             refused(format!("cannot authorize the request to {origin}: {e}"))
         })?;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // An echo of the credential must stay readable to the host, so it can be masked (reflection.rs).
+        parts.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
         let body = RequestBody::read(body, REPLAY_LIMIT).await?;
         let replayable = body.replayable();
         let (mut body, mut spare) = body.split();
         let (response, io) = send(authorized(&parts, &token, body.take())?, options).await?;
         let status = response.status();
-        if status != http::StatusCode::UNAUTHORIZED || !replayable {
+        if status != http::StatusCode::UNAUTHORIZED || !replayable || !self.may_retry(connection) {
             tracing::info!(%function, connection, %origin, %method, status = status.as_u16(), retried = false, "authorized request");
-            return Ok((response, io));
+            return Ok((self.masked(response, &[token.access_token()], connection, origin), io));
         }
         let fresh = match broker.token_after_rejection(connection, &token.access_token).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 tracing::warn!(%function, connection, %origin, %method, status = 401, "the API refused the token and no other could be had: {e}");
-                return Ok((response, io));
+                return Ok((self.masked(response, &[token.access_token()], connection, origin), io));
             }
         };
         drop((response, io));
         let (response, io) = send(authorized(&parts, &fresh, spare.take())?, options).await?;
         tracing::info!(%function, connection, %origin, %method, status = response.status().as_u16(), retried = true, "authorized request");
-        Ok((response, io))
+        Ok((self.masked(response, &[token.access_token(), fresh.access_token()], connection, origin), io))
+    }
+
+    /// Counts a 401 answered with another token against [`REJECTION_RETRIES`]; false once they are used up.
+    fn may_retry(&self, connection: &str) -> bool {
+        let mut retried = self.retried.lock().expect("retry counts poisoned");
+        let count = retried.entry(connection.to_owned()).or_default();
+        if *count >= REJECTION_RETRIES {
+            tracing::warn!(function = %self.function, connection, "another 401 from a bound origin: this invocation already got {REJECTION_RETRIES} other token(s) for it, so the 401 goes to the function");
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// The response with every copy of the tokens sent removed from its headers and masked in its body.
+    fn masked(
+        &self,
+        response: http::Response<WasiBody>,
+        sent: &[&str],
+        connection: &str,
+        origin: &Origin,
+    ) -> http::Response<WasiBody> {
+        let needles = crate::reflection::Needles::new(sent.iter().copied());
+        let (mut parts, body) = response.into_parts();
+        let stripped = crate::reflection::strip_headers(&mut parts.headers, &needles);
+        let function = self.function.clone();
+        if !stripped.is_empty() {
+            tracing::warn!(%function, connection, %origin, headers = ?stripped, "removed response headers that echoed the bound credential");
+        }
+        let (connection, origin) = (connection.to_owned(), origin.to_string());
+        let report = Box::new(move |n: usize| {
+            tracing::warn!(%function, %connection, %origin, occurrences = n, "masked the bound credential echoed in a response body");
+        });
+        http::Response::from_parts(parts, crate::reflection::Masked::wrap(body, needles, report))
     }
 }
 
@@ -299,9 +389,9 @@ impl OnceBody {
 }
 
 /// Frames already read, then whatever is left of the body they came from.
-struct Frames {
-    frames: std::collections::VecDeque<Frame<Bytes>>,
-    rest: Option<WasiBody>,
+pub(crate) struct Frames {
+    pub(crate) frames: std::collections::VecDeque<Frame<Bytes>>,
+    pub(crate) rest: Option<WasiBody>,
 }
 
 impl Body for Frames {

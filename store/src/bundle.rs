@@ -139,7 +139,7 @@ pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, BundleError
 pub fn export(store: &Store, keys: &Keys, recipient: &str, out: impl Write) -> Result<usize, BundleError> {
     let recipient = parse_recipient(recipient)?;
     let mut opened = Vec::new();
-    for (connection, sealed) in store.sealed_connections()? {
+    for (connection, sealed) in store.sealed_connections(keys)? {
         let mut secrets = Vec::with_capacity(sealed.len());
         for (field, value) in &sealed {
             secrets.push((field.as_str(), keys.open_string(&connection.name, *field, value)?));

@@ -5,16 +5,18 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status, TokenInfo};
+use crate::record_auth::RecordView;
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Store::upgrade`].
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Store-wide settings: `schema_version`, and `recipient`, the age public key every secret is sealed to.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -27,6 +29,46 @@ pub const REVISIONS: TableDefinition<&str, u64> = TableDefinition::new("revision
 /// Connection name → refresh lease: `<holder>\n<until, Unix milliseconds>`. Whoever holds an unexpired lease is
 /// the one process refreshing that connection; the others wait and read what it stores.
 pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
+/// Connection name → HMAC-SHA256 tag over its name, revision, record and sealed rows (see record_auth.rs), made
+/// with a key derived from the identity: every read that acts on a connection checks it.
+pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags");
+
+/// The sealed rows of a connection, in [`SecretField::ALL`] order.
+type SealedRows = [Option<Vec<u8>>; 4];
+
+fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
+where
+    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+{
+    let mut rows: SealedRows = Default::default();
+    for (slot, field) in rows.iter_mut().zip(SecretField::ALL) {
+        *slot = secrets.get((name, field.as_str()))?.map(|v| v.value().to_vec());
+    }
+    Ok(rows)
+}
+
+fn view<'a>(name: &'a str, revision: u64, record: &'a [u8], rows: &'a SealedRows) -> RecordView<'a> {
+    RecordView { name, revision, record, sealed: [0, 1, 2, 3].map(|i| rows[i].as_deref()) }
+}
+
+/// Tags connection `name` as it now stands in `txn`: `record` as stored, and the sealed rows read back from
+/// `secrets`. Every write that leaves a connection in the store ends here.
+fn write_tag<T>(
+    tags: &mut redb::Table<&'static str, &'static [u8]>,
+    secrets: &T,
+    name: &str,
+    revision: u64,
+    record: &[u8],
+    keys: &Keys,
+) -> Result<(), redb::Error>
+where
+    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+{
+    let rows = sealed_rows(secrets, name)?;
+    let tag = keys.record_tag(&view(name, revision, record, &rows));
+    tags.insert(name, tag.as_slice())?;
+    Ok(())
+}
 
 /// The result of asking for a refresh lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +224,8 @@ impl Store {
                 .create(dir)
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
         }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { path: path.clone(), problem })?;
         if !path.exists() {
             initialize(&path)?;
         }
@@ -248,6 +292,7 @@ impl Store {
                     txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
                     txn.open_table(REVISIONS).map_err(|e| err(e.into()))?;
                     txn.open_table(LEASES).map_err(|e| err(e.into()))?;
+                    txn.open_table(TAGS).map_err(|e| err(e.into()))?;
                 }
                 txn.commit().map_err(|e| err(e.into()))
             }
@@ -272,18 +317,96 @@ impl Store {
 
     /// Checks that `keys` are the ones this store's secrets are sealed to, recording them on first use, so a
     /// wrong identity is refused before anything is written or decrypted.
+    ///
+    /// A store written before records were authenticated (schema 1) that holds connections is refused with
+    /// [`WriteError::NotUpgraded`]: tagging its records vouches for them as they stand, which only an operator
+    /// who expected the upgrade may do ([`Store::upgrade`]); done silently, a writer without the identity could
+    /// strip the tags, change a record and have the next command vouch for the change. A schema-1 store with no
+    /// connection has nothing to vouch for and is upgraded here.
     pub fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError> {
         let mine = keys.recipient();
-        match self.recipient()? {
-            Some(stored) if stored == mine => Ok(()),
-            Some(stored) => Err(self.wrong_identity(stored, mine)),
-            None => {
-                let e = self.write_err();
-                let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-                self.claim_recipient(&txn, keys)?;
-                txn.commit().map_err(|x| e(x.into()))
+        let (stored, schema) = self.recipient_and_schema()?;
+        let current = schema.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
+        match stored {
+            Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
+            Some(_) if current => return Ok(()),
+            _ => {}
+        }
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        if !current {
+            let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
+            if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
+                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
+            }
+            self.upgrade_in(&txn, keys).map_err(&e)?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// `wasm-host store upgrade`: tags every connection of a schema-1 store with `keys`, as it stands, in one
+    /// transaction, after checking that `keys` are the store's. Returns the connections it vouched for (so the
+    /// operator can check their endpoints), or `None` when the store was already current.
+    pub fn upgrade(&self, keys: &Keys) -> Result<Option<Vec<Connection>>, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        if !self.needs_upgrade_in(&txn).map_err(&e)? {
+            return Ok(None);
+        }
+        self.upgrade_in(&txn, keys).map_err(&e)?;
+        let mut vouched = Vec::new();
+        {
+            let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            for row in conns.iter().map_err(|x| e(x.into()))? {
+                let (name, record) = row.map_err(|x| e(x.into()))?;
+                if let Ok(conn) = self.decode(name.value(), record.value()) {
+                    vouched.push(conn);
+                }
             }
         }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(Some(vouched))
+    }
+
+    fn recipient_and_schema(&self) -> Result<(Option<String>, Option<String>), ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        let get = |k: &str| meta.get(k).map(|v| v.map(|v| v.value().to_owned()));
+        Ok((get("recipient").map_err(|x| e(x.into()))?, get("schema_version").map_err(|x| e(x.into()))?))
+    }
+
+    /// Inside `txn`: whether the store is still at schema 1 (another process may have upgraded it meanwhile).
+    fn needs_upgrade_in(&self, txn: &redb::WriteTransaction) -> Result<bool, redb::Error> {
+        let meta = txn.open_table(META)?;
+        Ok(!meta.get("schema_version")?.is_some_and(|v| v.value() == SCHEMA_VERSION.to_string()))
+    }
+
+    /// Inside `txn`: tags every connection of a schema-1 store and records schema 2; `None` when the store is
+    /// already current (another process upgraded it first).
+    fn upgrade_in(&self, txn: &redb::WriteTransaction, keys: &Keys) -> Result<Option<usize>, redb::Error> {
+        let mut meta = txn.open_table(META)?;
+        if meta.get("schema_version")?.is_some_and(|v| v.value() == SCHEMA_VERSION.to_string()) {
+            return Ok(None);
+        }
+        let conns = txn.open_table(CONNECTIONS)?;
+        let secrets = txn.open_table(SECRETS)?;
+        let mut tags = txn.open_table(TAGS)?;
+        let mut count = 0;
+        for row in conns.iter()? {
+            let (name, record) = row?;
+            let revision = match Connection::decode(record.value()) {
+                Ok(conn) => conn.revision,
+                // Left untagged: reading it reports it (a record that does not decode is reported as damaged).
+                Err(_) => continue,
+            };
+            write_tag(&mut tags, &secrets, name.value(), revision, record.value(), keys)?;
+            count += 1;
+        }
+        meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
+        Ok(Some(count))
     }
 
     /// Inside a write transaction that seals with `keys`: the store's recipient must be theirs (recorded here on
@@ -316,6 +439,8 @@ impl Store {
         })
     }
 
+    /// The record of `name` as stored, **not authenticated** (no identity needed): for showing it. Before acting
+    /// on a connection (sending anything to its URLs), read it with [`Store::connection`].
     pub fn get(&self, name: &str) -> Result<Option<Connection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
@@ -324,7 +449,7 @@ impl Store {
         row.map(|v| self.decode(name, v.value())).transpose()
     }
 
-    /// Every connection, in name order.
+    /// Every connection, in name order, **not authenticated** (like [`Store::get`]).
     pub fn list(&self) -> Result<Vec<Connection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
@@ -414,6 +539,8 @@ impl Store {
             secrets
                 .insert((conn.name.as_str(), SecretField::ClientSecret.as_str()), sealed.as_slice())
                 .map_err(|x| e(x.into()))?;
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
+            write_tag(&mut tags, &secrets, &conn.name, conn.revision, &json, keys).map_err(&e)?;
         }
         self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(conn)
@@ -432,6 +559,7 @@ impl Store {
             for field in SecretField::ALL {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
+            txn.open_table(TAGS).map_err(|x| e(x.into()))?.remove(name).map_err(|x| e(x.into()))?;
             // The revision outlives the record and keeps counting, so a re-created connection of the same name
             // is never mistaken for the deleted one by a process that cached its tokens.
             bump_revision(&txn, name).map_err(&e)?;
@@ -477,13 +605,15 @@ impl Store {
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
+        let stored_revision = stored_revision(&txn, name).map_err(&e)?;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
-                Some(v) => self.decode(name, v.value())?,
+                Some(v) => self.verified_in(name, v.value(), stored_revision, &secrets, &tags, keys)?,
                 None => return Err(WriteError::NotFound(name.to_owned())),
             };
-            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             secrets.insert((name, SecretField::AccessToken.as_str()), access.as_slice()).map_err(|x| e(x.into()))?;
             let has_refresh = match (&tokens.refresh, &refresh) {
                 (_, Some(sealed)) => {
@@ -530,6 +660,7 @@ impl Store {
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
+            write_tag(&mut tags, &secrets, name, conn.revision, &json, keys).map_err(&e)?;
             conn
         };
         self.commit_change(txn).map_err(|x| e(x.into()))?;
@@ -542,21 +673,89 @@ impl Store {
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
         let row = secrets.get((name, field.as_str())).map_err(|x| e(x.into()))?;
-        Ok(row.map(|v| keys.open_string(name, field, v.value())).transpose()?)
+        // Opened first, so a row of another identity or another record is reported as that; then the
+        // connection's tag must cover it.
+        let Some(value) = row.map(|v| keys.open_string(name, field, v.value())).transpose()? else { return Ok(None) };
+        match self.connection_in(&txn, name, keys)? {
+            Some(_) => Ok(Some(value)),
+            None => Err(ReadError::Tampered { path: self.path.clone(), name: name.to_owned() }),
+        }
     }
 
-    /// The record of `name` as of `txn`, with its current revision.
-    fn connection_in(&self, txn: &redb::ReadTransaction, name: &str) -> Result<Option<Connection>, ReadError> {
+    /// Decodes the stored `record` of `name` and checks, in constant time, that its tag covers exactly it, its
+    /// revision (which must also be the one the revisions table holds) and the sealed rows in `secrets`.
+    fn verified_in<S, T>(
+        &self,
+        name: &str,
+        record: &[u8],
+        stored_revision: Option<u64>,
+        secrets: &S,
+        tags: &T,
+        keys: &Keys,
+    ) -> Result<Connection, ReadError>
+    where
+        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let conn = self.decode(name, record)?;
+        self.verify_decoded(name, record, &conn, stored_revision, secrets, tags, keys)?;
+        Ok(conn)
+    }
+
+    /// [`Store::verified_in`] for a record the caller decoded already.
+    #[allow(clippy::too_many_arguments)]
+    fn verify_decoded<S, T>(
+        &self,
+        name: &str,
+        record: &[u8],
+        conn: &Connection,
+        stored_revision: Option<u64>,
+        secrets: &S,
+        tags: &T,
+        keys: &Keys,
+    ) -> Result<(), ReadError>
+    where
+        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let e = self.read_err();
+        let tampered = || ReadError::Tampered { path: self.path.clone(), name: name.to_owned() };
+        let rows = sealed_rows(secrets, name).map_err(&e)?;
+        let tag = tags.get(name).map_err(|x| e(x.into()))?.ok_or_else(tampered)?;
+        if conn.name != name
+            || stored_revision != Some(conn.revision)
+            || !keys.record_tag_matches(&view(name, conn.revision, record, &rows), tag.value())
+        {
+            return Err(tampered());
+        }
+        Ok(())
+    }
+
+    /// The record of `name` as of `txn`, authenticated with `keys` (see [`Store::verified_in`]).
+    fn connection_in(&self, txn: &redb::ReadTransaction, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
         let e = self.read_err();
         let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
         let Some(row) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
-        let mut connection = self.decode(name, row.value())?;
-        drop(row);
-        let revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
-        if let Some(rev) = revs.get(name).map_err(|x| e(x.into()))? {
-            connection.revision = rev.value();
-        }
-        Ok(Some(connection))
+        let revision = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?.get(name).map_err(|x| e(x.into()))?.map(|v| v.value());
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let tags = self.tags_in(txn)?;
+        self.verified_in(name, row.value(), revision, &secrets, &tags, keys).map(Some)
+    }
+
+    /// The tags table; a store that has none was written by an older wasm-host and not yet upgraded.
+    fn tags_in(&self, txn: &redb::ReadTransaction) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, ReadError> {
+        txn.open_table(TAGS).map_err(|x| match x {
+            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { path: self.path.clone() },
+            x => self.read_err()(x.into()),
+        })
+    }
+
+    /// The record of `name`, authenticated with `keys`: what to read before acting on a connection (sending its
+    /// client secret or tokens anywhere). [`ReadError::Tampered`] when it is not what the identity's holder wrote.
+    pub fn connection(&self, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        self.connection_in(&txn, name, keys)
     }
 
     /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
@@ -565,12 +764,24 @@ impl Store {
     pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let Some(connection) = self.connection_in(&txn, name)? else { return Ok(None) };
+        let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let Some(record) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
+        let connection = self.decode(name, record.value())?;
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        // The tag is checked after opening, so a row of another record or identity is reported as that; nothing
+        // is returned before the tag matches.
+        let verify = |connection: &Connection| {
+            let revision = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?.get(name).map_err(|x| e(x.into()))?.map(|v| v.value());
+            let tags = self.tags_in(&txn)?;
+            self.verify_decoded(name, record.value(), connection, revision, &secrets, &tags, keys)
+        };
         let handed_out = connection.status == Status::Authorized && connection.token.is_some();
         let access = match secrets.get((name, SecretField::AccessToken.as_str())).map_err(|x| e(x.into()))? {
             Some(v) if handed_out => keys.open_string(name, SecretField::AccessToken, v.value())?,
-            _ => return Ok(Some((connection, None))),
+            _ => {
+                verify(&connection)?;
+                return Ok(Some((connection, None)));
+            }
         };
         let refresh = if connection.expose_refresh_token {
             secrets
@@ -581,6 +792,7 @@ impl Store {
         } else {
             None
         };
+        verify(&connection)?;
         Ok(Some((connection, Some(TokenSnapshot { access_token: access, refresh_token: refresh }))))
     }
 
@@ -588,7 +800,7 @@ impl Store {
     pub fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let Some(connection) = self.connection_in(&txn, name)? else { return Ok(None) };
+        let Some(connection) = self.connection_in(&txn, name, keys)? else { return Ok(None) };
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
         let open = |field: SecretField| -> Result<Option<SecretString>, ReadError> {
             let row = secrets.get((name, field.as_str())).map_err(|x| e(x.into()))?;
@@ -637,8 +849,9 @@ impl Store {
         reason: &str,
         holder: Option<&str>,
         revision: Option<u64>,
+        keys: &Keys,
     ) -> Result<(), WriteError> {
-        self.update(name, holder, revision, |conn| {
+        self.update(name, holder, revision, keys, |conn| {
             conn.status = Status::NeedsAuthorization;
             conn.status_reason = Some(reason.to_owned());
         }, &[])
@@ -653,8 +866,9 @@ impl Store {
         reason: &str,
         holder: Option<&str>,
         revision: Option<u64>,
+        keys: &Keys,
     ) -> Result<(), WriteError> {
-        self.update(name, holder, revision, |conn| {
+        self.update(name, holder, revision, keys, |conn| {
             conn.status = Status::ClientRefused;
             conn.status_reason = Some(reason.to_owned());
         }, &[])
@@ -674,8 +888,8 @@ impl Store {
         let sealed = client_secret
             .map(|s| keys.seal(name, SecretField::ClientSecret, s.expose_secret().as_bytes()))
             .transpose()?;
-        let put = sealed.as_deref().map(|sealed| (SecretField::ClientSecret, sealed, keys));
-        self.update_with(name, None, None, |conn| {
+        let put = sealed.as_deref().map(|sealed| (SecretField::ClientSecret, sealed));
+        self.update_with(name, None, None, keys, |conn| {
             change(conn);
             if conn.status == Status::ClientRefused {
                 conn.status = if conn.token.is_some() { Status::Authorized } else { Status::Created };
@@ -685,8 +899,8 @@ impl Store {
     }
 
     /// Forgets a connection's tokens and marks it revoked; the client registration stays.
-    pub fn mark_revoked(&self, name: &str) -> Result<(), WriteError> {
-        self.update(name, None, None, |conn| {
+    pub fn mark_revoked(&self, name: &str, keys: &Keys) -> Result<(), WriteError> {
+        self.update(name, None, None, keys, |conn| {
             conn.status = Status::Revoked;
             conn.status_reason = None;
             conn.token = None;
@@ -698,47 +912,50 @@ impl Store {
         name: &str,
         holder: Option<&str>,
         expect_revision: Option<u64>,
+        keys: &Keys,
         change: impl FnOnce(&mut Connection),
         drop_secrets: &[SecretField],
     ) -> Result<(), WriteError> {
-        self.update_with(name, holder, expect_revision, change, drop_secrets, None).map(|_| ())
+        self.update_with(name, holder, expect_revision, keys, change, drop_secrets, None).map(|_| ())
     }
 
-    /// [`Store::update`] that may also store one sealed secret (checking the store's recipient first, as every
-    /// sealing write does), returning the record as written.
+    /// [`Store::update`] that may also store one sealed secret, returning the record as written.
+    #[allow(clippy::too_many_arguments)]
     fn update_with(
         &self,
         name: &str,
         holder: Option<&str>,
         expect_revision: Option<u64>,
+        keys: &Keys,
         change: impl FnOnce(&mut Connection),
         drop_secrets: &[SecretField],
-        put: Option<(SecretField, &[u8], &Keys)>,
+        put: Option<(SecretField, &[u8])>,
     ) -> Result<Connection, WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        if let Some((_, _, keys)) = put {
-            self.claim_recipient(&txn, keys)?;
-        }
+        self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
+        let stored_revision = stored_revision(&txn, name).map_err(&e)?;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
             let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
-                Some(v) => self.decode(name, v.value())?,
+                Some(v) => self.verified_in(name, v.value(), stored_revision, &secrets, &tags, keys)?,
                 None => return Err(WriteError::NotFound(name.to_owned())),
             };
             change(&mut conn);
             conn.updated_at = now_unix();
-            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             for field in drop_secrets {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
-            if let Some((field, sealed, _)) = put {
+            if let Some((field, sealed)) = put {
                 secrets.insert((name, field.as_str()), sealed).map_err(|x| e(x.into()))?;
             }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
+            write_tag(&mut tags, &secrets, name, conn.revision, &json, keys).map_err(&e)?;
             if let Some(holder) = holder {
                 release_in(&txn, name, holder).map_err(&e)?;
             }
@@ -755,6 +972,15 @@ impl Store {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, old)?;
+        // Every connection must be what `old`'s holder wrote before `new` vouches for it.
+        let records = self.records_in(&txn).map_err(&e)?;
+        {
+            let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
+            for (name, record, revision) in &records {
+                self.verified_in(name, record, *revision, &secrets, &tags, old)?;
+            }
+        }
         let secrets = {
             let mut table = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             let mut rows = Vec::new();
@@ -769,9 +995,14 @@ impl Store {
                 let resealed = new.seal(name, field, plain.expose_secret())?;
                 table.insert((name.as_str(), field_name.as_str()), resealed.as_slice()).map_err(|x| e(x.into()))?;
             }
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
+            for (name, record, revision) in &records {
+                let revision = revision.expect("verified above");
+                write_tag(&mut tags, &table, name, revision, record, new).map_err(&e)?;
+            }
             rows.len()
         };
-        let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
+        let connections = records.len();
         txn.open_table(META)
             .map_err(|x| e(x.into()))?
             .insert("recipient", new.recipient().as_str())
@@ -779,7 +1010,20 @@ impl Store {
         // No connection's data changes (the tokens a process may have cached are the same values), so neither
         // the revisions nor the generation counter move.
         txn.commit().map_err(|x| e(x.into()))?;
-        Ok(Resealed { connections: connections as usize, secrets })
+        Ok(Resealed { connections, secrets })
+    }
+
+    /// Every connection's name, stored record and stored revision, in `txn`.
+    fn records_in(&self, txn: &redb::WriteTransaction) -> Result<Vec<(String, Vec<u8>, Option<u64>)>, redb::Error> {
+        let conns = txn.open_table(CONNECTIONS)?;
+        let revs = txn.open_table(REVISIONS)?;
+        let mut out = Vec::new();
+        for row in conns.iter()? {
+            let (name, record) = row?;
+            let revision = revs.get(name.value())?.map(|v| v.value());
+            out.push((name.value().to_owned(), record.value().to_vec(), revision));
+        }
+        Ok(out)
     }
 
     fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
@@ -791,15 +1035,19 @@ impl Store {
     }
 
     /// Every connection with its sealed secret rows, from one consistent snapshot (what `store export` opens).
-    pub(crate) fn sealed_connections(&self) -> Result<Vec<SealedConnection>, ReadError> {
+    /// Each is authenticated with `keys` first: a bundle never carries what someone without the identity wrote.
+    pub(crate) fn sealed_connections(&self, keys: &Keys) -> Result<Vec<SealedConnection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let revs = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
+        let tags = self.tags_in(&txn)?;
         let mut out = Vec::new();
         for row in conns.iter().map_err(|x| e(x.into()))? {
             let (k, v) = row.map_err(|x| e(x.into()))?;
-            let connection = self.decode(k.value(), v.value())?;
+            let revision = revs.get(k.value()).map_err(|x| e(x.into()))?.map(|r| r.value());
+            let connection = self.verified_in(k.value(), v.value(), revision, &secrets, &tags, keys)?;
             let mut sealed = Vec::new();
             for field in SecretField::ALL {
                 if let Some(s) = secrets.get((connection.name.as_str(), field.as_str())).map_err(|x| e(x.into()))? {
@@ -836,6 +1084,7 @@ impl Store {
             }
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
             let now = now_unix();
             for (mut conn, sealed) in entries {
                 let name = conn.name.clone();
@@ -848,8 +1097,9 @@ impl Store {
                 leases.remove(name.as_str()).map_err(|x| e(x.into()))?;
                 conn.revision = bump_revision(&txn, &name).map_err(&e)?;
                 conn.updated_at = now;
-                let json = serde_json::to_vec(&conn).expect("a connection record always serializes");
+                let json = conn.encode();
                 conns.insert(name.as_str(), json.as_slice()).map_err(|x| e(x.into()))?;
+                write_tag(&mut tags, &secrets, &name, conn.revision, &json, keys).map_err(&e)?;
             }
         }
         self.commit_change(txn).map_err(|x| e(x.into()))?;
@@ -913,6 +1163,10 @@ fn bump_revision(txn: &redb::WriteTransaction, name: &str) -> Result<u64, redb::
     let rev = revs.get(name)?.map_or(0, |v| v.value()) + 1;
     revs.insert(name, rev)?;
     Ok(rev)
+}
+
+fn stored_revision(txn: &redb::WriteTransaction, name: &str) -> Result<Option<u64>, redb::Error> {
+    Ok(txn.open_table(REVISIONS)?.get(name)?.map(|v| v.value()))
 }
 
 /// Why a conditional write stops before writing.
@@ -990,7 +1244,7 @@ mod tests {
         store.put_tokens("c", NewTokens::bearer(&written), &keys).unwrap();
         let refused = store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read);
         assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
-        let marked = store.mark_needs_authorization("c", "refused", None, Some(read));
+        let marked = store.mark_needs_authorization("c", "refused", None, Some(read), &keys);
         assert!(matches!(marked, Err(WriteError::Changed(_))), "{marked:?}");
         let open = |s: &Store| s.secret("c", SecretField::AccessToken, &keys).unwrap().unwrap().expose_secret().to_owned();
         assert_eq!(open(&store), "written");

@@ -30,6 +30,9 @@ pub enum OpenError {
     NewerSchema { path: PathBuf, found: u64, supported: u64 },
     #[error("cannot open the store {path}: {source}")]
     Database { path: PathBuf, source: redb::Error },
+    /// Not a `source`: the message carries the problem, so it is printed once.
+    #[error("cannot use the store {path}: {problem}")]
+    UnsafeDirectory { path: PathBuf, problem: crate::DirError },
 }
 
 #[derive(Debug, Error)]
@@ -40,6 +43,20 @@ pub enum ReadError {
         "the record of connection `{name}` in {path} cannot be decoded ({detail}); delete and re-create the connection"
     )]
     Corrupt { path: PathBuf, name: String, detail: String },
+    /// The record, its revision or its sealed rows are not what a holder of the identity wrote (record_auth.rs).
+    #[error(
+        "connection `{name}` in the store {path} was changed by someone without the store's identity (its record, \
+         revision or sealed values do not match their authentication tag), so nothing of it is used or sent. Restore \
+         the store from a backup you trust, or re-create the connection (`wasm-host authconnection delete {name}`, \
+         then `create` and `authorize`)"
+    )]
+    Tampered { path: PathBuf, name: String },
+    #[error(
+        "the store {path} was written by an older wasm-host and its records are not authenticated yet; if you \
+         upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \
+         them); if you did not, the store may have been tampered with: restore it from a backup you trust"
+    )]
+    NotUpgraded { path: PathBuf },
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -62,6 +79,14 @@ pub enum WriteError {
          (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
     )]
     WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
+    /// A schema-1 store that holds connections: see [`crate::Store::bind_keys`].
+    #[error(
+        "the store {path} was written by an older wasm-host: its {connections} connection(s) are not authenticated \
+         yet, and wasm-host will not vouch for them on its own. If you upgraded wasm-host, run `wasm-host store \
+         upgrade` (it lists each connection's endpoints as it tags them: check them). If you did not, someone may \
+         have rewritten the store without the identity: restore it from a backup you trust"
+    )]
+    NotUpgraded { path: PathBuf, connections: u64 },
     #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
     Storage { path: PathBuf, source: redb::Error },
     #[error(transparent)]

@@ -66,6 +66,9 @@ pub enum IdentityError {
     MalformedInline,
     #[error("cannot create the identity file {path}: {source}; check that its directory is writable")]
     Create { path: PathBuf, source: io::Error },
+    /// Not a `source`: the message carries the problem, so it is printed once.
+    #[error("cannot use the identity file {path}: {problem}")]
+    UnsafeDirectory { path: PathBuf, problem: crate::DirError },
 }
 
 /// Why a stored secret could not be opened. None of these carries secret bytes.
@@ -129,6 +132,8 @@ impl Keys {
         if mode & 0o077 != 0 {
             return Err(IdentityError::TooOpen { path: path.into(), mode });
         }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        crate::check_private_dir(dir).map_err(|problem| IdentityError::UnsafeDirectory { path: path.into(), problem })?;
         let text = Zeroizing::new(
             fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.into(), source })?,
         );
@@ -144,6 +149,8 @@ impl Keys {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create_err)?;
         }
+        crate::check_private_dir(path.parent().unwrap_or(Path::new("")))
+            .map_err(|problem| IdentityError::UnsafeDirectory { path: path.into(), problem })?;
         let keys = Self::generate();
         // Placed whole (crate::place); if another first run placed its key first, that one is loaded instead.
         match crate::place::create_whole(path, "tmp", |tmp| keys.write_new_file(tmp, "").map_err(create_err), create_err)? {
@@ -178,6 +185,16 @@ impl Keys {
     /// The public key secrets are sealed to, `age1...`; safe to show and to store.
     pub fn recipient(&self) -> String {
         self.recipient.to_string()
+    }
+
+    /// The HMAC-SHA256 tag of a connection as stored (see record_auth.rs).
+    pub(crate) fn record_tag(&self, view: &crate::record_auth::RecordView<'_>) -> [u8; crate::record_auth::TAG_BYTES] {
+        crate::record_auth::tag(self.opener.record_key(), view)
+    }
+
+    /// Whether `stored` is the tag of `view` under this identity (constant-time).
+    pub(crate) fn record_tag_matches(&self, view: &crate::record_auth::RecordView<'_>, stored: &[u8]) -> bool {
+        crate::record_auth::verify(self.opener.record_key(), view, stored)
     }
 
     /// Encrypts `value` for the `field` of connection `name`, binding both into the plaintext.

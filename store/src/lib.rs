@@ -10,7 +10,9 @@ mod error;
 mod generation;
 mod keys;
 mod place;
+mod private_dir;
 mod record;
+mod record_auth;
 mod rekey;
 mod validate;
 mod x25519_unwrap;
@@ -21,9 +23,10 @@ pub use bundle::{
 };
 pub use db::{
     now_millis, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
-    META, REVISIONS, SCHEMA_VERSION, SECRETS,
+    META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS,
 };
 pub use error::{OpenError, ReadError, WriteError};
+pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};
 pub use record::{
     now_unix, rfc3339, Connection, ProtocolOptions, DecodeError, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,

@@ -29,6 +29,9 @@ const LOCAL_TAG: &str = "wasm-host-local";
 const LOCAL_KEY_LABEL: &[u8] = b"wasm-host/local-wrap-key/1";
 /// Derives one stanza's key from the local wrapping key and the stanza's salt.
 const LOCAL_STANZA_LABEL: &[u8] = b"wasm-host/local-stanza/1";
+/// Derives the key that tags connection records (record_auth.rs) from the identity's secret key.
+const RECORD_KEY_LABEL: &[u8] = b"wasm-host/record-tag-key/1";
+
 const LOCAL_SALT_BYTES: usize = 16;
 const EPK_BYTES: usize = 32;
 const ENCRYPTED_FILE_KEY_BYTES: usize = FILE_KEY_BYTES + 16;
@@ -38,6 +41,8 @@ pub(crate) struct CachedX25519 {
     public: PublicKey,
     /// Wraps and unwraps `wasm-host-local` stanzas; derived from `secret`, so it changes with the identity.
     local: zeroize::Zeroizing<[u8; 32]>,
+    /// Tags connection records; derived from `secret` like `local`.
+    record: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl CachedX25519 {
@@ -52,10 +57,16 @@ impl CachedX25519 {
         key.copy_from_slice(&bytes);
         bytes.zeroize();
         let local = zeroize::Zeroizing::new(hkdf(b"", LOCAL_KEY_LABEL, &key));
+        let record = zeroize::Zeroizing::new(hkdf(b"", RECORD_KEY_LABEL, &key));
         let secret = StaticSecret::from(key);
         key.zeroize();
         let public = PublicKey::from(&secret);
-        Some(Self { secret, public, local })
+        Some(Self { secret, public, local, record })
+    }
+
+    /// The key that tags connection records (record_auth.rs).
+    pub(crate) fn record_key(&self) -> &[u8; 32] {
+        &self.record
     }
 
     /// The recipient that writes the `wasm-host-local` stanza for this identity.

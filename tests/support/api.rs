@@ -1,8 +1,10 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1 that answers like a userinfo API: only a request with the expected
 //! bearer token gets the JSON; every request is recorded. Stopped when dropped.
 //!
-//! Two paths behave otherwise: `/redirect?to=URL` answers `302 Found` to `URL` (to anyone), and `/always-401`
-//! answers 401 whatever the request carries.
+//! Some paths behave otherwise: `/redirect?to=URL` answers `302 Found` to `URL` (to anyone), `/always-401`
+//! answers 401 whatever the request carries, and `/echo` answers 200 to any method (TRACE included) with the
+//! request's `Authorization` echoed in an `x-echo-authorization` header and in the body, as a debugging endpoint
+//! or a TRACE would.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -138,6 +140,8 @@ fn serve(
     let ok = authorization.as_deref() == Some(&format!("Bearer {token}"));
     let redirect = path.strip_prefix("/redirect?to=").map(str::to_owned);
     let always_401 = path == "/always-401";
+    let echo = path == "/echo";
+    let echoed = authorization.clone().unwrap_or_default();
     reqs.lock().unwrap().push(Recorded { method, path, authorization, body: String::from_utf8_lossy(&received).into() });
     if let Some(r) = rendezvous {
         r.arrive();
@@ -145,6 +149,14 @@ fn serve(
     let mut stream = stream;
     if let Some(to) = redirect {
         return write!(stream, "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+    if echo {
+        let payload = format!("{{\"authorization\":\"{echoed}\",\"again\":\"{echoed}\"}}");
+        return write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nx-echo-authorization: {echoed}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
+            payload.len()
+        );
     }
     let (status, payload) = if ok && !always_401 {
         ("200 OK", body.to_owned())

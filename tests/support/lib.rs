@@ -5,6 +5,9 @@ pub mod api;
 pub mod http;
 pub mod provider;
 
+/// For tests that seal a value as the standard age tool would (an attacker who has only the public key).
+pub use age;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::io::Write;
@@ -139,6 +142,13 @@ impl Env {
 
     pub fn import_token(&self, name: &str, json: &str) -> Run {
         self.run_stdin(&["authconnection", "import-token", name], json)
+    }
+
+    /// `create` (loopback provider, secret on stdin), then `import-token` of `access_token` valid for an hour.
+    pub fn connection_with_token(&self, name: &str, access_token: &str) {
+        self.create(name, &format!("client-secret-of-{name}")).success();
+        let json = serde_json::json!({ "access_token": access_token, "expires_in": 3600 }).to_string();
+        self.import_token(name, &json).success();
     }
 }
 

@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let conn = store.connection(&args.name, &keys)?.ok_or_else(|| NotFound(args.name.clone()))?;
     let scopes = match &args.scopes {
         Some(list) => super::options::scopes(list),
         None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),

@@ -72,7 +72,7 @@ pub(crate) fn endpoints(args: &EndpointArgs) -> Result<Endpoints> {
 /// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET; `None` when none is given.
 /// The flag's copy is taken out of the parsed arguments and wiped.
 pub(crate) fn client_secret(flag: Option<String>, stdin: bool) -> Result<Option<SecretString>> {
-    let from_env = std::env::var("WASM_HOST_CLIENT_SECRET").ok().map(Zeroizing::new);
+    let from_env = crate::secret_env::client_secret();
     if stdin {
         let mut buf = Zeroizing::new(String::new());
         std::io::stdin().read_to_string(&mut buf).context("reading the client secret from stdin")?;
@@ -81,8 +81,15 @@ pub(crate) fn client_secret(flag: Option<String>, stdin: bool) -> Result<Option<
         return Ok(Some(SecretString::from(line)));
     }
     Ok(match (flag.map(Zeroizing::new), from_env) {
-        (Some(s), _) => Some(SecretString::from(s.as_str())),
-        (None, Some(s)) => Some(SecretString::from(s.as_str())),
+        (Some(s), _) => {
+            eprintln!(
+                "wasm-host: warning: --client-secret puts the secret on the command line, which every local user can \
+                 read while the command runs (/proc/PID/cmdline) and your shell may keep in its history; prefer \
+                 --client-secret-stdin or WASM_HOST_CLIENT_SECRET"
+            );
+            Some(SecretString::from(s.as_str()))
+        }
+        (None, Some(s)) => Some(s.clone()),
         (None, None) => None,
     })
 }

@@ -10,9 +10,9 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
     validate_name(&args.name)?;
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let conn = store.connection(&args.name, &keys)?.ok_or_else(|| NotFound(args.name.clone()))?;
     if conn.status == Status::Revoked || conn.token.is_none() {
-        store.mark_revoked(&conn.name)?;
+        store.mark_revoked(&conn.name, &keys)?;
         eprintln!("`{}` holds no tokens; nothing to revoke", conn.name);
         return Ok(Exit::Ok);
     }
@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
         },
     };
     let Some(url) = revocation_url else {
-        store.mark_revoked(&conn.name)?;
+        store.mark_revoked(&conn.name, &keys)?;
         eprintln!(
             "Deleted the tokens of `{}`. The provider has no revocation endpoint, so the grant still exists there: \
              remove the app's access in the provider's account settings.",
@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
             })?;
         }
     }
-    store.mark_revoked(&conn.name)?;
+    store.mark_revoked(&conn.name, &keys)?;
     eprintln!("Revoked `{}` at the provider and deleted its tokens; `authorize` can run again.", conn.name);
     Ok(Exit::Ok)
 }

@@ -31,13 +31,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
     let (manifest, manifest_path) = load_manifest(&args.component, args.manifest.as_deref())?;
     if let Some(path) = &manifest_path {
-        tracing::debug!("grants and limits from {}", path.display());
+        tracing::debug!("limits (and grants, if given with --manifest) from {}", path.display());
     }
-    // A flag replaces the manifest's value (lists included), so the command line always says what runs.
-    let connections =
-        if args.allow_connection.is_empty() { &manifest.grants.connections } else { &args.allow_connection };
-    let hosts = if args.allow_host.is_empty() { &manifest.grants.hosts } else { &args.allow_host };
-    let binds = if args.bind.is_empty() { &manifest.grants.bind } else { &args.bind };
+    // Grants come from the operator (crate::grants), and are printed with where they came from.
+    let found = manifest_path.as_deref().map(|path| crate::grants::FoundManifest {
+        grants: &manifest.grants,
+        path,
+        explicit: args.manifest.is_some(),
+    });
+    let effective = crate::grants::decide(&args.allow_connection, &args.allow_host, &args.bind, found)?;
+    let function_name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    eprintln!("{}", effective.describe(&function_name));
+    let (connections, hosts, binds) = (&effective.connections, &effective.hosts, &effective.bind);
     let pick = |flag: &Option<String>, from_manifest: &Option<String>, default: &str| -> String {
         flag.clone().or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
     };
@@ -45,6 +50,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let timeout = pick(&args.timeout, &limits.timeout, "30s");
     let max_memory = pick(&args.max_memory, &limits.max_memory, "256MiB");
     let max_output = pick(&args.max_output, &limits.max_output, "6MiB");
+    let max_log = pick(&args.max_log, &limits.max_log, "1MiB");
     let refresh_margin = pick(&args.refresh_margin, &limits.refresh_margin, "60s");
     for name in connections {
         if name != "*" {
@@ -72,16 +78,25 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,
         bindings,
-        name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: function_name,
         timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
         max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
         max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
+        max_log: manifest::parse_size(&max_log).map_err(usage).context("--max-log")?,
+        // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
+        ..InvocationSettings::default()
     };
 
     let store = Arc::new(ctx.open_store()?);
+    let keys = ctx.keys(&store)?;
+    // Each named connection is authenticated before the function starts, so a store changed without the identity
+    // stops the run (exit 5) instead of surfacing inside the function; `*` is checked at each use.
+    for name in connections.iter().filter(|n| *n != "*") {
+        store.connection(name, &keys)?;
+    }
     // A binding to a connection that does not exist is a typo: say so now, not at the function's first request.
     for binding in settings.bindings.iter() {
-        if store.get(&binding.connection)?.is_none() {
+        if store.connection(&binding.connection, &keys)?.is_none() {
             return Err(coded(
                 Exit::NotFound,
                 format!(
@@ -91,7 +106,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             ));
         }
     }
-    let keys = ctx.keys(&store)?;
     let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use wasm_host_store::{RekeyReport, RekeyStep};
 
-use crate::args::{ExportArgs, ImportArgs, RecipientArgs, RekeyArgs};
+use crate::args::{ExportArgs, ImportArgs, RecipientArgs, RekeyArgs, UpgradeArgs};
 use crate::context::{Context, IdentityChoice};
 use crate::exit::{usage, Exit};
 
@@ -17,6 +17,39 @@ pub fn recipient(ctx: &Context, _args: RecipientArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     println!("{}", keys.recipient());
+    Ok(Exit::Ok)
+}
+
+/// Tags a schema-1 store's connections (see `Store::upgrade`), printing what it vouched for.
+pub fn upgrade(ctx: &Context, _args: UpgradeArgs) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let keys = ctx.load_keys(&store)?;
+    match store.upgrade(&keys).context("upgrading the store")? {
+        None => println!("the store {} is current; nothing to upgrade", store.path().display()),
+        Some(vouched) => {
+            println!(
+                "upgraded the store {}: {} connection(s) are now authenticated as they stand. Check their endpoints:",
+                store.path().display(),
+                vouched.len()
+            );
+            for conn in &vouched {
+                let shown = |url: Option<&String>| url.map_or("-", |u| u.as_str()).to_owned();
+                let e = &conn.endpoints;
+                let r = conn.resolved.as_ref();
+                println!(
+                    "  {}: provider {}, authorization {}, token {}, revocation {}; a refresh goes to {}, a \
+                     revocation to {}",
+                    conn.name,
+                    conn.provider_url,
+                    shown(e.auth_url.as_ref()),
+                    shown(e.token_url.as_ref()),
+                    shown(e.revocation_url.as_ref()),
+                    shown(r.map(|r| &r.token_url)),
+                    shown(r.and_then(|r| r.revocation_url.as_ref())),
+                );
+            }
+        }
+    }
     Ok(Exit::Ok)
 }
 

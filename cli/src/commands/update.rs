@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let mut current = store.get(&args.name)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let mut current = store.connection(&args.name, &keys)?.ok_or_else(|| NotFound(args.name.clone()))?;
     super::options::apply(&args.protocol, &mut current.options)?;
     let options = current.options;
     let token_url_changed = given.token_url.is_some();

@@ -2,7 +2,8 @@
 //! `{"url": URL, "method": "GET", "body": TEXT, "headers": {NAME: VALUE}, "follow": BOOL, "token": CONNECTION,
 //!   "repeat": N}`. With `follow`, redirects are followed (up to 5 hops), as a browser's fetch would; with
 //! `token`, the function reads that connection's token and sends it itself (the baseline a binding replaces);
-//! `repeat` sends the request N times. Returns `{"status": N, "body": TEXT, "hops": [URL, ...]}` for the last
+//! `repeat` sends the request N times. Returns `{"status": N, "body": TEXT, "headers": {NAME: VALUE},
+//! "hops": [URL, ...]}` for the last
 //! request, or the transport error's text; with `"keep_going": true`, failed requests are counted instead and
 //! `{"failed": N, "last_error": TEXT}` is returned.
 
@@ -65,9 +66,14 @@ async fn probe(input: &Value) -> Result<String, String> {
                 continue;
             }
         }
+        let headers: serde_json::Map<String, Value> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+            .collect();
         let mut body = response.into_body();
         let text = body.str_contents().await.map_err(|e| format!("reading the body failed: {e:#}"))?.to_owned();
-        return Ok(json!({ "status": status.as_u16(), "body": text, "hops": hops }).to_string());
+        return Ok(json!({ "status": status.as_u16(), "body": text, "headers": headers, "hops": hops }).to_string());
     }
 }
 

@@ -1,7 +1,8 @@
 //! A function that misbehaves on request, for the sandbox tests. Input (a JSON string or object):
 //! `"panic"` traps, `"exit"` exits instead of returning, `"err"` returns an error, `"log"` prints,
 //! `"loop"` never ends, `"memory"` allocates without end, `"recurse"` recurses without end,
-//! `"big-output"` returns 10 MiB, `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
+//! `"big-output"` returns 10 MiB, `"flood"` writes to stderr without end, `{"header_maps": BYTES}` makes wasi:http
+//! header maps with one value of BYTES each and keeps them, without end (each costs host memory, not its own), `{"fetch": URL}` GETs a URL, `{"token_loop": NAME, "n": N}` asks for a
 //! token N times, `"leftover"` reports how many bytes of its static and heap memory are not zero and then
 //! fills them (what an earlier invocation left behind must never be seen by a later one); anything else is
 //! echoed back.
@@ -15,6 +16,14 @@ impl Guest for Misbehave {
         let value = serde_json::from_str::<serde_json::Value>(&input).ok();
         if let Some(url) = value.as_ref().and_then(|v| v["fetch"].as_str()) {
             return wstd::runtime::block_on(fetch(url));
+        }
+        // {"concurrent": URL, "n": N}: N GETs of URL all at once; counts answers and refusals.
+        if let Some(url) = value.as_ref().and_then(|v| v["concurrent"].as_str()) {
+            let n = value.as_ref().and_then(|v| v["n"].as_u64()).unwrap_or(1) as usize;
+            let results = wstd::runtime::block_on(all_at_once((0..n).map(|_| fetch(url)).collect()));
+            let answered = results.iter().filter(|r| r.is_ok()).count();
+            let first_error = results.iter().find_map(|r| r.as_ref().err().cloned());
+            return Ok(serde_json::json!({ "answered": answered, "failed": n - answered, "first_error": first_error }).to_string());
         }
         // {"token_loop": NAME, "n": N}: N calls of get-connection-token, for measuring one call's cost.
         if let Some(name) = value.as_ref().and_then(|v| v["token_loop"].as_str()) {
@@ -52,6 +61,25 @@ impl Guest for Misbehave {
             Some("recurse") => Ok(recurse(std::hint::black_box(1)).to_string()),
             Some("leftover") => Ok(leftover()),
             Some("big-output") => Ok(format!("\"{}\"", "x".repeat(10 << 20))),
+            _ if value.as_ref().is_some_and(|v| v["header_maps"].is_u64()) => {
+                use wasi::http::types::Fields;
+                let bytes = value.as_ref().and_then(|v| v["header_maps"].as_u64()).unwrap_or(0) as usize;
+                let value = vec![b'v'; bytes];
+                let mut kept = Vec::new();
+                loop {
+                    let fields = Fields::new();
+                    if let Err(e) = fields.append("x-big", &value) {
+                        return Err(format!("append refused after {} maps: {e:?}", kept.len()));
+                    }
+                    kept.push(fields);
+                }
+            }
+            Some("flood") => {
+                let line = "x".repeat(64 << 10);
+                loop {
+                    eprintln!("{}", std::hint::black_box(&line));
+                }
+            }
             _ => Ok(input),
         }
     }
@@ -97,6 +125,24 @@ async fn fetch(url: &str) -> Result<String, String> {
             _ => Err(format!("request failed: {e:#}")),
         },
     }
+}
+
+/// Polls every future together until all are done (no executor crate in this guest).
+async fn all_at_once<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (fut, slot) in pinned.iter_mut().zip(done.iter_mut()).filter(|(_, s)| s.is_none()) {
+            match fut.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => *slot = Some(v),
+                std::task::Poll::Pending => waiting = true,
+            }
+        }
+        if waiting { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 export!(Misbehave);

@@ -1,0 +1,47 @@
+//! Secret-bearing environment variables, taken out of the process environment at start.
+//!
+//! A child process inherits the environment: `$BROWSER` or `xdg-open` during `authorize`, node and npm (and every
+//! install script of npm's dependencies) during `build-js`. So each variable that carries a secret is read once,
+//! into a `secrecy` type, and removed before anything else runs; no child can receive it, whatever starts it.
+
+use std::sync::OnceLock;
+
+use secrecy::SecretString;
+
+/// The identity's secret key itself (`AGE-SECRET-KEY-1...`), for hosts that mount no key file.
+pub const IDENTITY_KEY: &str = "WASM_HOST_IDENTITY_KEY";
+/// `authconnection create`'s client secret.
+pub const CLIENT_SECRET: &str = "WASM_HOST_CLIENT_SECRET";
+/// Every variable of this kind. Add a new secret-bearing variable here, never read it with `std::env`.
+pub const SECRET_VARIABLES: [&str; 2] = [IDENTITY_KEY, CLIENT_SECRET];
+
+struct Taken {
+    identity_key: Option<SecretString>,
+    client_secret: Option<SecretString>,
+}
+
+static TAKEN: OnceLock<Taken> = OnceLock::new();
+
+/// Reads and removes every variable of [`SECRET_VARIABLES`]. Call first in `main`, while the process has one
+/// thread.
+pub fn take() {
+    // A value that is not UTF-8 cannot be a key or a secret we use; it is removed all the same.
+    let read = |name: &str| std::env::var_os(name).and_then(|v| v.into_string().ok()).map(SecretString::from);
+    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET) };
+    for name in SECRET_VARIABLES {
+        // SAFETY: called at the start of `main`, before any other thread exists (none reads the environment
+        // concurrently), which is what `remove_var` requires.
+        unsafe { std::env::remove_var(name) };
+    }
+    let _ = TAKEN.set(taken);
+}
+
+/// `WASM_HOST_IDENTITY_KEY` as it was at start.
+pub fn identity_key() -> Option<&'static SecretString> {
+    TAKEN.get().and_then(|t| t.identity_key.as_ref())
+}
+
+/// `WASM_HOST_CLIENT_SECRET` as it was at start.
+pub fn client_secret() -> Option<&'static SecretString> {
+    TAKEN.get().and_then(|t| t.client_secret.as_ref())
+}
