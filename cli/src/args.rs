@@ -302,6 +302,12 @@ pub enum AuthConnection {
         http://127.0.0.1:PORT/callback as a redirect URI with the provider (native/desktop apps may\n\
         use any port).")]
     Authorize(AuthorizeArgs),
+    /// Change a connection's client registration (ID, secret, endpoints, options); its tokens and grant stay
+    #[command(after_help = "Example:\n  printf %s \"$NEW_SECRET\" | wasm-host authconnection update google --client-secret-stdin\n  \
+        wasm-host authconnection update dropbox --auth-param token_access_type=offline --client-auth post\n\n\
+        After the provider refused the client (status client-refused, e.g. a rotated secret), update it: the\n\
+        stored refresh token is used with the new registration at the next refresh, no new authorization needed.")]
+    Update(UpdateArgs),
     /// Revoke a connection's tokens at the provider and forget them; the registration stays
     #[command(after_help = "Example:\n  wasm-host authconnection revoke google\n\n\
         `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the\n\
@@ -350,6 +356,20 @@ pub struct CreateArgs {
     /// asked for without echo
     #[arg(long)]
     pub client_secret_stdin: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Hand the refresh token to functions too (by default only the host holds it)
+    #[arg(long)]
+    pub expose_refresh_token: bool,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Endpoints given by hand, on `create` and `update`: they override presets and discovery.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
     /// Authorization endpoint, overriding presets and discovery
     #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub auth_url: Option<String>,
@@ -362,11 +382,50 @@ pub struct CreateArgs {
     /// Userinfo endpoint, overriding presets and discovery
     #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub userinfo_url: Option<String>,
-    /// Hand the refresh token to functions too (by default only the host holds it)
-    #[arg(long)]
-    pub expose_refresh_token: bool,
+}
+
+/// Per-connection protocol options, on `create` and `update`.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// PKCE S256: auto (when the provider publishes it, RFC 8414), on, or off (a provider that refuses it)
+    #[arg(long, value_name = "auto|on|off")]
+    pub pkce: Option<String>,
+    /// Client authentication at the token endpoint: basic (client_secret_basic) or post (client_secret_post)
+    #[arg(long, value_name = "basic|post")]
+    pub client_auth: Option<String>,
+    /// Extra authorization-request parameter (repeatable), e.g. token_access_type=offline; NAME= removes one
+    #[arg(long = "auth-param", value_name = "NAME=VALUE")]
+    pub auth_params: Vec<String>,
+    /// Extra token-request parameter, sent with the code exchange and every refresh (repeatable), e.g.
+    /// audience=api.atlassian.com; NAME= removes one
+    #[arg(long = "token-param", value_name = "NAME=VALUE")]
+    pub token_params: Vec<String>,
+    /// Scopes `authorize` requests when given no --scopes, comma or space separated
+    #[arg(long, value_name = "LIST")]
+    pub default_scopes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
     #[command(flatten)]
-    pub out: JsonFlag,
+    pub name: NameArg,
+    /// The new client ID
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The new client secret. Visible in the process list: prefer --client-secret-stdin or
+    /// WASM_HOST_CLIENT_SECRET (read when set)
+    #[arg(long, value_name = "SECRET", conflicts_with = "client_secret_stdin")]
+    pub client_secret: Option<String>,
+    /// Read the new client secret from stdin (one line; a trailing newline is dropped)
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// The OpenID Connect issuer
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub issuer_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -396,9 +455,10 @@ pub struct DeleteArgs {
 pub struct AuthorizeArgs {
     #[command(flatten)]
     pub name: NameArg,
-    /// Scopes to request, comma or space separated
-    #[arg(long, default_value = "openid,profile,email", value_name = "LIST")]
-    pub scopes: String,
+    /// Scopes to request, comma or space separated [default: the connection's --default-scopes, else
+    /// openid,profile,email]
+    #[arg(long, value_name = "LIST")]
+    pub scopes: Option<String>,
     /// Port of the loopback callback server (0 = any free port)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,

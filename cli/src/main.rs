@@ -70,6 +70,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 AuthConnection::ImportToken(a) => commands::import_token::run(&ctx, a),
                 AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
                 AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
+                AuthConnection::Update(a) => commands::update::run(&ctx, a),
             }
         }
         Command::Store(verb) => {

@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: RevokeArgs) -> Result<Exit> {
     let http = Http::default();
     let (revocation_url, auth) = match &conn.resolved {
         Some(r) => (r.revocation_url.clone(), if r.client_auth == "post" { ClientAuth::Post } else { ClientAuth::Basic }),
-        None => match runtime.block_on(wasm_host_oauth::resolve(&http, &super::authorize::settings(&conn))) {
+        None => match runtime.block_on(wasm_host_oauth::resolve(&http, &super::authorize::settings(&conn)?)) {
             Ok(e) => (e.revocation.map(|u| u.to_string()), e.client_auth),
             Err(_) => (conn.endpoints.revocation_url.clone(), ClientAuth::Basic),
         },
