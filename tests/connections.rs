@@ -31,7 +31,8 @@ fn create_list_delete() {
     // The same verbs under `workspace authconnection`.
     let table = env.run(&["workspace", "authconnection", "list"]);
     table.success();
-    assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
+    // Into a pipe: no header, tab-separated cells.
+    assert!(table.stdout.starts_with("google\tTYPE_OAUTH2\t"), "{}", table.stdout);
     assert!(table.stdout.contains("google") && table.stdout.contains("created"), "{}", table.stdout);
     env.run(&["workspace", "authconnection", "delete", "google"]).success();
     assert_eq!(list(&env), serde_json::json!([]));
@@ -61,7 +62,7 @@ fn every_validation_error_has_its_message_and_changes_nothing() {
         (base("-a"), 2, "starts or ends with a hyphen"),
         (base(&"a".repeat(64)), 2, "64 characters long; at most 63"),
         (base("bad\u{7}name"), 2, "control character (U+0007)"),
-        (with(base("n"), "--type", "TYPE_OAUTH1"), 2, "accepted values: TYPE_OAUTH2"),
+        (with(base("n"), "--type", "TYPE_OAUTH1"), 2, "possible values: TYPE_OAUTH2"),
         (with(base("n"), "--provider-url", "http://accounts.example.com"), 2, "only accepted for 127.0.0.1"),
         (with(base("n"), "--provider-url", "ftp://x.example"), 2, "uses `ftp`"),
         (with(base("n"), "--provider-url", "not a url"), 2, "is not a URL"),

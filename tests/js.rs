@@ -23,10 +23,12 @@ fn the_userinfo_module_written_for_the_other_runtime_runs_unchanged() {
     let out = env.run_cached(&component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"]);
     assert_eq!(out.success().json(), serde_json::json!({"id":"42","email":"js@example.com"}));
     assert_eq!(api.recorded()[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
-    // The API refuses: the thrown Error's message is the function's error.
+    // The API refuses the token: the function reports it (`getConnectionToken(name, { rejected })`), and the host,
+    // holding no refresh token for these imported tokens, says the connection needs authorization; the thrown
+    // Error's message is the function's error.
     env.import_token("google-oauth", r#"{"access_token":"wrong"}"#).success();
     env.run_cached(&component, &["--input", &input, "--allow-connection", "google-oauth", "--allow-host", "127.0.0.1"])
-        .failure(1, "Failed to fetch user info");
+        .failure(1, "needs-authorization: the access token of `google-oauth` has expired or was refused");
     // Not granted: the promise rejects with code access-denied.
     env.run_cached(&component, &["--input", &input, "--allow-host", "127.0.0.1"]).failure(1, "access-denied");
 }

@@ -30,12 +30,27 @@ enum Mode {
     Html500,
     /// Rotated tokens, `expires_in` as a string and `token_type` in lower case.
     Rotate,
+    /// GitHub's refusal: `200 {"error": "bad_verification_code", ...}` (fault kind 1 of issue 12).
+    GithubRefusal,
+    /// Rotated tokens for the client secret in [`Provider::secret`], else `401 invalid_client` (kind 2).
+    CheckSecret,
+    /// The first authorization's tokens without a refresh token, as at a second consent (kind 6).
+    NoRefreshToken,
+    /// Salesforce's answer: tokens without `expires_in` (kind 7).
+    NoExpiry,
+    /// A server that refuses PKCE, Basic credentials and requests without `audience=api.example` at the token
+    /// endpoint, and authorization requests without `token_access_type=offline` (kind 8).
+    Strict,
 }
 
 struct Provider {
     base: String,
     mode: Arc<Mutex<Mode>>,
     token_requests: Arc<AtomicUsize>,
+    /// The client secret [`Mode::CheckSecret`] accepts.
+    secret: Arc<Mutex<String>>,
+    /// Every request, head and body, in the order they came.
+    log: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,7 +62,10 @@ impl Provider {
         let mode = Arc::new(Mutex::new(Mode::Authorize));
         let token_requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let secret = Arc::new(Mutex::new(CLIENT_SECRET.to_owned()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let (m, t, s) = (mode.clone(), token_requests.clone(), stop.clone());
+        let (sec, l) = (secret.clone(), log.clone());
         let thread = std::thread::spawn(move || {
             // Bounded: this test makes about a dozen requests.
             for stream in listener.incoming().take(100) {
@@ -56,11 +74,12 @@ impl Provider {
                 }
                 if let Ok(stream) = stream {
                     let mode = *m.lock().unwrap();
-                    serve(stream, mode, &t);
+                    let accepted = sec.lock().unwrap().clone();
+                    serve(stream, mode, &t, &accepted, &l);
                 }
             }
         });
-        Self { base, mode, token_requests, stop, thread: Some(thread) }
+        Self { base, mode, token_requests, secret, log, stop, thread: Some(thread) }
     }
 
     fn set(&self, mode: Mode) {
@@ -78,7 +97,7 @@ impl Drop for Provider {
     }
 }
 
-fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize) {
+fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize, secret: &str, log: &Mutex<Vec<String>>) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
@@ -107,11 +126,21 @@ fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize) {
         }
     }
     let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let request = String::from_utf8_lossy(&buf).into_owned();
+    log.lock().unwrap().push(request.clone());
     if target.starts_with("/authorize") {
         // An authorization server that approves at once: back to the client's callback with a code.
         let url = url::Url::parse(&format!("http://x{target}")).unwrap();
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-        let location = format!("{}?code=code-1&state={}", q["redirect_uri"], q["state"]);
+        let refused = match mode {
+            Mode::Strict if q.contains_key("code_challenge") => Some("invalid_request&error_description=This+server+does+not+support+PKCE"),
+            Mode::Strict if q.get("token_access_type").map(String::as_str) != Some("offline") => Some("invalid_request&error_description=token_access_type+missing"),
+            _ => None,
+        };
+        let location = match refused {
+            Some(error) => format!("{}?error={error}&state={}", q["redirect_uri"], q["state"]),
+            None => format!("{}?code=code-1&state={}", q["redirect_uri"], q["state"]),
+        };
         let _ = write!(stream, "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         return;
     }
@@ -139,12 +168,50 @@ fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize) {
         Mode::Rotate => json(serde_json::json!({
             "access_token": "at-rotated", "refresh_token": "rt-rotated", "expires_in": "3600", "token_type": "bearer",
         })),
+        Mode::GithubRefusal => json(serde_json::json!({
+            "error": "bad_verification_code", "error_description": "The code passed is incorrect or expired.",
+            "error_uri": "https://docs.github.com/apps/troubleshooting",
+        })),
+        Mode::CheckSecret if basic_credentials(&head).is_some_and(|(id, s)| id == "client-1" && s == secret) => json(serde_json::json!({
+            "access_token": "at-rotated", "refresh_token": "rt-rotated", "expires_in": 3600, "token_type": "Bearer",
+        })),
+        Mode::CheckSecret => (401, "application/json", br#"{"error":"invalid_client","error_description":"Client authentication failed"}"#.to_vec()),
+        Mode::NoExpiry => json(serde_json::json!({ "access_token": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN, "token_type": "Bearer", "instance_url": "https://na1.example" })),
+        Mode::NoRefreshToken => json(serde_json::json!({ "access_token": "at-second", "expires_in": 30, "token_type": "Bearer" })),
+        Mode::Strict => {
+            let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+            let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            if form.contains_key("code_verifier") {
+                (400, "application/json", br#"{"error":"invalid_request","error_description":"This server does not support PKCE"}"#.to_vec())
+            } else if basic_credentials(&head).is_some() || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+                (401, "application/json", br#"{"error":"invalid_client","error_description":"client_secret_post only"}"#.to_vec())
+            } else if form.get("audience").map(String::as_str) != Some("api.example") {
+                (400, "application/json", br#"{"error":"invalid_request","error_description":"audience missing"}"#.to_vec())
+            } else if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+                json(serde_json::json!({ "access_token": "at-strict-refreshed", "expires_in": 3600, "token_type": "Bearer" }))
+            } else {
+                json(serde_json::json!({ "access_token": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN, "expires_in": 30, "token_type": "Bearer" }))
+            }
+        }
     };
     let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(&body);
     // Close gently: end our side, then wait for the client's end, so that no reset can overtake the answer.
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let _ = stream.read(&mut chunk);
+}
+
+/// The client id and secret of a request's `authorization: Basic` header, form-decoded (RFC 6749 §2.3.1).
+fn basic_credentials(head: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization").then(|| value.trim().to_owned())
+    })?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ")?).ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((dec(id)?, dec(secret)?))
 }
 
 /// The stored state a failed refresh must not touch.
@@ -226,4 +293,168 @@ fn a_broken_refresh_answer_leaves_the_stored_connection_as_it_was() {
     let after = stored(&env);
     assert_eq!(after.refresh_token.as_deref(), Some("rt-rotated"));
     assert!(after.revision > before.revision);
+}
+
+/// A connection `hostile` at `provider`, created with `extra` options and authorized.
+fn authorized(provider: &Provider, extra: &[&str]) -> Env {
+    let env = Env::new(BIN);
+    let base = &provider.base;
+    let (auth, token) = (format!("{base}/authorize"), format!("{base}/token"));
+    let mut args = vec![
+        "authconnection", "create", "--name", "hostile", "--type", "TYPE_OAUTH2", "--provider-url", base,
+        "--auth-url", &auth, "--token-url", &token, "--client-id", "client-1", "--client-secret-stdin",
+    ];
+    args.extend_from_slice(extra);
+    env.run_stdin(&args, CLIENT_SECRET).success();
+    let run = env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true).0;
+    assert_eq!(run.code, 0, "{run:?}");
+    env
+}
+
+/// `run` of the token-probe function on `hostile`, with a margin that makes a 30 s token due for refresh.
+fn probe(env: &Env) -> serde_json::Value {
+    probe_with(env, &serde_json::json!({"connection": "hostile"}))
+}
+
+fn probe_with(env: &Env, input: &serde_json::Value) -> serde_json::Value {
+    let guest = test_guest("token-probe");
+    env.run(&[
+        "run", guest.to_str().unwrap(), "--input", &input.to_string(), "--allow-connection", "hostile",
+        "--refresh-margin", "60s",
+    ])
+    .success()
+    .json()
+}
+
+fn listed(env: &Env) -> serde_json::Value {
+    env.run(&["authconnection", "list", "--json"]).success().json()[0].clone()
+}
+
+/// Fault kind 1 of issue 12: GitHub's `200 {"error": ...}` refusal. A refresh gives the function
+/// `needs-authorization` with the provider's words, `list` says so, and later calls do not ask the provider
+/// again; `authorize` ends with exit 11 and the provider's message, not "try again later".
+#[test]
+fn a_refusal_in_a_200_is_a_refusal_recorded_once() {
+    let provider = Provider::start();
+    let env = authorized(&provider, &[]);
+    provider.set(Mode::GithubRefusal);
+    let requests = provider.token_requests.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        let t = probe(&env);
+        assert_eq!(t["error"], "needs-authorization", "{t}");
+        assert!(t["message"].as_str().unwrap().contains("bad_verification_code (The code passed is incorrect or expired.)"), "{t}");
+    }
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests + 1, "the refusal was recorded, not asked again");
+    let row = listed(&env);
+    assert_eq!(row["status"], "needs-authorization", "{row}");
+    assert!(row["status_reason"].as_str().unwrap().contains("bad_verification_code"), "{row}");
+    let (run, _) = env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true);
+    assert_eq!(run.code, 11, "{run:?}");
+    assert!(run.stderr.contains("The code passed is incorrect or expired.") && !run.stderr.contains("try again later"), "{run:?}");
+}
+
+/// Fault kind 2: the client secret rotated at the provider. The refresh's `invalid_client` names the client
+/// registration (status `client-refused`, the reason in `list --json`), is not retried at each call, and
+/// `update --client-secret-stdin` fixes it while keeping the grant: the next refresh uses the stored refresh token.
+#[test]
+fn a_refused_client_is_updated_and_keeps_its_grant() {
+    const NEW_SECRET: &str = "cs-Zt40-CLI-ROTATED-SECRET";
+    let provider = Provider::start();
+    let env = authorized(&provider, &[]);
+    provider.set(Mode::CheckSecret);
+    *provider.secret.lock().unwrap() = NEW_SECRET.to_owned();
+    let requests = provider.token_requests.load(Ordering::SeqCst);
+    for _ in 0..2 {
+        let t = probe(&env);
+        assert_eq!(t["error"], "needs-authorization", "{t}");
+        let message = t["message"].as_str().unwrap();
+        assert!(message.contains("client registration") && message.contains("authconnection update hostile"), "{message}");
+    }
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests + 1, "refused once, not at each call");
+    let row = listed(&env);
+    assert_eq!(row["status"], "client-refused", "{row}");
+    assert!(row["status_reason"].as_str().unwrap().contains("invalid_client"), "{row}");
+    assert_eq!(stored(&env).refresh_token.as_deref(), Some(REFRESH_TOKEN), "the grant is kept");
+
+    let run = env.run_stdin(&["authconnection", "update", "hostile", "--client-secret-stdin"], NEW_SECRET);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("grant is kept"), "{run:?}");
+    let t = probe(&env);
+    assert_eq!(t["access_token"], "at-rotated", "{t}");
+    let last = provider.log.lock().unwrap().last().cloned().unwrap();
+    assert!(last.contains(REFRESH_TOKEN), "the stored refresh token was used: {last}");
+    assert_eq!(listed(&env)["status"], "authorized");
+    for secret in [CLIENT_SECRET, NEW_SECRET, REFRESH_TOKEN] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+}
+
+/// Fault kind 6: a second `authorize` answered without a refresh token keeps the stored one, and says so.
+#[test]
+fn reauthorizing_without_a_refresh_token_keeps_the_stored_one() {
+    let provider = Provider::start();
+    let env = authorized(&provider, &[]);
+    provider.set(Mode::NoRefreshToken);
+    let (run, _) = env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("the one stored earlier is kept"), "{run:?}");
+    let now = stored(&env);
+    assert_eq!((now.access_token.as_deref(), now.refresh_token.as_deref()), (Some("at-second"), Some(REFRESH_TOKEN)));
+    assert!(now.record.token.unwrap().has_refresh_token);
+}
+
+/// Fault kind 8: a provider that refuses PKCE, accepts only `client_secret_post`, and needs an extra
+/// authorization and token parameter. Without the options `authorize` is refused (exit 11, the provider's
+/// words); with `--pkce off --client-auth post --auth-param --token-param` it authorizes and refreshes.
+#[test]
+fn protocol_options_reach_a_strict_provider() {
+    let provider = Provider::start();
+    provider.set(Mode::Strict);
+    let env = Env::new(BIN);
+    let base = &provider.base;
+    let (auth, token) = (format!("{base}/authorize"), format!("{base}/token"));
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "authconnection", "create", "--name", name, "--type", "TYPE_OAUTH2", "--provider-url", base, "--auth-url",
+            &auth, "--token-url", &token, "--client-id", "client-1", "--client-secret-stdin",
+        ];
+        args.extend_from_slice(extra);
+        env.run_stdin(&args, CLIENT_SECRET).success();
+    };
+    create("plain", &[]);
+    let (run, _) = env.authorize("plain", &["--scopes", "read", "--timeout", "30s"], true);
+    assert_eq!(run.code, 11, "{run:?}");
+    assert!(run.stderr.contains("does not support PKCE"), "{run:?}");
+
+    create("hostile", &["--pkce", "off", "--client-auth", "post", "--auth-param", "token_access_type=offline", "--token-param", "audience=api.example"]);
+    let (run, _) = env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(probe(&env)["access_token"], "at-strict-refreshed");
+    // `update` changes an option; a reserved parameter is refused.
+    let run = env.run(&["authconnection", "update", "hostile", "--token-param", "state=x"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("`state` is set by wasm-host itself"), "{run:?}");
+}
+
+/// Fault kind 7: a token without expiry (Salesforce) that the API stops accepting. The function reports it with
+/// `get-connection-token-after-rejection`: the host refreshes once and hands out the new token; a second report
+/// of the same rejected token gets the new one without another refresh.
+#[test]
+fn a_function_reports_a_rejected_token_and_gets_a_new_one() {
+    let provider = Provider::start();
+    provider.set(Mode::NoExpiry);
+    let env = authorized(&provider, &[]);
+    let requests = provider.token_requests.load(Ordering::SeqCst);
+    let t = probe(&env);
+    assert_eq!((t["access_token"].as_str(), &t["expires_at"]), (Some(ACCESS_TOKEN), &serde_json::Value::Null), "{t}");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests, "a token without expiry is not refreshed");
+    provider.set(Mode::Rotate);
+    let rejected = serde_json::json!({"connection": "hostile", "rejected": ACCESS_TOKEN});
+    for _ in 0..2 {
+        let t = probe_with(&env, &rejected);
+        assert_eq!(t["access_token"], "at-rotated", "{t}");
+    }
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests + 1, "one refresh for one rejected token");
+    assert_eq!(probe(&env)["access_token"], "at-rotated");
+    assert_eq!(stored(&env).refresh_token.as_deref(), Some("rt-rotated"));
 }

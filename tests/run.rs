@@ -41,10 +41,12 @@ fn userinfo_calls_the_api_with_the_stored_token() {
     // The token never reaches the host's own output.
     assert!(!out.stdout.contains(TOKEN) && !out.stderr.contains(TOKEN));
 
-    // A token the API refuses: the function's Err carries the status, exit 1.
+    // A token the API refuses: the function reports it (get-connection-token-after-rejection); these imported
+    // tokens have no refresh token, so the host answers needs-authorization, the function's Err, exit 1.
     env.import_token("google", r#"{"access_token":"stale","expires_in":3600}"#).success();
     env.run(&["run", guest.to_str().unwrap(), "--input", &input, "--allow-connection", "google", "--allow-host", "127.0.0.1"])
-        .failure(1, "401 Unauthorized");
+        .failure(1, "needs-authorization: the access token of `google` has expired or was refused");
+    assert_eq!(api.recorded().iter().filter(|r| r.authorization.as_deref() == Some("Bearer stale")).count(), 1, "sent once, not retried");
 }
 
 #[test]

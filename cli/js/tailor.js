@@ -1,6 +1,9 @@
 // The global `tailor` object that functions written for the other runtime expect, over wasm-host's
 // `authconnection` interface. Loaded before the function's own module.
-import { getConnectionToken as hostGetConnectionToken } from 'wasm-host:authconnection/authconnection@0.1.0';
+import {
+  getConnectionToken as hostGetConnectionToken,
+  getConnectionTokenAfterRejection as hostGetConnectionTokenAfterRejection,
+} from 'wasm-host:authconnection/authconnection@0.1.0';
 
 function toRecord(t) {
   const record = {
@@ -30,14 +33,19 @@ globalThis.tailor = {
   authconnection: {
     // A Promise, as in the other runtime; rejects with an Error whose `code` is the WIT error case
     // (not-found, access-denied, needs-authorization, unavailable, internal).
-    getConnectionToken(name) {
+    // `getConnectionToken(name, { rejected: tokens.access_token })` after an API answered 401 to that token asks
+    // the host for another one (get-connection-token-after-rejection: at most one refresh per rejected token).
+    getConnectionToken(name, options) {
       const key = String(name);
+      const rejected = options?.rejected == null ? null : String(options.rejected);
       const kept = fetched.get(key);
-      if (kept && (kept.expiresMs === null || kept.expiresMs - Date.now() > REUSE_MS)) {
+      if (kept && (rejected === null || kept.record.access_token !== rejected)
+        && (kept.expiresMs === null || kept.expiresMs - Date.now() > REUSE_MS)) {
         return Promise.resolve(kept.record);
       }
       try {
-        const record = toRecord(hostGetConnectionToken(key));
+        const answer = rejected === null ? hostGetConnectionToken(key) : hostGetConnectionTokenAfterRejection(key, rejected);
+        const record = toRecord(answer);
         const expiresMs = record.expires_at === null ? null : Date.parse(record.expires_at);
         fetched.set(key, { record, expiresMs: Number.isNaN(expiresMs) ? 0 : expiresMs });
         return Promise.resolve(record);

@@ -1,8 +1,16 @@
 //! The command line: one `Args` struct per verb, resolved into settings before any work starts.
+//!
+//! Help text rule: every line of every `--help` fits in 100 columns as written (examples are continued with
+//! `\`, never left for clap to wrap mid-command); `tests/cli.rs` keeps a snapshot of each verb's help and checks
+//! the widths.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+use crate::units;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -26,32 +34,88 @@ Exit codes:
  17  run: the function's result was larger than --max-output
  18  build-js: the JavaScript does not build (the message gives file and line)
  19  build-js: Node.js or npm is missing, or componentize-js could not be installed
- 20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)";
+ 20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)
+
+Environment:
+  WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
+                         such as wasm_host_runtime=debug,wasm_host_oauth=trace [default: warn]; -v and
+                         -q override it
+  WASM_HOST_LOG_FORMAT   text or json (one JSON object per line), as --log-format
+  WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity
+  WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
+  WASM_HOST_CACHE_DIR            compiled components [default: $XDG_CACHE_HOME/wasm-host]
+  WASM_HOST_CACHE_MAX            the compile cache's size cap, e.g. 2GiB [default: 1GiB]
+  WASM_HOST_JS_TOOLS             where build-js installs componentize-js";
+
+/// `--version`: the crate version, then the commit, wasmtime and componentize-js (see build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("WASM_HOST_COMMIT"),
+    "\nwasmtime: ",
+    "{wasmtime}",
+    "\ncomponentize-js: ",
+    env!("WASM_HOST_COMPONENTIZE_JS"),
+    " (build-js)"
+);
+
+/// The long version with the wasmtime version filled in (a `const` from another crate cannot go into
+/// `concat!`).
+pub fn long_version() -> String {
+    LONG_VERSION.replace("{wasmtime}", wasm_host_runtime::WASMTIME_VERSION)
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "wasm-host",
     version,
-    about = "Run serverless WebAssembly functions that call OAuth2 APIs, without any function holding a client secret.",
+    about = "Run serverless WebAssembly functions that call OAuth2 APIs, without any function holding a \
+             client secret.",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// The connection store [default: $XDG_DATA_HOME/wasm-host/store.redb]
-    #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH")]
+    #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub store: Option<PathBuf>,
 
     /// The age identity that encrypts the store's secrets [default: $XDG_CONFIG_HOME/wasm-host/identity.txt].
     /// In containers, WASM_HOST_IDENTITY_KEY may hold the key itself instead.
-    #[arg(long, global = true, env = "WASM_HOST_IDENTITY", value_name = "PATH")]
+    #[arg(long, global = true, env = "WASM_HOST_IDENTITY", value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub identity: Option<PathBuf>,
+
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (overrides WASM_HOST_LOG)
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log less on stderr: -q errors only, -qq nothing (overrides WASM_HOST_LOG)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Log lines as text or as one JSON object per line
+    #[arg(long, global = true, env = "WASM_HOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--json`, shared by every verb that reports something.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonFlag {
+    /// Print the result on stdout as JSON (stable field names, documented in the README; for scripts)
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Manage OAuth2 connections: create, list, delete, import-token
+    /// Manage OAuth2 connections: create, show, list, authorize, revoke, import-token, delete
     #[command(subcommand)]
     Authconnection(AuthConnection),
 
@@ -67,9 +131,12 @@ pub enum Command {
     #[command(after_help = concat!(
         "Example:\n  wasm-host run userinfo.wasm --allow-connection google \\\n",
         "    --allow-host openidconnect.googleapis.com \\\n",
-        "    --input '{\"connection\":\"google\",\"url\":\"https://openidconnect.googleapis.com/v1/userinfo\"}'\n\n",
+        "    --input '{\"connection\":\"google\",\n",
+        "              \"url\":\"https://openidconnect.googleapis.com/v1/userinfo\"}'\n\n",
+        "Durations: 500ms, 1.5s, 90 (seconds), 5m, 1h30m, 2d. Sizes: 64MiB, 1.5GiB, 500MB (10^6 bytes).\n",
         "The function's own stdout and stderr go to wasm-host's stderr; stdout carries only the result.\n",
-        "Compiled components are cached in $XDG_CACHE_HOME/wasm-host/ (WASM_HOST_CACHE_DIR overrides)."
+        "Compiled components are cached in $XDG_CACHE_HOME/wasm-host/ (WASM_HOST_CACHE_DIR overrides);\n",
+        "`wasm-host cache list` shows them."
     ))]
     Run(RunArgs),
 
@@ -90,33 +157,56 @@ pub enum Command {
     #[command(after_help = "Example:\n  wasm-host build-js userinfo.js -o userinfo.wasm\n\n\
         Needs Node.js. The first build installs the pinned componentize-js into\n\
         $XDG_CACHE_HOME/wasm-host/js-tools/ (WASM_HOST_JS_TOOLS overrides). The module may call\n\
-        tailor.authconnection.getConnectionToken(name) and fetch(); its default export gets the parsed input\n\
-        and returns the result, which becomes JSON.")]
+        tailor.authconnection.getConnectionToken(name) and fetch(); its default export gets the\n\
+        parsed input and returns the result, which becomes JSON.")]
     BuildJs(BuildJsArgs),
+
+    /// Start a function: write a project (WIT, manifest, README) that builds and runs as written
+    #[command(after_help = "Example:\n  wasm-host new my-function --lang rust\n  \
+        cd my-function && cat README.md\n\n\
+        The project gets the WIT this binary implements, a manifest (NAME.toml) with its grants and\n\
+        limits, and a README with the commands that build and run it.")]
+    New(NewArgs),
+
+    /// Inspect or empty the cache of compiled components
+    #[command(subcommand)]
+    Cache(CacheCommand),
+
+    /// Print a shell completion script on stdout
+    #[command(after_help = "Example:\n  \
+        wasm-host completion bash > ~/.local/share/bash-completion/completions/wasm-host\n  \
+        wasm-host completion zsh > ~/.zfunc/_wasm-host     # with fpath+=~/.zfunc in ~/.zshrc\n  \
+        wasm-host completion fish > ~/.config/fish/completions/wasm-host.fish")]
+    Completion(CompletionArgs),
+
+    /// Write manual pages (man 1) for wasm-host and each of its commands into a directory
+    #[command(after_help = "Example:\n  wasm-host man --out-dir ~/.local/share/man/man1 && man wasm-host-run")]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BuildJsArgs {
     /// The JavaScript module; other .js/.json files in its directory may be imported relatively
-    #[arg(value_name = "FUNCTION.js")]
+    #[arg(value_name = "FUNCTION.js", value_hint = ValueHint::FilePath)]
     pub source: PathBuf,
     /// Where to write the component
-    #[arg(short, long, value_name = "FUNCTION.wasm")]
+    #[arg(short, long, value_name = "FUNCTION.wasm", value_hint = ValueHint::FilePath)]
     pub output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Workspace {
-    /// Manage OAuth2 connections: create, list, delete, import-token
+    /// Manage OAuth2 connections: create, show, list, authorize, revoke, import-token, delete
     #[command(subcommand)]
     Authconnection(AuthConnection),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Print this host's public key (age1...), creating the identity on first use: what another host passes to
-    /// `store export --recipient` to send its connections here
-    #[command(after_help = "Example:\n  wasm-host store recipient\n  age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
+    /// Print this host's public key (age1...), creating the identity on first use: what another host
+    /// passes to `store export --recipient` to send its connections here
+    #[command(after_help = "Example:\n  wasm-host store recipient\n  \
+        age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
     Recipient(RecipientArgs),
     /// Authenticate the connections of a store written by a wasm-host older than record authentication, as they
     /// stand now, listing each one's endpoints so you can check what is being vouched for
@@ -152,17 +242,22 @@ pub enum StoreCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct RecipientArgs {}
+pub struct RecipientArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
 
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {}
 
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
-    /// Where to write the new identity when the current one comes from WASM_HOST_IDENTITY_KEY (a file that must
-    /// not exist yet; created 0600)
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the new identity when the current one comes from WASM_HOST_IDENTITY_KEY (a file
+    /// that must not exist yet; created 0600)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub new_identity_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -171,51 +266,82 @@ pub struct ExportArgs {
     #[arg(long, value_name = "AGE_PUBLIC_KEY")]
     pub recipient: String,
     /// Write the bundle here (0600) instead of stdout
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub output: Option<PathBuf>,
+    /// Print what was exported as JSON on stdout (needs -o: without it, stdout carries the bundle)
+    #[arg(long, requires = "output")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The bundle `store export` wrote (`-` for stdin)
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
-    /// Overwrite connections that exist already with the bundle's (by default such a name refuses the import)
+    /// Overwrite connections that exist already with the bundle's (by default such a name refuses the
+    /// import)
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuthConnection {
     /// Register an OAuth2 connection; its client secret is stored encrypted
-    #[command(after_help = "Example:\n  printf %s \"$SECRET\" | wasm-host authconnection create --name google \\\n    \
-        --type TYPE_OAUTH2 --provider-url https://accounts.google.com \\\n    \
-        --client-id 123.apps.googleusercontent.com --client-secret-stdin")]
+    #[command(after_help = "Example:\n  wasm-host authconnection create --name google --type TYPE_OAUTH2 \\\n    \
+        --provider-url https://accounts.google.com \\\n    \
+        --client-id 123.apps.googleusercontent.com --client-secret-stdin < secret.txt\n\n\
+        The secret comes from --client-secret-stdin, WASM_HOST_CLIENT_SECRET or --client-secret; at a\n\
+        terminal, without any of them, it is asked for without echo.")]
     Create(CreateArgs),
+    /// Show one connection: its settings, status, token expiry and scopes (never a secret)
+    #[command(after_help = "Example:\n  wasm-host authconnection show google\n  \
+        wasm-host authconnection show google --json | jq -r .status")]
+    Show(ShowArgs),
     /// List connections: name, type, provider, status, token expiry, scopes (never a secret)
-    #[command(after_help = "Example:\n  wasm-host authconnection list --json | jq '.[].status'")]
+    #[command(after_help = "Example:\n  wasm-host authconnection list --json | jq -r '.[].status'\n\n\
+        At a terminal the table is aligned under a header; into a pipe it is one tab-separated line per\n\
+        connection, without the header.")]
     List(ListArgs),
     /// Delete a connection and every secret it holds
     #[command(after_help = "Example:\n  wasm-host authconnection delete google")]
     Delete(DeleteArgs),
     /// Authorize a connection: opens the provider's consent page and stores the tokens it grants
-    #[command(after_help = "Example:\n  wasm-host authconnection authorize google --scopes 'openid email https://www.googleapis.com/auth/drive.readonly'\n  \
-        wasm-host authconnection authorize quickbooks --no-browser --port 0   # prints the URL to open elsewhere\n\n\
-        The callback server listens on 127.0.0.1:PORT at /callback: register http://127.0.0.1:PORT/callback as a\n\
-        redirect URI with the provider (native/desktop apps may use any port).")]
+    #[command(after_help = "Example:\n  wasm-host authconnection authorize google \\\n    \
+        --scopes 'openid email https://www.googleapis.com/auth/drive.readonly'\n  \
+        wasm-host authconnection authorize quickbooks --no-browser --port 0   # prints the URL\n\n\
+        The callback server listens on 127.0.0.1:PORT at /callback: register\n\
+        http://127.0.0.1:PORT/callback as a redirect URI with the provider (native/desktop apps may\n\
+        use any port).")]
     Authorize(AuthorizeArgs),
+    /// Change a connection's client registration (ID, secret, endpoints, options); its tokens and grant stay
+    #[command(after_help = "Example:\n  printf %s \"$NEW_SECRET\" | wasm-host authconnection update google --client-secret-stdin\n  \
+        wasm-host authconnection update dropbox --auth-param token_access_type=offline --client-auth post\n\n\
+        After the provider refused the client (status client-refused, e.g. a rotated secret), update it: the\n\
+        stored refresh token is used with the new registration at the next refresh, no new authorization needed.")]
+    Update(UpdateArgs),
     /// Revoke a connection's tokens at the provider and forget them; the registration stays
     #[command(after_help = "Example:\n  wasm-host authconnection revoke google\n\n\
-        `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the tokens are\n\
-        deleted locally and the grant must be removed in the provider's account settings.")]
+        `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the\n\
+        tokens are deleted locally and the grant must be removed in the provider's account settings.")]
     Revoke(RevokeArgs),
     /// Store tokens obtained elsewhere, read as JSON on stdin
-    #[command(after_help = "Example:\n  echo '{\"access_token\":\"ya29...\",\"refresh_token\":\"1//...\",\"expires_in\":3599,\
-        \"scope\":\"openid email\"}' \\\n    | wasm-host authconnection import-token google\n\n\
-        Accepted fields: access_token (required), refresh_token, id_token, token_type (default Bearer),\n\
-        expires_at (RFC 3339 or Unix seconds) or expires_in (seconds), scope (space-separated or a list).\n\
-        Other string fields (instance_url, ...) are kept as the connection's metadata.")]
+    #[command(after_help = "Example:\n  \
+        echo '{\"access_token\":\"ya29...\",\"refresh_token\":\"1//...\",\"expires_in\":3599}' \\\n    \
+        | wasm-host authconnection import-token google\n\n\
+        Accepted fields: access_token (required), refresh_token, id_token, token_type (default\n\
+        Bearer), expires_at (RFC 3339 or Unix seconds) or expires_in (seconds), scope (space-separated\n\
+        or a list). Other string fields (instance_url, ...) are kept as the connection's metadata.")]
     ImportToken(ImportTokenArgs),
+}
+
+/// The NAME argument of the verbs that act on one connection.
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The connection's name, as given to `create` (`authconnection list` shows them)
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -223,39 +349,104 @@ pub struct CreateArgs {
     /// Connection name: lowercase letters, digits and single hyphens, at most 63 characters
     #[arg(long, allow_hyphen_values = true)]
     pub name: String,
-    /// Connection type; accepted: TYPE_OAUTH2
-    #[arg(long = "type", value_name = "TYPE")]
+    /// Connection type
+    #[arg(long = "type", value_name = "TYPE", value_parser = PossibleValuesParser::new(wasm_host_store::CONNECTION_TYPES.iter().copied()))]
     pub kind: String,
     /// The provider's base URL, e.g. https://accounts.google.com
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub provider_url: String,
     /// The OpenID Connect issuer, when it differs from the provider URL
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub issuer_url: Option<String>,
+    /// The client ID the provider issued for your app (public; shown by `list` and `show`)
     #[arg(long, value_name = "ID")]
     pub client_id: String,
     /// The client secret. Visible to other users in the process list and kept in shell history: prefer
     /// --client-secret-stdin or WASM_HOST_CLIENT_SECRET
     #[arg(long, value_name = "SECRET", conflicts_with = "client_secret_stdin")]
     pub client_secret: Option<String>,
-    /// Read the client secret from stdin (one line; a trailing newline is dropped)
+    /// Read the client secret from stdin (one line; a trailing newline is dropped). At a terminal it is
+    /// asked for without echo
     #[arg(long)]
     pub client_secret_stdin: bool,
-    /// Authorization endpoint, overriding presets and discovery
-    #[arg(long, value_name = "URL")]
-    pub auth_url: Option<String>,
-    /// Token endpoint, overriding presets and discovery
-    #[arg(long, value_name = "URL")]
-    pub token_url: Option<String>,
-    /// RFC 7009 revocation endpoint, overriding presets and discovery
-    #[arg(long, value_name = "URL")]
-    pub revocation_url: Option<String>,
-    /// Userinfo endpoint, overriding presets and discovery
-    #[arg(long, value_name = "URL")]
-    pub userinfo_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     /// Hand the refresh token to functions too (by default only the host holds it)
     #[arg(long)]
     pub expose_refresh_token: bool,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Endpoints given by hand, on `create` and `update`: they override presets and discovery.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Authorization endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub auth_url: Option<String>,
+    /// Token endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub token_url: Option<String>,
+    /// RFC 7009 revocation endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub revocation_url: Option<String>,
+    /// Userinfo endpoint, overriding presets and discovery
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub userinfo_url: Option<String>,
+}
+
+/// Per-connection protocol options, on `create` and `update`.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// PKCE S256: auto (when the provider publishes it, RFC 8414), on, or off (a provider that refuses it)
+    #[arg(long, value_name = "auto|on|off")]
+    pub pkce: Option<String>,
+    /// Client authentication at the token endpoint: basic (client_secret_basic) or post (client_secret_post)
+    #[arg(long, value_name = "basic|post")]
+    pub client_auth: Option<String>,
+    /// Extra authorization-request parameter (repeatable), e.g. token_access_type=offline; NAME= removes one
+    #[arg(long = "auth-param", value_name = "NAME=VALUE")]
+    pub auth_params: Vec<String>,
+    /// Extra token-request parameter, sent with the code exchange and every refresh (repeatable), e.g.
+    /// audience=api.atlassian.com; NAME= removes one
+    #[arg(long = "token-param", value_name = "NAME=VALUE")]
+    pub token_params: Vec<String>,
+    /// Scopes `authorize` requests when given no --scopes, comma or space separated
+    #[arg(long, value_name = "LIST")]
+    pub default_scopes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// The new client ID
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The new client secret. Visible in the process list: prefer --client-secret-stdin or
+    /// WASM_HOST_CLIENT_SECRET (read when set)
+    #[arg(long, value_name = "SECRET", conflicts_with = "client_secret_stdin")]
+    pub client_secret: Option<String>,
+    /// Read the new client secret from stdin (one line; a trailing newline is dropped)
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// The OpenID Connect issuer
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub issuer_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -267,82 +458,97 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub struct AuthorizeArgs {
-    pub name: String,
-    /// Scopes to request, comma or space separated
-    #[arg(long, default_value = "openid,profile,email", value_name = "LIST")]
-    pub scopes: String,
+    #[command(flatten)]
+    pub name: NameArg,
+    /// Scopes to request, comma or space separated [default: the connection's --default-scopes, else
+    /// openid,profile,email]
+    #[arg(long, value_name = "LIST")]
+    pub scopes: Option<String>,
     /// Port of the loopback callback server (0 = any free port)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Do not open a browser: print the authorization URL alone on one stdout line
     #[arg(long)]
     pub no_browser: bool,
-    /// How long to wait for the callback, e.g. 90s, 5m
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub timeout: String,
+    /// How long to wait for the callback, e.g. 90s, 5m, 1h30m
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = units::parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportTokenArgs {
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The function: a WebAssembly component of the `function` world
-    #[arg(value_name = "COMPONENT.wasm")]
+    #[arg(value_name = "COMPONENT.wasm", value_hint = ValueHint::FilePath)]
     pub component: PathBuf,
     /// The input, as JSON [default: null]
     #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
     pub input: Option<String>,
     /// Read the JSON input from a file (`-` for stdin)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub input_file: Option<PathBuf>,
-    /// Let the function read this connection's token (repeatable; `*` for every connection). Deny by default
+    /// Let the function read this connection's token (repeatable; `*` for every connection). Deny by
+    /// default
     #[arg(long = "allow-connection", value_name = "NAME")]
     pub allow_connection: Vec<String>,
-    /// Let the function send HTTP requests to this host (repeatable): api.example.com, api.example.com:8443,
-    /// *.googleapis.com, or `*` for any. Deny by default
-    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    /// Let the function send HTTP requests to this host (repeatable): api.example.com,
+    /// api.example.com:8443, *.googleapis.com, or `*` for any. Deny by default
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname)]
     pub allow_host: Vec<String>,
     /// Attach this connection's token to every request the function sends to ORIGIN (repeatable), e.g.
-    /// google=https://www.googleapis.com. The function never sees the token and may not set Authorization
-    /// there; the origin needs no --allow-host. Without --allow-connection for it, the function cannot read it
+    /// google=https://www.googleapis.com. The function never sees the token and may not set
+    /// Authorization there; the origin needs no --allow-host. Without --allow-connection for it, the
+    /// function cannot read it
     #[arg(long = "bind", value_name = "CONNECTION=ORIGIN")]
     pub bind: Vec<String>,
-    /// Stop the function after this much wall-clock time, e.g. 500ms, 30s, 2m [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// The most linear memory the function may use, e.g. 64MiB, 1GiB [default: 256MiB]
-    #[arg(long, value_name = "SIZE")]
-    pub max_memory: Option<String>,
-    /// The largest result `run` may return, e.g. 1MiB [default: 6MiB]
-    #[arg(long, value_name = "SIZE")]
-    pub max_output: Option<String>,
-    /// The most the function may write to stdout and stderr together per invocation, e.g. 64KiB; the rest is
-    /// dropped with a notice [default: 1MiB]
-    #[arg(long, value_name = "SIZE")]
-    pub max_log: Option<String>,
+    /// Stop the function after this much wall-clock time, e.g. 500ms, 1.5s, 2m [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The most linear memory the function may use, e.g. 64MiB, 1.5GiB [default: 256MiB]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size_usize)]
+    pub max_memory: Option<usize>,
+    /// The largest result `run` may return, e.g. 1MiB, 500kB [default: 6MiB]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size_usize)]
+    pub max_output: Option<usize>,
+    /// The most the function may write to stdout and stderr together per invocation, e.g. 64KiB; the
+    /// rest is dropped with a notice [default: 1MiB]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size_usize)]
+    pub max_log: Option<usize>,
     /// Refresh a token that expires sooner than this, e.g. 60s, 5m [default: 60s]
-    #[arg(long, value_name = "DURATION")]
-    pub refresh_margin: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub refresh_margin: Option<Duration>,
     /// Invoke the function N times in this process (a fresh instance each time) and report the time per
     /// invocation on stderr; the last result is printed
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
     /// Grants and limits from this TOML file [default: COMPONENT.toml beside the component, if present].
     /// Flags override it
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub manifest: Option<PathBuf>,
 }
 
@@ -398,4 +604,63 @@ pub struct ServeArgs {
     /// manifests]
     #[arg(long, value_name = "DURATION")]
     pub refresh_margin: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// A Rust crate built for wasm32-wasip2 (needs rustup's wasm32-wasip2 target)
+    Rust,
+    /// A JavaScript module built with `wasm-host build-js` (needs Node.js)
+    Js,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The function's name (lowercase letters, digits and single hyphens); also the directory created
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The language to write the function in
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+    /// Create the project here instead of ./NAME (the directory must not exist, or be empty)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the compiled components in the cache, most recently used first, with their sizes
+    #[command(after_help = "Example:\n  wasm-host cache list\n  wasm-host cache list --json | jq .total_bytes\n\n\
+        The cache keeps at most WASM_HOST_CACHE_MAX bytes (default 1GiB): after each compile, the least\n\
+        recently used entries are removed until it fits.")]
+    List(CacheListArgs),
+    /// Remove every compiled component from the cache (each is compiled again at its next run)
+    #[command(after_help = "Example:\n  wasm-host cache clean")]
+    Clean(CacheCleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheListArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheCleanArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages (wasm-host.1, wasm-host-run.1, ...); created if missing
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out_dir: PathBuf,
 }

@@ -39,6 +39,16 @@ impl Context {
         Ok(Store::open(&self.store_path)?)
     }
 
+    /// The store if it exists, for verbs that only read (or that have nothing to do without a store): `None`
+    /// on a machine where no connection was ever created, and nothing is created to find that out.
+    pub fn existing_store(&self) -> Result<Option<Store>> {
+        match std::fs::symlink_metadata(&self.store_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // Anything else (a directory, no permission) is for `open` to describe.
+            _ => Ok(Some(self.open_store()?)),
+        }
+    }
+
     /// The identity, checked against the store. A missing identity file is created only while the store holds
     /// no secret; otherwise creating one would hide the real mistake (a wrong path) behind a decryption error.
     pub fn keys(&self, store: &Store) -> Result<Arc<Keys>> {

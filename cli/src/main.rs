@@ -5,16 +5,22 @@ mod commands;
 mod context;
 mod exit;
 mod grants;
+mod logging;
 mod manifest;
+mod output;
 mod paths;
+mod progress;
+mod report;
 mod settings;
 mod secret_env;
+mod units;
+mod wit;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::args::{AuthConnection, Cli, Command, StoreCommand, Workspace};
+use crate::args::{AuthConnection, CacheCommand, Cli, Command, StoreCommand, Workspace};
 use crate::context::Context;
 use crate::exit::Exit;
 
@@ -22,16 +28,29 @@ fn main() -> ExitCode {
     // Before anything else (one thread yet): no child process may inherit a secret from our environment.
     secret_env::take();
     install_panic_hook();
-    let cli = Cli::parse();
-    init_logging();
+    let cli = parse_args();
+    output::set_quiet(cli.quiet > 0);
+    if let Err(err) = logging::init(cli.verbose, cli.quiet, cli.log_format) {
+        eprintln!("error: {}", report::render(&err));
+        return exit::classify(&err).code();
+    }
     match dispatch(cli) {
         Ok(exit) => exit.code(),
         Err(err) => {
-            // The cause chain, once: "error: top: cause: root".
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", report::render(&err));
             exit::classify(&err).code()
         }
     }
+}
+
+/// The clap command with what derive cannot say: the long version, built from constants of other crates.
+pub fn command() -> clap::Command {
+    Cli::command().long_version(args::long_version())
+}
+
+fn parse_args() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
@@ -39,26 +58,40 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     if let Some(text) = std::env::var_os("WASM_HOST_TEST_PANIC") {
         panic!("test panic carrying {}", text.to_string_lossy());
     }
-    let ctx = Context::resolve(&cli)?;
+    // Resolving reads the environment only; verbs that use neither store nor identity never look at it.
+    let ctx = Context::resolve(&cli);
     match cli.command {
-        Command::Authconnection(verb) | Command::Workspace(Workspace::Authconnection(verb)) => match verb {
-            AuthConnection::Create(a) => commands::create::run(&ctx, a),
-            AuthConnection::List(a) => commands::list::run(&ctx, a),
-            AuthConnection::Delete(a) => commands::delete::run(&ctx, a),
-            AuthConnection::ImportToken(a) => commands::import_token::run(&ctx, a),
-            AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
-            AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
-        },
-        Command::Store(verb) => match verb {
-            StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
-            StoreCommand::Upgrade(a) => commands::store::upgrade(&ctx, a),
-            StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
-            StoreCommand::Export(a) => commands::store::export(&ctx, a),
-            StoreCommand::Import(a) => commands::store::import(&ctx, a),
-        },
-        Command::Run(a) => commands::run::run(&ctx, a),
-        Command::Serve(a) => commands::serve::run(&ctx, a),
+        Command::Authconnection(verb) | Command::Workspace(Workspace::Authconnection(verb)) => {
+            let ctx = ctx?;
+            match verb {
+                AuthConnection::Create(a) => commands::create::run(&ctx, a),
+                AuthConnection::Show(a) => commands::show::run(&ctx, a),
+                AuthConnection::List(a) => commands::list::run(&ctx, a),
+                AuthConnection::Delete(a) => commands::delete::run(&ctx, a),
+                AuthConnection::ImportToken(a) => commands::import_token::run(&ctx, a),
+                AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
+                AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
+                AuthConnection::Update(a) => commands::update::run(&ctx, a),
+            }
+        }
+        Command::Store(verb) => {
+            let ctx = ctx?;
+            match verb {
+                StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
+                StoreCommand::Upgrade(a) => commands::store::upgrade(&ctx, a),
+                StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
+                StoreCommand::Export(a) => commands::store::export(&ctx, a),
+                StoreCommand::Import(a) => commands::store::import(&ctx, a),
+            }
+        }
+        Command::Run(a) => commands::run::run(&ctx?, a),
+        Command::Serve(a) => commands::serve::run(&ctx?, a),
         Command::BuildJs(a) => commands::build_js::run(a),
+        Command::New(a) => commands::new::run(&a),
+        Command::Cache(CacheCommand::List(a)) => commands::cache::list(a),
+        Command::Cache(CacheCommand::Clean(a)) => commands::cache::clean(a),
+        Command::Completion(a) => commands::completion::completion(&a),
+        Command::Man(a) => commands::completion::man(&a),
     }
 }
 
@@ -75,13 +108,4 @@ fn install_panic_hook() {
              Rerun with WASM_HOST_PANIC_DETAIL=1 to see it, and remove any secret from it before reporting the bug."
         );
     }));
-}
-
-/// Log lines go to stderr; `WASM_HOST_LOG=debug` (error, warn, info, debug, trace) shows more.
-fn init_logging() {
-    let level = std::env::var("WASM_HOST_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).init();
 }

@@ -61,14 +61,14 @@ pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(
         allowed_hosts,
         bindings,
         name,
-        timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
-        max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
-        max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
-        max_log: manifest::parse_size(&max_log).map_err(usage).context("max-log")?,
+        timeout: crate::units::parse_duration(&timeout).map_err(usage).context("--timeout")?,
+        max_memory: crate::units::parse_size_usize(&max_memory).map_err(usage).context("--max-memory")?,
+        max_output: crate::units::parse_size_usize(&max_output).map_err(usage).context("--max-output")?,
+        max_log: crate::units::parse_size_usize(&max_log).map_err(usage).context("max-log")?,
         // Resource table, header-map and open-request limits: the host's defaults.
         ..InvocationSettings::default()
     };
-    let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
+    let margin = crate::units::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     Ok((settings, margin))
 }
 

@@ -55,6 +55,21 @@ pub fn add_to_linker<T: Send + 'static>(
 
 impl bindings::AuthHost for AuthConnectionView<'_> {
     async fn get_connection_token(&mut self, name: String) -> Result<ConnectionToken, AuthError> {
+        self.issue(name, None).await
+    }
+
+    async fn get_connection_token_after_rejection(
+        &mut self,
+        name: String,
+        rejected: String,
+    ) -> Result<ConnectionToken, AuthError> {
+        self.issue(name, Some(secrecy::SecretString::from(rejected))).await
+    }
+}
+
+impl AuthConnectionView<'_> {
+    /// A token for `name` (other than `rejected`, when given), or the WIT error saying why not.
+    async fn issue(&self, name: String, rejected: Option<secrecy::SecretString>) -> Result<ConnectionToken, AuthError> {
         // Checked before anything else, so a function cannot learn which connections exist by guessing.
         if !self.ctx.grants.allows(&name) {
             return Err(AuthError::AccessDenied(format!(
@@ -63,9 +78,10 @@ impl bindings::AuthHost for AuthConnectionView<'_> {
                 printable(&name)
             )));
         }
-        let issued = match &self.ctx.source {
-            Source::Broker(broker) => broker.token(&name).await,
-            Source::Constant(token) => Ok(token.clone()),
+        let issued = match (&self.ctx.source, &rejected) {
+            (Source::Broker(broker), None) => broker.token(&name).await,
+            (Source::Broker(broker), Some(r)) => broker.token_after_rejection(&name, r).await,
+            (Source::Constant(token), _) => Ok(token.clone()),
         };
         match issued {
             Ok(t) => Ok(ConnectionToken {

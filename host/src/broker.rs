@@ -404,7 +404,14 @@ impl TokenBroker {
         // `expires_in` counts from when the provider issued the token, which is after we sent the request: counting
         // from the send (not from the answer) never puts the expiry later than the provider's.
         let sent = now_unix();
-        let response = wasm_host_oauth::token::refresh(&self.http, &token_url, &client, &refresh_token).await;
+        let response = wasm_host_oauth::token::refresh_with(
+            &self.http,
+            &token_url,
+            &client,
+            &refresh_token,
+            &connection.options.token_params,
+        )
+        .await;
         let elapsed = started.elapsed();
         self.provider_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let outcome = if response.is_ok() { &self.refreshes_ok } else { &self.refreshes_failed };
@@ -441,6 +448,20 @@ impl TokenBroker {
                     Err(e) => changed(e),
                 }
             }
+            // The client itself was refused (a rotated secret): the grant is fine, the registration is not.
+            // Recorded, so that no later call sends the provider the same refused request.
+            Err(e) if e.is_client_refused() => {
+                let reason = format!(
+                    "the provider refused the client registration ({e}): update it with `wasm-host authconnection \
+                     update {name} --client-secret-stdin` (or --client-id, --client-auth); the grant is kept"
+                );
+                if let Err(e) = self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys) {
+                    return changed(e);
+                }
+                Err(TokenError::NeedsAuthorization(format!("connection `{name}`: {reason}")))
+            }
+            // Any answer that will be the same on every retry, whatever its shape: recorded, so later calls are
+            // told at once instead of asking the provider again.
             Err(e) if e.is_permanent() => {
                 let reason = e.to_string();
                 let marked =
@@ -466,6 +487,10 @@ fn needs_authorization_text(name: &str, status: Status, reason: Option<&str>) ->
             None => "must be authorized again".to_owned(),
         },
         Status::Authorized => "holds no access token".to_owned(),
+        // The reason says what to do (update the registration), not authorize.
+        Status::ClientRefused => {
+            return format!("connection `{name}`: {}", reason.unwrap_or("the provider refused its client registration: run `wasm-host authconnection update`"));
+        }
     };
     format!("connection `{name}` {why}: run `wasm-host authconnection authorize {name}`")
 }

@@ -8,12 +8,17 @@
 //! - each entry ends with an HMAC-SHA256 (RFC 2104) of its file name and body under the cache's own key, 32
 //!   random bytes in `DIR/key` (0600, made on first use): an entry that is damaged, truncated, written by anyone
 //!   who cannot read the key, or copied from another component's name is compiled again, never loaded.
+//!
+//! The cache has a size cap: after writing an entry, the least recently used entries are removed until the total
+//! fits. "Used" is the entry's modification time, which a load sets to now: access times are not kept on many
+//! mounts (`noatime`, `relatime`), so they cannot tell the order of use.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -40,11 +45,26 @@ pub enum CacheOutcome {
     Uncached,
 }
 
+/// The default cap on the cache's total size, in bytes (1 GiB): about 30 JavaScript functions (a componentize-js
+/// entry is 32-38 MiB) or thousands of Rust ones.
+pub const DEFAULT_CACHE_MAX: u64 = 1 << 30;
+
+/// One compiled component in the cache.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub path: PathBuf,
+    /// Bytes on disk.
+    pub size: u64,
+    /// When it was last written or loaded.
+    pub last_used: SystemTime,
+}
+
 #[derive(Clone)]
 pub struct CompileCache {
     dir: PathBuf,
     /// Read (or made) by [`CompileCache::open`], once.
     key: std::sync::Arc<std::sync::OnceLock<Zeroizing<[u8; KEY_BYTES]>>>,
+    max_size: u64,
 }
 
 impl std::fmt::Debug for CompileCache {
@@ -69,7 +89,105 @@ pub enum CacheError {
 
 impl CompileCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), key: Default::default() }
+        Self { dir: dir.into(), key: Default::default(), max_size: DEFAULT_CACHE_MAX }
+    }
+
+    /// Caps the entries' total size at `bytes` ([`DEFAULT_CACHE_MAX`] by default). An entry larger than the cap
+    /// on its own is still kept (it replaces all the others): the function just compiled is the likeliest to run
+    /// again.
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// Every entry, most recently used first. A cache directory that does not exist is an empty cache: nothing
+    /// is created.
+    pub fn entries(&self) -> std::io::Result<Vec<CacheEntry>> {
+        let mut entries = Vec::new();
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
+            Err(e) => return Err(e),
+        };
+        for item in dir {
+            let item = item?;
+            let path = item.path();
+            if path.extension().is_none_or(|e| e != "cwasm") {
+                continue;
+            }
+            // An entry removed meanwhile (another process evicting) is simply not listed.
+            let Ok(meta) = item.metadata() else { continue };
+            if meta.is_file() {
+                entries.push(CacheEntry { path, size: meta.len(), last_used: meta.modified()? });
+            }
+        }
+        entries.sort_by(|a, b| b.last_used.cmp(&a.last_used).then_with(|| a.path.cmp(&b.path)));
+        Ok(entries)
+    }
+
+    /// Removes every entry, with the lock files and the temporary files of interrupted writes; other files (the
+    /// key) are left alone. Returns how many entries went and how many bytes they held.
+    pub fn clean(&self) -> std::io::Result<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        for item in dir {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some((stem, ext)) = name.split_once('.') else { continue };
+            if !is_entry_stem(stem) || !(ext == "cwasm" || ext == "lock" || ext.starts_with("tmp")) {
+                continue;
+            }
+            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(item.path()) {
+                Ok(()) if ext == "cwasm" => {
+                    count += 1;
+                    bytes += size;
+                }
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((count, bytes))
+    }
+
+    /// Removes the least recently used entries, other than `keep`, until the total is within the cap. Returns the
+    /// removed entries' paths.
+    pub(crate) fn evict(&self, keep: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let entries = self.entries()?;
+        let mut total: u64 = entries.iter().map(|e| e.size).sum();
+        let mut removed = Vec::new();
+        for entry in entries.iter().rev() {
+            if total <= self.max_size {
+                break;
+            }
+            if entry.path == keep {
+                continue;
+            }
+            match fs::remove_file(&entry.path) {
+                Ok(()) => removed.push(entry.path.clone()),
+                // Another process evicted it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            total -= entry.size;
+        }
+        Ok(removed)
+    }
+
+    /// Marks the entry at `path` as used now (see the module's note on modification times).
+    fn touch(path: &Path) {
+        if let Ok(file) = fs::OpenOptions::new().write(true).open(path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
     }
 
     /// Checks the directory (made 0700 when missing) and reads its key, making it on first use. Called before
@@ -153,7 +271,11 @@ impl CompileCache {
         }
         // SAFETY: the body is exactly what `Component::serialize` wrote under this file name (component digest and
         // engine compatibility hash), by a process that could read this cache's key: its keyed MAC matches.
-        Some(unsafe { Component::deserialize(engine, body) }.map_err(|_| ()))
+        let component = unsafe { Component::deserialize(engine, body) }.map_err(|_| ());
+        if component.is_ok() {
+            Self::touch(path);
+        }
+        Some(component)
     }
 
     /// Holds the right to compile the entry at `path` until dropped: a second process starting the same
@@ -182,6 +304,22 @@ impl CompileCache {
         f.write_all(&mac.finalize().into_bytes())?;
         f.write_all(TRAILER_MAGIC)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        match self.evict(path) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::debug!(count = removed.len(), max_bytes = self.max_size, "evicted least recently used compile cache entries");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(dir = %self.dir.display(), "cannot trim the compile cache: {e}"),
+        }
+        Ok(())
     }
+}
+
+/// `<64 hex digits>-<16 hex digits>`: the stem of the names [`CompileCache::entry_path`] gives.
+fn is_entry_stem(stem: &str) -> bool {
+    let Some((digest, engine)) = stem.split_once('-') else { return false };
+    digest.len() == 64
+        && engine.len() == 16
+        && digest.chars().chain(engine.chars()).all(|c| c.is_ascii_hexdigit())
 }

@@ -248,16 +248,22 @@ impl FunctionHost {
     /// Reads, compiles (or loads from the cache) and checks the component at `path`, which must be of the
     /// `function` world (what `run` invokes).
     pub fn load(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
-        self.load_as(path, false)
+        self.load_observed(path, &mut || {})
+    }
+
+    /// [`FunctionHost::load`], calling `on_compile` just before the component is compiled (not when it comes
+    /// from the cache), so a command line can say that something slow is under way.
+    pub fn load_observed(&self, path: &Path, on_compile: &mut dyn FnMut()) -> Result<LoadedFunction, LoadError> {
+        self.load_as(path, false, on_compile)
     }
 
     /// Like [`FunctionHost::load`], also accepting a component of the `http-function` world (what `serve`
     /// hands HTTP requests to).
     pub fn load_servable(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
-        self.load_as(path, true)
+        self.load_as(path, true, &mut || {})
     }
 
-    fn load_as(&self, path: &Path, http: bool) -> Result<LoadedFunction, LoadError> {
+    fn load_as(&self, path: &Path, http: bool, on_compile: &mut dyn FnMut()) -> Result<LoadedFunction, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable { path: path.into(), source })?;
         let header = bytes.get(..8);
         if header == Some(CORE_MODULE_HEADER) {
@@ -266,7 +272,7 @@ impl FunctionHost {
         if header != Some(COMPONENT_HEADER) {
             return Err(LoadError::NotWasm { path: path.into() });
         }
-        let (component, outcome) = self.compile_or_load(path, &bytes)?;
+        let (component, outcome) = self.compile_or_load(path, &bytes, on_compile)?;
         let world = self.check_world(path, &component, http)?;
         let wrong = |e: wasmtime::Error| LoadError::WrongWorld { path: path.into(), reason: format!("{e:#}") };
         let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
@@ -277,8 +283,14 @@ impl FunctionHost {
         Ok(LoadedFunction { kind, cache: outcome })
     }
 
-    fn compile_or_load(&self, path: &Path, bytes: &[u8]) -> Result<(Component, CacheOutcome), LoadError> {
-        let compile = || {
+    fn compile_or_load(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        on_compile: &mut dyn FnMut(),
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        let mut compile = || {
+            on_compile();
             Component::from_binary(&self.engine, bytes)
                 .map_err(|e| LoadError::Invalid { path: path.into(), reason: format!("{e:#}") })
         };

@@ -1,14 +1,18 @@
 //! The authorization-code flow's front half: the request (PKCE S256, `state`, OIDC `nonce`) and the loopback
 //! callback server of RFC 8252 that waits for the provider to send the browser back.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::endpoints::ProviderEndpoints;
@@ -31,6 +35,9 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// The authorization request of RFC 6749 §4.1.1 as `oauth2` builds it, with `state`, PKCE S256 (RFC 7636)
+    /// unless the provider refuses it, the OIDC `nonce`, the provider's required scopes and extra parameters.
+    /// The endpoint's own query (`?tenant=...`) is kept.
     pub fn new(endpoints: &ProviderEndpoints, client_id: &str, redirect_uri: &str, scopes: &[String]) -> Self {
         let mut scopes: Vec<String> = scopes.to_vec();
         for s in &endpoints.required_scopes {
@@ -40,24 +47,25 @@ impl AuthorizationRequest {
         }
         let (state, nonce) = (random_token(), random_token());
         let verifier = endpoints.pkce.then(random_token);
-        let mut url = endpoints.authorization.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", client_id)
-                .append_pair("redirect_uri", redirect_uri)
-                .append_pair("scope", &scopes.join(" "))
-                .append_pair("state", state.expose_secret())
-                .append_pair("nonce", nonce.expose_secret());
-            if let Some(v) = &verifier {
-                let digest = ring::digest::digest(&ring::digest::SHA256, v.expose_secret().as_bytes());
-                let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
-                q.append_pair("code_challenge", &challenge).append_pair("code_challenge_method", "S256");
-            }
-            for (k, v) in &endpoints.extra_params {
-                q.append_pair(k, v);
-            }
+        let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(client_id.to_owned()))
+            .set_auth_uri(oauth2::AuthUrl::from_url(endpoints.authorization.clone()));
+        let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned()).ok();
+        let csrf = oauth2::CsrfToken::new(state.expose_secret().to_owned());
+        let mut request = client
+            .authorize_url(move || csrf)
+            .add_scopes(scopes.iter().cloned().map(oauth2::Scope::new))
+            .add_extra_param("nonce", nonce.expose_secret().to_owned());
+        if let Some(r) = &redirect {
+            request = request.set_redirect_uri(std::borrow::Cow::Borrowed(r));
         }
+        if let Some(v) = &verifier {
+            let v = oauth2::PkceCodeVerifier::new(v.expose_secret().to_owned());
+            request = request.set_pkce_challenge(oauth2::PkceCodeChallenge::from_code_verifier_sha256(&v));
+        }
+        for (k, v) in &endpoints.extra_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let (url, _) = request.url();
         Self { url, redirect_uri: redirect_uri.to_owned(), state, nonce, verifier, scopes }
     }
 }
@@ -78,21 +86,27 @@ pub enum CallbackError {
     Io(#[from] std::io::Error),
 }
 
-/// A server on 127.0.0.1 that receives the provider's redirect at `/callback`.
+/// A server on 127.0.0.1 that receives the provider's redirect at `/callback` (RFC 8252 §7.3), served by hyper,
+/// each connection on its own task: an idle or slow local connection holds only itself. It also serves one
+/// one-shot start link that redirects to the authorization URL, so that a browser can be opened without `state`
+/// and `nonce` on its command line (which any local user can read).
 pub struct CallbackServer {
     listener: TcpListener,
     port: u16,
+    start: Mutex<Option<(String, Url)>>,
 }
 
-/// Requests to the callback server are a request line and a few headers; refuse anything larger.
-const MAX_REQUEST: usize = 16 * 1024;
+/// How long one connection may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a browser's callback request waits for the code exchange to end, to show its real outcome.
+const OUTCOME_WAIT: Duration = Duration::from_secs(120);
 
 impl CallbackServer {
     /// Binds 127.0.0.1:`port` (0 = any free port).
     pub async fn bind(port: u16) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port })
+        Ok(Self { listener, port, start: Mutex::new(None) })
     }
 
     pub fn port(&self) -> u16 {
@@ -103,40 +117,207 @@ impl CallbackServer {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
 
-    /// Serves requests until one carries the right `state` and a `code` (or the provider's error), or until
-    /// `timeout`. A forged or incomplete callback gets an error page and the wait goes on.
+    /// A link to this server that redirects to `authorization` once, then answers 410: safe to hand to a browser
+    /// on its command line, where the authorization URL's `state` and `nonce` must not appear.
+    pub fn start_url(&self, authorization: &Url) -> String {
+        let path = format!("/start/{}", random_token().expose_secret());
+        let link = format!("http://127.0.0.1:{}{path}", self.port);
+        *self.start.lock().expect("start link poisoned") = Some((path, authorization.clone()));
+        link
+    }
+
+    /// Serves requests until one carries the right `state` and a `code` (then the browser's request waits for
+    /// [`PendingCallback::finish`] to show the real outcome) or the provider's error, or until `timeout` has
+    /// passed, however many other connections are open. A forged or incomplete callback gets an error page and
+    /// the wait goes on.
     pub async fn wait(
-        &self,
+        self,
         state: &SecretString,
         issuer: Option<&str>,
         timeout: Duration,
-    ) -> Result<Callback, CallbackError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let accepted = tokio::time::timeout(left, self.listener.accept()).await;
-            let Ok(accepted) = accepted else { return Err(CallbackError::Timeout(timeout)) };
-            let (mut stream, _) = accepted?;
-            let Ok(Some(target)) = tokio::time::timeout(Duration::from_secs(10), read_target(&mut stream)).await else {
-                continue;
-            };
-            match judge(&target, state, issuer) {
-                Verdict::NotCallback => respond(&mut stream, 404, "Not found", "This server only receives the OAuth callback at /callback.").await,
-                Verdict::Retry(why) => {
-                    tracing::warn!("ignored a callback: {why}");
-                    respond(&mut stream, 400, "Authorization not completed", &format!("{why} wasm-host is still waiting for the real callback; start again from the authorization link it printed.")).await;
-                }
-                Verdict::Refused { error, description } => {
-                    respond(&mut stream, 400, "Authorization refused", &format!("The provider answered `{}`{}. Return to the terminal for what to do next.", html_escape(&error), description.as_deref().map(|d| format!(": {}", html_escape(d))).unwrap_or_default())).await;
-                    return Err(CallbackError::Provider { error, description });
-                }
-                Verdict::Done(cb) => {
-                    respond(&mut stream, 200, "Authorization complete", "wasm-host received the authorization. You can close this tab and return to the terminal.").await;
-                    return Ok(cb);
-                }
+    ) -> Result<PendingCallback, CallbackError> {
+        let (events, mut received) = mpsc::channel(4);
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            issuer: issuer.map(str::to_owned),
+            start: self.start,
+            events,
+            finished: AtomicBool::new(false),
+        });
+        let listener = self.listener;
+        let server = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            // Ends when the wait does (the task is aborted, and with it every connection).
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                connections.spawn(serve_connection(stream, shared));
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        let server = AbortOnDrop(server);
+        let event = tokio::time::timeout(timeout, received.recv()).await;
+        match event {
+            Err(_) | Ok(None) => Err(CallbackError::Timeout(timeout)),
+            Ok(Some(Event::Refused { error, description, written })) => {
+                // The browser is shown the refusal before the process ends.
+                let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
+                Err(CallbackError::Provider { error, description })
+            }
+            Ok(Some(Event::Done { callback, outcome, written })) => {
+                Ok(PendingCallback { callback, outcome: Some(outcome), written: Some(written), _server: server })
             }
         }
     }
+}
+
+/// A callback received: its code and parameters, and the browser still waiting to be told how it ended.
+pub struct PendingCallback {
+    pub callback: Callback,
+    outcome: Option<oneshot::Sender<Outcome>>,
+    written: Option<oneshot::Receiver<()>>,
+    _server: AbortOnDrop,
+}
+
+/// What the browser is shown at the end.
+pub enum Outcome {
+    /// The tokens are stored: the text says so.
+    Done(String),
+    /// The code exchange or a check failed: the text says what to do (in the terminal too).
+    Failed(String),
+}
+
+impl PendingCallback {
+    /// Shows `outcome` in the browser that brought the callback, and waits (a few seconds at most) until the
+    /// page is sent.
+    pub async fn finish(mut self, outcome: Outcome) {
+        if let Some(tx) = self.outcome.take() {
+            let _ = tx.send(outcome);
+        }
+        if let Some(written) = self.written.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), written).await;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Event {
+    Done { callback: Callback, outcome: oneshot::Sender<Outcome>, written: oneshot::Receiver<()> },
+    Refused { error: String, description: Option<String>, written: oneshot::Receiver<()> },
+}
+
+struct Shared {
+    state: SecretString,
+    issuer: Option<String>,
+    start: Mutex<Option<(String, Url)>>,
+    events: mpsc::Sender<Event>,
+    /// A callback was taken: any later one is told so.
+    finished: AtomicBool,
+}
+
+type Page = hyper::Response<Full<Bytes>>;
+
+/// One connection, HTTP/1.1, its head read within [`HEAD_TIMEOUT`]. When it carried the callback, `written` is
+/// signalled once its answer has been sent.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let written: Arc<Mutex<Option<oneshot::Sender<()>>>> = Arc::default();
+    let slot = written.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let (shared, slot) = (shared.clone(), slot.clone());
+        async move { Ok::<_, std::convert::Infallible>(answer(&shared, request.uri(), &slot).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+    if let Some(tx) = written.lock().expect("written slot poisoned").take() {
+        let _ = tx.send(());
+    }
+}
+
+async fn answer(shared: &Shared, uri: &hyper::Uri, written: &Mutex<Option<oneshot::Sender<()>>>) -> Page {
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Some(page) = start_redirect(shared, uri.path()) {
+        return page;
+    }
+    let watch = || {
+        let (tx, rx) = oneshot::channel();
+        *written.lock().expect("written slot poisoned") = Some(tx);
+        rx
+    };
+    match judge(target, &shared.state, shared.issuer.as_deref()) {
+        Verdict::NotCallback => page(404, "Not found", "This server only receives the OAuth callback at /callback."),
+        Verdict::Retry(why) => {
+            tracing::warn!("ignored a callback: {why}");
+            page(400, "Authorization not completed", &format!("{why} wasm-host is still waiting for the real callback; start again from the authorization link it printed."))
+        }
+        _ if shared.finished.swap(true, Ordering::SeqCst) => {
+            page(400, "Authorization not completed", "wasm-host has received this authorization's callback already.")
+        }
+        Verdict::Refused { error, description } => {
+            let text = format!(
+                "The provider answered `{}`{}. Return to the terminal for what to do next.",
+                html_escape(&error),
+                description.as_deref().map(|d| format!(": {}", html_escape(d))).unwrap_or_default()
+            );
+            let _ = shared.events.try_send(Event::Refused { error, description, written: watch() });
+            page(400, "Authorization refused", &text)
+        }
+        Verdict::Done(callback) => {
+            let (outcome, shown) = oneshot::channel();
+            if shared.events.try_send(Event::Done { callback, outcome, written: watch() }).is_err() {
+                return page(400, "Authorization not completed", "wasm-host stopped waiting for this authorization.");
+            }
+            match tokio::time::timeout(OUTCOME_WAIT, shown).await {
+                Ok(Ok(Outcome::Done(text))) => page(200, "Authorization complete", &format!("{} You can close this tab and return to the terminal.", html_escape(&text))),
+                Ok(Ok(Outcome::Failed(text))) => page(400, "Authorization failed", &format!("{} Return to the terminal for what to do next.", html_escape(&text))),
+                _ => page(400, "Authorization not completed", "wasm-host ended before the authorization was complete; see the terminal."),
+            }
+        }
+    }
+}
+
+/// The one-shot start link: a redirect to the authorization URL the first time, 410 after.
+fn start_redirect(shared: &Shared, path: &str) -> Option<Page> {
+    if !path.starts_with("/start/") {
+        return None;
+    }
+    let mut start = shared.start.lock().expect("start link poisoned");
+    let matches = start.as_ref().is_some_and(|(p, _)| constant_time_eq(p.as_bytes(), path.as_bytes()));
+    Some(match (matches, start.take_if(|_| matches)) {
+        (true, Some((_, url))) => hyper::Response::builder()
+            .status(302)
+            .header("location", url.as_str())
+            .header("cache-control", "no-store")
+            .header("referrer-policy", "no-referrer")
+            .header("connection", "close")
+            .body(Full::new(Bytes::new()))
+            .expect("a valid response"),
+        _ => page(410, "Link used already", "This start link works once. Open the authorization URL wasm-host printed in the terminal."),
+    })
+}
+
+fn page(status: u16, title: &str, text: &str) -> Page {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>wasm-host: {title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .header("connection", "close")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
 }
 
 /// What the callback server makes of one request.
@@ -202,20 +383,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads the request line and headers; returns the request target of a GET.
-async fn read_target(stream: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 || buf.len() + n > MAX_REQUEST {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    request_target(&buf).map(str::to_owned)
-}
-
 /// The target of a GET request line (`GET /callback?... HTTP/1.1`), from the start of a request's head.
 pub fn request_target(head: &[u8]) -> Option<&str> {
     let line = std::str::from_utf8(&head[..head.iter().position(|b| *b == b'\r')?]).ok()?;
@@ -224,26 +391,6 @@ pub fn request_target(head: &[u8]) -> Option<&str> {
         (Some("GET"), Some(target)) if target.starts_with('/') => Some(target),
         _ => None,
     }
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
-    let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>wasm-host: {title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{title}</h1><p>{text}</p></body></html>"
-    );
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Bad Request",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
-         cache-control: no-store\r\nreferrer-policy: no-referrer\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body.as_bytes()).await;
-    let _ = stream.shutdown().await;
 }
 
 fn html_escape(s: &str) -> String {

@@ -56,6 +56,12 @@ pub struct EndpointSettings {
     pub token_url: Option<String>,
     pub revocation_url: Option<String>,
     pub userinfo_url: Option<String>,
+    /// PKCE forced on (`Some(true)`) or off (`Some(false)`, a provider that refuses it); `None`: as resolved.
+    pub pkce: Option<bool>,
+    /// Client authentication forced; `None`: as resolved.
+    pub client_auth: Option<ClientAuth>,
+    /// Authorization-request parameters added to the preset's (Dropbox's `token_access_type=offline`).
+    pub auth_params: Vec<(String, String)>,
 }
 
 #[derive(Debug, Error)]
@@ -244,7 +250,8 @@ pub fn parse_discovery(issuer: &str, body: &[u8]) -> Result<ProviderEndpoints, D
         jwks: doc.jwks_uri.as_deref().map(|u| checked("jwks_uri", u)).transpose()?,
         issuer: Some(doc.issuer),
         client_auth,
-        pkce: doc.code_challenge_methods_supported.is_none_or(|m| m.iter().any(|x| x == "S256")),
+        // RFC 8414 §2: omitted means the server does not support PKCE.
+        pkce: doc.code_challenge_methods_supported.is_some_and(|m| m.iter().any(|x| x == "S256")),
         extra_params: vec![],
         required_scopes: vec![],
         preset: None,
@@ -307,6 +314,16 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
     }
     if let Some(u) = settings.userinfo_url.as_ref().and_then(parse) {
         endpoints.userinfo = Some(u);
+    }
+    if let Some(pkce) = settings.pkce {
+        endpoints.pkce = pkce;
+    }
+    if let Some(auth) = settings.client_auth {
+        endpoints.client_auth = auth;
+    }
+    for (k, v) in &settings.auth_params {
+        endpoints.extra_params.retain(|(key, _)| key != k);
+        endpoints.extra_params.push((k.clone(), v.clone()));
     }
     Ok(endpoints)
 }

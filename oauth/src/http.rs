@@ -30,6 +30,54 @@ impl Http {
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
+
+    /// Sends one request built by `oauth2` or `openidconnect` (their `AsyncHttpClient` is any async closure over
+    /// this): redirects off, the answer capped at `cap` bytes, the request body (which holds a code, a refresh
+    /// token or a client secret) wiped once sent. The answer comes back with its status and `Content-Type`.
+    pub async fn send(&self, request: oauth2::HttpRequest, cap: usize) -> Result<Answer, SendError> {
+        let (head, body) = request.into_parts();
+        let body = zeroize::Zeroizing::new(body);
+        let url = reqwest::Url::parse(&head.uri.to_string()).map_err(|_| SendError::Unreachable("an invalid URL".into()))?;
+        let mut req = self.client.request(head.method, url).headers(head.headers);
+        if !body.is_empty() {
+            req = req.body(body.to_vec());
+        }
+        let response = req.send().await.map_err(|e| SendError::Unreachable(describe(&e)))?;
+        drop(body);
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = zeroize::Zeroizing::new(read_capped(response, cap).await.map_err(|e| SendError::Body { status, error: e })?);
+        Ok(Answer { status, content_type, body })
+    }
+}
+
+/// A provider's answer, read whole: the body is wiped when dropped.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl Answer {
+    /// As the libraries take it: the status and the body, with `Content-Type: application/json` (the answer was
+    /// reshaped or is to be read as JSON whatever type it was served as).
+    pub(crate) fn into_library(status: u16, body: zeroize::Zeroizing<Vec<u8>>) -> oauth2::HttpResponse {
+        let mut response = oauth2::HttpResponse::new(body.to_vec());
+        *response.status_mut() = oauth2::http::StatusCode::from_u16(status).unwrap_or(oauth2::http::StatusCode::BAD_GATEWAY);
+        response.headers_mut().insert(oauth2::http::header::CONTENT_TYPE, oauth2::http::HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+/// Why a request got no whole answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection, or no answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The answer's body was too large or broke off.
+    #[error("{error}")]
+    Body { status: u16, error: BodyError },
 }
 
 impl Default for Http {

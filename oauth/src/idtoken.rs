@@ -1,14 +1,20 @@
-//! OpenID Connect ID-token validation (Core §3.1.3.7): signature against the provider's JWKS, then `iss`,
-//! `aud`, `azp`, `exp`, `iat` and `nonce`. Asymmetric algorithms only: `none` and HMAC are refused.
+//! OpenID Connect ID-token validation (Core §3.1.3.7) through `openidconnect` 4: the signature against the
+//! provider's JWKS, `aud`, `exp`, `iat` and `nonce` by the library; asymmetric algorithms only (`none` and HMAC
+//! are refused). Around it, what the library leaves to its caller: `azp` when there are several audiences, `nbf`,
+//! clock skew, and the issuer, checked here so that Microsoft's multi-tenant issuer (the user's own tenant, named
+//! by `tid`) can be accepted exactly.
 
-use base64::Engine;
-use ring::signature::{self, UnparsedPublicKey};
-use serde::Deserialize;
-use serde_json::Value;
+use chrono::{DateTime, TimeZone, Utc};
+use openidconnect::core::{CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AdditionalClaims, ClaimsVerificationError, ClientId, IdToken, IdTokenClaims, IdTokenVerifier, IssuerUrl, Nonce,
+    SignatureVerificationError,
+};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use url::Url;
 
-use crate::http::{read_capped, Http};
+use crate::http::Http;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdTokenError {
@@ -16,8 +22,8 @@ pub enum IdTokenError {
     Malformed,
     #[error("the ID token uses the algorithm `{0}`, which wasm-host does not accept")]
     Algorithm(String),
-    #[error("no key in the provider's JWKS matches the ID token (kid {0:?})")]
-    NoKey(Option<String>),
+    #[error("no key in the provider's JWKS matches the ID token")]
+    NoKey,
     #[error("the ID token's signature does not verify against the provider's JWKS")]
     Signature,
     #[error("the ID token was issued by `{found}`, not `{expected}`")]
@@ -26,55 +32,46 @@ pub enum IdTokenError {
     Audience,
     #[error("the ID token has expired")]
     Expired,
+    #[error("the ID token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
     #[error("the ID token's nonce does not match the one this authorization sent")]
     Nonce,
     #[error("cannot fetch the provider's JWKS: {0}")]
     Jwks(String),
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-}
+/// The provider's signing keys (RFC 7517). Keys of a type or use the library does not know are skipped.
+pub type Jwks = CoreJsonWebKeySet;
 
-#[derive(Deserialize, Clone)]
-pub struct Jwk {
-    kty: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default, rename = "use")]
-    usage: Option<String>,
-    #[serde(default)]
-    n: Option<String>,
-    #[serde(default)]
-    e: Option<String>,
-    #[serde(default)]
-    crv: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
+/// Claims the library does not read and the checks here need.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Extra {
+    /// Microsoft's tenant ID: names the tenant a multi-tenant issuer stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    /// Not before (RFC 7519 §4.1.5), Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
+impl AdditionalClaims for Extra {}
 
-#[derive(Deserialize, Clone)]
-pub struct Jwks {
-    keys: Vec<Jwk>,
-}
+/// The verified claims of an ID token.
+pub type Claims = IdTokenClaims<Extra, CoreGenderClaim>;
+type Token = IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
+/// JWKS documents are small; refuse anything larger.
+const MAX_JWKS: usize = 256 * 1024;
+
+/// Fetches the JWKS at `url`, read as JSON whatever `Content-Type` it is served with (some providers say
+/// `text/plain` or `application/octet-stream`).
 pub async fn fetch_jwks(http: &Http, url: &Url) -> Result<Jwks, IdTokenError> {
-    let response = http.client().get(url.clone()).send().await.map_err(|e| IdTokenError::Jwks(crate::http::describe(&e)))?;
-    if !response.status().is_success() {
-        return Err(IdTokenError::Jwks(format!("{url} answered HTTP {}", response.status().as_u16())));
+    let request = oauth2::http::Request::get(url.as_str()).body(Vec::new()).map_err(|_| IdTokenError::Jwks(format!("{url} is not a URL")))?;
+    let answer = http.send(request, MAX_JWKS).await.map_err(|e| IdTokenError::Jwks(format!("{url}: {e}")))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(IdTokenError::Jwks(format!("{url} answered HTTP {}", answer.status)));
     }
-    let body = read_capped(response, 256 * 1024).await.map_err(|e| IdTokenError::Jwks(format!("{url}: {e}")))?;
-    serde_json::from_slice(&body)
+    serde_json::from_slice(&answer.body)
         .map_err(|e| IdTokenError::Jwks(format!("{url} is not a JWKS: {}", crate::shown(&e.to_string(), 200))))
-}
-
-fn b64(s: &str) -> Result<Vec<u8>, IdTokenError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| IdTokenError::Malformed)
 }
 
 /// What the checks compare against.
@@ -82,92 +79,78 @@ pub struct Expected<'a> {
     pub issuer: &'a str,
     pub client_id: &'a str,
     pub nonce: &'a str,
+    /// Unix seconds.
     pub now: i64,
-    /// Seconds of clock skew tolerated on `exp`.
+    /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf`.
     pub leeway: i64,
 }
 
+/// The algorithms accepted: asymmetric signatures only (an HMAC key would be the client secret, which a
+/// provider's JWKS must not stand in for; `none` is no signature).
+const ALGORITHMS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+fn at(unix: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// Validates `token` and returns its claims.
-pub fn validate(token: &str, jwks: &Jwks, expected: &Expected<'_>) -> Result<serde_json::Map<String, Value>, IdTokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(IdTokenError::Malformed);
-    };
-    let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| IdTokenError::Malformed)?;
-    let sig = b64(s)?;
-    let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
-    let (kty, rsa_alg, ec_alg): (&str, Option<&'static signature::RsaParameters>, Option<&'static signature::EcdsaVerificationAlgorithm>) =
-        match header.alg.as_str() {
-            "RS256" => ("RSA", Some(&signature::RSA_PKCS1_2048_8192_SHA256), None),
-            "RS384" => ("RSA", Some(&signature::RSA_PKCS1_2048_8192_SHA384), None),
-            "RS512" => ("RSA", Some(&signature::RSA_PKCS1_2048_8192_SHA512), None),
-            "PS256" => ("RSA", Some(&signature::RSA_PSS_2048_8192_SHA256), None),
-            "PS384" => ("RSA", Some(&signature::RSA_PSS_2048_8192_SHA384), None),
-            "PS512" => ("RSA", Some(&signature::RSA_PSS_2048_8192_SHA512), None),
-            "ES256" => ("EC", None, Some(&signature::ECDSA_P256_SHA256_FIXED)),
-            "ES384" => ("EC", None, Some(&signature::ECDSA_P384_SHA384_FIXED)),
-            other => return Err(IdTokenError::Algorithm(crate::shown(other, 20))),
-        };
-    let candidates: Vec<&Jwk> = jwks
-        .keys
-        .iter()
-        .filter(|k| k.kty == kty && k.usage.as_deref().is_none_or(|u| u == "sig"))
-        .filter(|k| header.kid.is_none() || k.kid == header.kid)
-        .collect();
-    if candidates.is_empty() {
-        return Err(IdTokenError::NoKey(header.kid.map(|k| crate::shown(&k, 100))));
+pub fn validate(token: &str, jwks: &Jwks, expected: &Expected<'_>) -> Result<Claims, IdTokenError> {
+    let token: Token = token.parse().map_err(|_| IdTokenError::Malformed)?;
+    match token.signing_alg() {
+        Ok(alg) if ALGORITHMS.contains(alg) => {}
+        Ok(alg) => return Err(IdTokenError::Algorithm(crate::shown(&serde_plain_name(alg), 20))),
+        Err(SignatureVerificationError::NoSignature) => return Err(IdTokenError::Algorithm("none".into())),
+        Err(_) => return Err(IdTokenError::Malformed),
     }
-    let verified = candidates.iter().any(|k| match (rsa_alg, ec_alg) {
-        (Some(alg), _) => match (k.n.as_deref().map(b64), k.e.as_deref().map(b64)) {
-            (Some(Ok(n)), Some(Ok(e))) => signature::RsaPublicKeyComponents { n: &n, e: &e }.verify(alg, signed, &sig).is_ok(),
-            _ => false,
-        },
-        (_, Some(alg)) => {
-            let want_crv = if header.alg == "ES256" { "P-256" } else { "P-384" };
-            match (k.crv.as_deref(), k.x.as_deref().map(b64), k.y.as_deref().map(b64)) {
-                (Some(crv), Some(Ok(x)), Some(Ok(y))) if crv == want_crv => {
-                    let mut point = vec![4u8];
-                    point.extend_from_slice(&x);
-                    point.extend_from_slice(&y);
-                    UnparsedPublicKey::new(alg, &point).verify(signed, &sig).is_ok()
-                }
-                _ => false,
-            }
-        }
-        _ => false,
-    });
-    if !verified {
-        return Err(IdTokenError::Signature);
+    // The verifier wants an issuer URL; the issuer is compared below, where a multi-tenant one is understood.
+    let placeholder = IssuerUrl::new("https://issuer.invalid".into()).expect("a URL");
+    let (now, leeway) = (expected.now, expected.leeway);
+    let verifier: IdTokenVerifier<'_, CoreJsonWebKey> =
+        IdTokenVerifier::new_public_client(ClientId::new(expected.client_id.to_owned()), placeholder, jwks.clone())
+            .set_allowed_algs(ALGORITHMS)
+            .require_issuer_match(false)
+            // Several audiences: accepted when `azp` names this client (checked below).
+            .set_other_audience_verifier_fn(|_| true)
+            .set_time_fn(move || at(now - leeway))
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat.timestamp() > now + leeway { Err("issued in the future".into()) } else { Ok(()) }
+            });
+    let claims = token.into_claims(&verifier, &Nonce::new(expected.nonce.to_owned())).map_err(|e| match e {
+        ClaimsVerificationError::Expired(why) if why.contains("future") => IdTokenError::NotYetValid,
+        ClaimsVerificationError::Expired(_) => IdTokenError::Expired,
+        ClaimsVerificationError::InvalidAudience(_) => IdTokenError::Audience,
+        ClaimsVerificationError::InvalidNonce(_) => IdTokenError::Nonce,
+        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => IdTokenError::NoKey,
+        ClaimsVerificationError::SignatureVerification(_) => IdTokenError::Signature,
+        _ => IdTokenError::Malformed,
+    })?;
+    let azp = claims.authorized_party().map(|a| a.as_str());
+    if azp.is_some_and(|a| a != expected.client_id) || (claims.audiences().len() > 1 && azp.is_none()) {
+        return Err(IdTokenError::Audience);
     }
-    let claims: serde_json::Map<String, Value> = serde_json::from_slice(&b64(p)?).map_err(|_| IdTokenError::Malformed)?;
-    check_claims(&claims, expected)?;
+    if claims.additional_claims().nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(IdTokenError::NotYetValid);
+    }
+    let iss = claims.issuer().as_str();
+    if !issuer_matches(expected.issuer, iss, claims.additional_claims().tid.as_deref()) {
+        return Err(IdTokenError::Issuer { expected: expected.issuer.into(), found: crate::shown(iss, 200) });
+    }
     Ok(claims)
 }
 
-fn check_claims(claims: &serde_json::Map<String, Value>, expected: &Expected<'_>) -> Result<(), IdTokenError> {
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
-    if !issuer_matches(expected.issuer, iss, claims.get("tid").and_then(Value::as_str)) {
-        return Err(IdTokenError::Issuer { expected: expected.issuer.into(), found: crate::shown(iss, 200) });
-    }
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == expected.client_id,
-        Some(Value::Array(a)) => {
-            a.iter().any(|v| v.as_str() == Some(expected.client_id))
-                && (a.len() == 1 || claims.get("azp").and_then(Value::as_str) == Some(expected.client_id))
-        }
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(IdTokenError::Audience);
-    }
-    match claims.get("exp").and_then(Value::as_i64) {
-        Some(exp) if exp + expected.leeway > expected.now => {}
-        _ => return Err(IdTokenError::Expired),
-    }
-    if claims.get("nonce").and_then(Value::as_str) != Some(expected.nonce) {
-        return Err(IdTokenError::Nonce);
-    }
-    Ok(())
+/// The JOSE name of an algorithm (`HS256`), as the library spells it in JSON.
+fn serde_plain_name(alg: &CoreJwsSigningAlgorithm) -> String {
+    serde_json::to_value(alg).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
 }
 
 /// Microsoft's multi-tenant endpoints (`common`, `organizations`, `consumers`) issue tokens whose issuer names
@@ -187,6 +170,8 @@ fn issuer_matches(expected: &str, found: &str, tid: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     #[test]
@@ -199,13 +184,14 @@ mod tests {
 
     #[test]
     fn unsigned_and_hmac_tokens_are_refused() {
-        let jwks = Jwks { keys: vec![] };
+        let jwks = Jwks::new(vec![]);
         let exp = Expected { issuer: "i", client_id: "c", nonce: "n", now: 0, leeway: 0 };
         let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let none = format!("{}.{}.", enc(r#"{"alg":"none"}"#), enc("{}"));
-        assert_eq!(validate(&none, &jwks, &exp), Err(IdTokenError::Algorithm("none".into())));
-        let hs = format!("{}.{}.{}", enc(r#"{"alg":"HS256"}"#), enc("{}"), enc("x"));
-        assert_eq!(validate(&hs, &jwks, &exp), Err(IdTokenError::Algorithm("HS256".into())));
-        assert_eq!(validate("a.b", &jwks, &exp), Err(IdTokenError::Malformed));
+        let claims = enc(r#"{"iss":"https://i.example","aud":"c","exp":10,"iat":0,"sub":"u","nonce":"n"}"#);
+        let none = format!("{}.{claims}.", enc(r#"{"alg":"none"}"#));
+        assert_eq!(validate(&none, &jwks, &exp).unwrap_err(), IdTokenError::Algorithm("none".into()));
+        let hs = format!("{}.{claims}.{}", enc(r#"{"alg":"HS256"}"#), enc("x"));
+        assert_eq!(validate(&hs, &jwks, &exp).unwrap_err(), IdTokenError::Algorithm("HS256".into()));
+        assert_eq!(validate("a.b", &jwks, &exp).unwrap_err(), IdTokenError::Malformed);
     }
 }

@@ -2,6 +2,7 @@
 //! discovery), the loopback authorization-code flow (PKCE S256, `state`, `nonce`), token exchange and refresh,
 //! RFC 7009 revocation and ID-token validation. Every secret stays in a `secrecy` type; no error carries one.
 
+mod answer;
 pub mod authorize;
 pub mod endpoints;
 pub mod http;
@@ -10,7 +11,7 @@ mod redaction;
 pub mod revoke;
 pub mod token;
 
-pub use authorize::{AuthorizationRequest, Callback, CallbackError, CallbackServer};
+pub use authorize::{AuthorizationRequest, Callback, CallbackError, CallbackServer, Outcome, PendingCallback};
 pub use endpoints::{resolve, EndpointError, EndpointSettings, ProviderEndpoints};
 pub use http::Http;
 pub use token::{ClientAuth, ClientCredentials, TokenError, TokenResponse};

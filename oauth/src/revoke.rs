@@ -1,4 +1,5 @@
-//! RFC 7009 token revocation, sent directly so that loopback http endpoints (tests, local providers) work too.
+//! RFC 7009 token revocation. Sent directly, not through `oauth2`: its `revoke_token` refuses every revocation URL
+//! that is not https, loopback included, and local providers (tests, a provider on this machine) serve http.
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -21,8 +22,9 @@ pub async fn revoke(
     if (200..300).contains(&status) {
         return Ok(());
     }
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = read_capped(response, 64 * 1024).await.unwrap_or_default();
-    match crate::token::parse_response(status, &body) {
+    match crate::token::parse_response(status, content_type.as_deref(), &body) {
         Err(e) => Err(e),
         Ok(_) => Err(TokenError::Unavailable(format!("the revocation endpoint answered HTTP {status}"))),
     }

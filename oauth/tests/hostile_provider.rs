@@ -363,7 +363,7 @@ async fn a_jwks_that_does_not_verify_the_id_token_is_refused() {
     let unrelated = serde_json::json!({ "keys": [{ "kty": "RSA", "kid": "r1", "n": "AQAB", "e": "AQAB" }] });
     let server = Hostile::start(move |_| json(unrelated.clone())).await;
     let jwks = idtoken::fetch_jwks(&http, &server.url("/jwks")).await.unwrap();
-    assert_eq!(idtoken::validate(&id_token, &jwks, &expected), Err(IdTokenError::NoKey(Some("k1".into()))));
+    assert_eq!(idtoken::validate(&id_token, &jwks, &expected).unwrap_err(), IdTokenError::NoKey);
     // A JWKS that is not one.
     let server = Hostile::start(|_| Answer::Full(200, "text/html", b"<html>keys</html>".to_vec())).await;
     let e = idtoken::fetch_jwks(&http, &server.url("/jwks")).await.err().expect("not a JWKS");
@@ -372,15 +372,23 @@ async fn a_jwks_that_does_not_verify_the_id_token_is_refused() {
     let right = serde_json::json!({ "keys": [signer.jwk.clone()] });
     let server = Hostile::start(move |_| json(right.clone())).await;
     let jwks = idtoken::fetch_jwks(&http, &server.url("/jwks")).await.unwrap();
-    assert_eq!(idtoken::validate(&id_token, &jwks, &expected).unwrap()["sub"], "u");
+    assert_eq!(idtoken::validate(&id_token, &jwks, &expected).unwrap().subject().as_str(), "u");
 }
 
 #[tokio::test]
 async fn a_code_exchange_against_a_broken_provider_shows_no_code() {
     let server = Hostile::start(|_| Answer::Full(502, "text/html", format!("<p>bad gateway for code={CODE}</p>").into_bytes())).await;
+    let e = exchange(&server).await.err().expect("a 502 fails the exchange");
+    assert!(server.requests()[0].contains(CODE) && server.requests()[0].contains("cs-9f3cQ7"), "the secrets were in play");
+    assert_no_secret(&e);
+    assert!(matches!(e, TokenError::Unavailable(_)), "{e:?}");
+}
+
+/// A code exchange against `server`'s /token (client_secret_post), as `authorize` makes it.
+async fn exchange(server: &Hostile) -> Result<token::TokenResponse, TokenError> {
     let secret = SecretString::from(CLIENT_SECRET);
     let client = ClientCredentials { id: "client-1", secret: &secret, auth: ClientAuth::Post };
-    let e = token::exchange_code(
+    token::exchange_code(
         &Http::new(Duration::from_secs(10)),
         &server.url("/token"),
         &client,
@@ -389,9 +397,68 @@ async fn a_code_exchange_against_a_broken_provider_shows_no_code() {
         Some(&SecretString::from("verifier-1")),
     )
     .await
-    .err()
-    .expect("a 502 fails the exchange");
-    assert!(server.requests()[0].contains(CODE) && server.requests()[0].contains("cs-9f3cQ7"), "the secrets were in play");
-    assert_no_secret(&e);
-    assert!(matches!(e, TokenError::Unavailable(_)), "{e:?}");
+}
+
+/// Fault kind 1 of issue 12: GitHub refuses a code with `200 {"error": ...}`, Facebook with an `error` object.
+/// Both are refusals (permanent, the provider's words kept), to a code exchange and to a refresh alike.
+#[tokio::test]
+async fn a_refusal_not_shaped_like_rfc_6749_is_still_a_refusal() {
+    let github = || json(serde_json::json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired.", "error_uri": "https://docs.github.com/"}));
+    let facebook = || Answer::Full(400, "application/json", br#"{"error":{"message":"Invalid verification code format.","type":"OAuthException","code":100}}"#.to_vec());
+    let cases: [(fn() -> Answer, &str); 3] = [
+        (github, "bad_verification_code (The code passed is incorrect or expired.)"),
+        (facebook, "OAuthException (Invalid verification code format.)"),
+        (|| Answer::Full(200, "application/x-www-form-urlencoded", b"error=bad_verification_code&error_description=The+code+passed+is+incorrect".to_vec()), "bad_verification_code (The code passed is incorrect)"),
+    ];
+    for (answer, shown) in cases {
+        let server = Hostile::start(move |_| answer()).await;
+        let e = exchange(&server).await.err().expect("refused");
+        assert_no_secret(&e);
+        assert!(matches!(e, TokenError::Rejected { .. }) && e.is_permanent(), "{e:?}");
+        assert!(e.to_string().contains(shown), "{e}");
+        let e = refresh_error(answer).await;
+        assert!(e.is_permanent() && e.to_string().contains(shown), "{e}");
+    }
+}
+
+/// Fault kind 3: a token response in the form encoding (GitHub's), labelled form or `text/plain`; a JWKS served
+/// as `text/plain`.
+#[tokio::test]
+async fn bodies_are_read_as_providers_send_them() {
+    for ct in ["application/x-www-form-urlencoded", "text/plain; charset=utf-8"] {
+        let server = Hostile::start(move |_| Answer::Full(200, ct, b"access_token=gho_16C7e42F292c6912E7710c838347Ae178B4a&scope=repo%2Cgist&token_type=bearer".to_vec())).await;
+        let r = exchange(&server).await.unwrap();
+        assert_eq!(r.token_type, "Bearer");
+        assert_eq!(r.scope, Some(vec!["repo".to_string(), "gist".to_string()]));
+        use secrecy::ExposeSecret;
+        assert!(r.access_token.expose_secret().starts_with("gho_16C7"));
+    }
+    let key = Key::generate("k1");
+    let keys = serde_json::json!({ "keys": [key.jwk.clone()] }).to_string();
+    let server = Hostile::start(move |_| Answer::Full(200, "text/plain", keys.clone().into_bytes())).await;
+    let jwks = idtoken::fetch_jwks(&Http::new(Duration::from_secs(10)), &server.url("/jwks")).await.unwrap();
+    let now = 1_800_000_000;
+    let claims = serde_json::json!({ "iss": "https://issuer.example", "aud": "client-1", "exp": now + 300, "iat": now, "nonce": "n-1", "sub": "u" });
+    let expected = idtoken::Expected { issuer: "https://issuer.example", client_id: "client-1", nonce: "n-1", now, leeway: 60 };
+    assert!(idtoken::validate(&key.sign("k1", &claims), &jwks, &expected).is_ok());
+}
+
+/// Fault kinds 4, 5 and 9 through a refresh: `expires_in: 0` is no expiry; Slack's `token_type: "bot"` becomes
+/// Bearer with the provider's word kept; nested `team.id` is kept, the nested user token is not.
+#[tokio::test]
+async fn expiry_token_type_and_nested_metadata_as_providers_mean_them() {
+    let server = Hostile::start(|_| {
+        json(serde_json::json!({
+            "ok": true, "access_token": "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy", "token_type": "bot",
+            "expires_in": 0, "scope": "commands,incoming-webhook", "bot_user_id": "U0KRQLJ9H",
+            "team": {"name": "Slack Softball Team", "id": "T9TK3CUKW"},
+            "authed_user": {"id": "U1234", "access_token": "xoxp-1234-HOSTILE-USER-TOKEN", "token_type": "user"}
+        }))
+    })
+    .await;
+    let r = refresh(&server, Duration::from_secs(10)).await.unwrap();
+    assert_eq!((r.expires_in, r.token_type.as_str()), (None, "Bearer"));
+    let get = |k: &str| r.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!((get("provider_token_type"), get("team.id"), get("authed_user.id")), (Some("bot"), Some("T9TK3CUKW"), Some("U1234")));
+    assert!(!format!("{:?}", r.extra).contains("HOSTILE-USER-TOKEN"), "{:?}", r.extra);
 }

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
-use crate::record::{now_unix, Connection, NewConnection, ResolvedEndpoints, Status, TokenInfo};
+use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status, TokenInfo};
 use crate::record_auth::RecordView;
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
@@ -488,6 +488,17 @@ impl Store {
 
     /// Registers a connection and seals its client secret, in one transaction.
     pub fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
+        self.create_with(new, ProtocolOptions::default(), client_secret, keys)
+    }
+
+    /// [`Store::create`] with protocol options, in the same one transaction.
+    pub fn create_with(
+        &self,
+        new: NewConnection,
+        options: ProtocolOptions,
+        client_secret: &SecretString,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError> {
         let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
         let now = now_unix();
         let mut conn = Connection {
@@ -498,6 +509,7 @@ impl Store {
             client_id: new.client_id,
             endpoints: new.endpoints,
             expose_refresh_token: new.expose_refresh_token,
+            options,
             status: Status::Created,
             token: None,
             resolved: None,
@@ -845,6 +857,47 @@ impl Store {
         }, &[])
     }
 
+    /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
+    /// transaction; every secret stays, the refresh token included. `revision` as for
+    /// [`Store::mark_needs_authorization`].
+    pub fn mark_client_refused(
+        &self,
+        name: &str,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+        keys: &Keys,
+    ) -> Result<(), WriteError> {
+        self.update(name, holder, revision, keys, |conn| {
+            conn.status = Status::ClientRefused;
+            conn.status_reason = Some(reason.to_owned());
+        }, &[])
+    }
+
+    /// Changes a connection's client registration (`change` edits the record: client ID, endpoints, options) and,
+    /// when given, its client secret, in one transaction. Tokens stay: a connection the provider refused as a
+    /// client (`client-refused`) that holds tokens is `authorized` again, for the next refresh to try the new
+    /// registration.
+    pub fn update_registration(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Connection),
+        client_secret: Option<&SecretString>,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError> {
+        let sealed = client_secret
+            .map(|s| keys.seal(name, SecretField::ClientSecret, s.expose_secret().as_bytes()))
+            .transpose()?;
+        let put = sealed.as_deref().map(|sealed| (SecretField::ClientSecret, sealed));
+        self.update_with(name, None, None, keys, |conn| {
+            change(conn);
+            if conn.status == Status::ClientRefused {
+                conn.status = if conn.token.is_some() { Status::Authorized } else { Status::Created };
+                conn.status_reason = None;
+            }
+        }, &[], put)
+    }
+
     /// Forgets a connection's tokens and marks it revoked; the client registration stays.
     pub fn mark_revoked(&self, name: &str, keys: &Keys) -> Result<(), WriteError> {
         self.update(name, None, None, keys, |conn| {
@@ -863,12 +916,27 @@ impl Store {
         change: impl FnOnce(&mut Connection),
         drop_secrets: &[SecretField],
     ) -> Result<(), WriteError> {
+        self.update_with(name, holder, expect_revision, keys, change, drop_secrets, None).map(|_| ())
+    }
+
+    /// [`Store::update`] that may also store one sealed secret, returning the record as written.
+    #[allow(clippy::too_many_arguments)]
+    fn update_with(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+        expect_revision: Option<u64>,
+        keys: &Keys,
+        change: impl FnOnce(&mut Connection),
+        drop_secrets: &[SecretField],
+        put: Option<(SecretField, &[u8])>,
+    ) -> Result<Connection, WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
         let stored_revision = stored_revision(&txn, name).map_err(&e)?;
-        {
+        let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
             let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
@@ -881,6 +949,9 @@ impl Store {
             for field in drop_secrets {
                 secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
             }
+            if let Some((field, sealed)) = put {
+                secrets.insert((name, field.as_str()), sealed).map_err(|x| e(x.into()))?;
+            }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
@@ -888,8 +959,10 @@ impl Store {
             if let Some(holder) = holder {
                 release_in(&txn, name, holder).map_err(&e)?;
             }
-        }
-        self.commit_change(txn).map_err(|x| e(x.into()))
+            conn
+        };
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
+        Ok(conn)
     }
 
     /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one

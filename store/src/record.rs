@@ -20,6 +20,9 @@ pub enum Status {
     NeedsAuthorization,
     /// Tokens were revoked by `revoke`; the client registration stays.
     Revoked,
+    /// The provider refused the client itself (`invalid_client`: a rotated secret, a disabled app). The grant is
+    /// kept: `authconnection update` fixes the registration, and the next use refreshes with it.
+    ClientRefused,
 }
 
 impl Status {
@@ -29,6 +32,7 @@ impl Status {
             Status::Authorized => "authorized",
             Status::NeedsAuthorization => "needs-authorization",
             Status::Revoked => "revoked",
+            Status::ClientRefused => "client-refused",
         }
     }
 }
@@ -44,6 +48,35 @@ pub struct Endpoints {
     pub revocation_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_url: Option<String>,
+}
+
+/// Per-connection protocol options, for providers that need other than the defaults. Each `None` or empty value
+/// means "as presets and discovery say".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolOptions {
+    /// PKCE S256 (RFC 7636): `Some(false)` never (a provider that refuses it), `Some(true)` always; `None`: when
+    /// the provider publishes `code_challenge_methods_supported` with S256 (RFC 8414 §2), or for a provider
+    /// known only by its URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce: Option<bool>,
+    /// Client authentication at the token endpoint: `basic` or `post` (RFC 6749 §2.3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+    /// Extra authorization-request parameters (Dropbox's `token_access_type=offline`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_params: Vec<(String, String)>,
+    /// Extra token-request parameters, sent with the code exchange and every refresh (Atlassian's `audience`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_params: Vec<(String, String)>,
+    /// Scopes `authorize` requests when it is given no `--scopes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_scopes: Vec<String>,
+}
+
+impl ProtocolOptions {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The public half of a token set: the values themselves are sealed rows of their own.
@@ -71,6 +104,8 @@ pub struct Connection {
     pub endpoints: Endpoints,
     #[serde(default)]
     pub expose_refresh_token: bool,
+    #[serde(default, skip_serializing_if = "ProtocolOptions::is_default")]
+    pub options: ProtocolOptions,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenInfo>,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod http;
 pub mod provider;
+pub mod snapshot;
 
 /// The HTTP client the tests use, for tests that talk to servers themselves.
 pub use reqwest;

@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use secrecy::ExposeSecret;
 use wasm_host_oauth::{
-    endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer,
+    endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer, Outcome,
     ClientAuth, ClientCredentials, Http, ProviderEndpoints, TokenError,
 };
 use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
@@ -9,23 +9,29 @@ use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, R
 use crate::args::AuthorizeArgs;
 use crate::context::Context;
 use crate::exit::{coded, usage, Exit, NotFound};
+use crate::output::{self, note};
 
 pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
-    validate_name(&args.name)?;
-    let timeout = crate::manifest::parse_duration(&args.timeout).map_err(usage)?;
-    let scopes: Vec<String> = args.scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
-    if scopes.is_empty() {
+    let name = &args.name.name;
+    validate_name(name)?;
+    let timeout = args.timeout;
+    if args.scopes.as_deref().is_some_and(|s| super::options::scopes(s).is_empty()) {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.connection(&args.name, &keys)?.ok_or_else(|| NotFound(args.name.clone()))?;
+    let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
+    let scopes = match &args.scopes {
+        Some(list) => super::options::scopes(list),
+        None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
+        None => super::options::scopes(DEFAULT_SCOPES),
+    };
     let secret = store
         .secret(&conn.name, SecretField::ClientSecret, &keys)?
         .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = Http::default();
-    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn))).map_err(|e| {
+    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn)?)).map_err(|e| {
         let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
         coded(exit, e.to_string())
     })?;
@@ -37,34 +43,78 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     })?;
     let redirect_uri = server.redirect_uri();
     let request = AuthorizationRequest::new(&endpoints, &conn.client_id, &redirect_uri, &scopes);
-    eprintln!("Redirect URI (register it with the provider for this client): {redirect_uri}");
-    if args.no_browser || !open_browser(request.url.as_str()) {
-        if !args.no_browser {
-            eprintln!("Could not open a browser; open this URL yourself:");
-        }
+    note!("Redirect URI (register it with the provider for this client): {redirect_uri}");
+    if args.no_browser {
         println!("{}", request.url);
+    } else {
+        // Printed first, whatever happens next: a browser may fail to start, or start where nobody sees it.
+        eprintln!("Open this URL to authorize `{}`:\n{}", conn.name, request.url);
+        // The browser gets a one-shot local link that redirects to that URL: `state` and `nonce` stay off its
+        // command line, which other local users can read.
+        let start = server.start_url(&request.url);
+        if let Err(e) = webbrowser::open(&start) {
+            eprintln!("Could not open a browser ({e}); open the URL above yourself.");
+        }
     }
-    eprintln!("Waiting up to {} for the provider to send the browser back to {redirect_uri} ...", args.timeout);
-    let callback = runtime
+    note!(
+        "Waiting up to {} for the provider to send the browser back to {redirect_uri} ...",
+        humantime::format_duration(timeout)
+    );
+    let pending = runtime
         .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
+    let callback = &pending.callback;
+    let result = complete(&runtime, &Completion { store: &store, keys: &keys, conn: &conn, secret: &secret, http: &http, endpoints: &endpoints, request: &request, redirect_uri: &redirect_uri, scopes: &scopes }, callback);
+    // The browser's page tells the real outcome, after the code exchange and the checks.
+    let outcome = match &result {
+        Ok((done, _)) => Outcome::Done(done.clone()),
+        Err(e) => Outcome::Failed(format!("{e:#}")),
+    };
+    runtime.block_on(pending.finish(outcome));
+    let (message, stored) = result?;
+    output::connection(args.out.json, &stored)?;
+    note!("{message}");
+    Ok(Exit::Ok)
+}
 
-    let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+/// What the code exchange needs from the authorization.
+struct Completion<'a> {
+    store: &'a wasm_host_store::Store,
+    keys: &'a wasm_host_store::Keys,
+    conn: &'a Connection,
+    secret: &'a secrecy::SecretString,
+    http: &'a Http,
+    endpoints: &'a ProviderEndpoints,
+    request: &'a AuthorizationRequest,
+    redirect_uri: &'a str,
+    scopes: &'a [String],
+}
+
+/// Exchanges the callback's code, checks the ID token and stores the tokens; the sentence to show on success and
+/// the connection as stored.
+fn complete(
+    runtime: &tokio::runtime::Runtime,
+    c: &Completion<'_>,
+    callback: &wasm_host_oauth::Callback,
+) -> Result<(String, Connection)> {
+    let (conn, endpoints, request) = (c.conn, c.endpoints, c.request);
+    let client = ClientCredentials { id: &conn.client_id, secret: c.secret, auth: endpoints.client_auth };
     // The expiry counts from the request, not the answer: never later than the provider's own.
     let sent = now_unix();
     let tokens = runtime
-        .block_on(token::exchange_code(
-            &http,
+        .block_on(token::exchange_code_with(
+            c.http,
             &endpoints.token,
             &client,
             &callback.code,
-            &redirect_uri,
+            c.redirect_uri,
             request.verifier.as_ref(),
+            &conn.options.token_params,
         ))
-        .map_err(|e| exchange_failure(e, &redirect_uri, &scopes))?;
+        .map_err(|e| exchange_failure(e, c.redirect_uri, c.scopes))?;
     if let (Some(id_token), Some(issuer), Some(jwks_url)) = (&tokens.id_token, &endpoints.issuer, &endpoints.jwks) {
         let jwks = runtime
-            .block_on(idtoken::fetch_jwks(&http, jwks_url))
+            .block_on(idtoken::fetch_jwks(c.http, jwks_url))
             .map_err(|e| coded(Exit::ProviderUnavailable, e.to_string()))?;
         let expected = idtoken::Expected {
             issuer,
@@ -77,17 +127,21 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             coded(Exit::ProviderRefused, format!("{e}; the tokens were not stored"))
         })?;
     }
-    let mut metadata = callback.params;
+    let mut metadata = callback.params.clone();
     metadata.extend(tokens.extra.iter().cloned());
+    // A provider that issues a refresh token only at first consent answers a second authorization without one:
+    // the stored one still belongs to this client's grant, so it is kept (and said so below).
+    let kept_refresh =
+        tokens.refresh_token.is_none() && c.store.secret(&conn.name, SecretField::RefreshToken, c.keys)?.is_some();
     let refresh = match &tokens.refresh_token {
         Some(r) => RefreshUpdate::Replace(r),
-        None => RefreshUpdate::Remove,
+        None => RefreshUpdate::Keep,
     };
     let id_token = match &tokens.id_token {
         Some(t) => RefreshUpdate::Replace(t),
         None => RefreshUpdate::Remove,
     };
-    let stored = store.put_tokens(
+    let stored = c.store.put_tokens(
         &conn.name,
         NewTokens {
             access_token: &tokens.access_token,
@@ -97,31 +151,41 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
             expires_at: tokens.expires_in.map(|s| sent + s),
             scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
             metadata,
-            resolved: Some(resolved(&endpoints)),
+            resolved: Some(resolved(endpoints)),
             release_lease: None,
         },
-        &keys,
+        c.keys,
     )?;
     let info = stored.token.as_ref().expect("just stored");
-    eprintln!(
+    let message = format!(
         "Authorized `{}`: access token {}, {}; scopes: {}",
         stored.name,
         info.expires_at.map_or("without expiry".into(), |t| format!("valid until {}", rfc3339(t))),
-        if info.has_refresh_token { "refresh token stored (wasm-host refreshes it)" } else { "no refresh token" },
+        match (info.has_refresh_token, kept_refresh) {
+            (true, false) => "refresh token stored (wasm-host refreshes it)",
+            (true, true) => "no new refresh token came with it, the one stored earlier is kept (wasm-host refreshes with it)",
+            _ => "no refresh token",
+        },
         info.scopes.join(" ")
     );
-    Ok(Exit::Ok)
+    Ok((message, stored))
 }
 
-pub fn settings(conn: &Connection) -> EndpointSettings {
-    EndpointSettings {
+/// Scopes requested when neither `--scopes` nor the connection's default scopes say otherwise.
+const DEFAULT_SCOPES: &str = "openid,profile,email";
+
+pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
+    Ok(EndpointSettings {
         provider_url: conn.provider_url.clone(),
         issuer_url: conn.issuer_url.clone(),
         auth_url: conn.endpoints.auth_url.clone(),
         token_url: conn.endpoints.token_url.clone(),
         revocation_url: conn.endpoints.revocation_url.clone(),
         userinfo_url: conn.endpoints.userinfo_url.clone(),
-    }
+        pkce: conn.options.pkce,
+        client_auth: super::options::client_auth(conn.options.client_auth.as_deref())?,
+        auth_params: conn.options.auth_params.clone(),
+    })
 }
 
 fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {
@@ -169,8 +233,9 @@ fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> 
 fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
     let advice = match e.oauth_error() {
         Some("invalid_client") | Some("unauthorized_client") => {
-            "check the client ID and secret (`delete` and `create` the connection to change them) and that the app \
-             is enabled"
+            "check the client ID and secret (change them with `wasm-host authconnection update NAME --client-id ID \
+             --client-secret-stdin`), the client authentication (`update NAME --client-auth post` or `basic`) and \
+             that the app is enabled"
                 .to_owned()
         }
         Some("invalid_grant") if e.to_string().contains("redirect") => {
@@ -184,18 +249,3 @@ fn exchange_failure(e: TokenError, redirect_uri: &str, scopes: &[String]) -> any
     let exit = if e.is_permanent() { Exit::ProviderRefused } else { Exit::ProviderUnavailable };
     coded(exit, format!("exchanging the authorization code failed: {e}; {advice}"))
 }
-
-/// Opens the system browser: $BROWSER, else xdg-open. False when neither could be started.
-fn open_browser(url: &str) -> bool {
-    let candidates: Vec<String> = std::env::var("BROWSER").ok().into_iter().chain(["xdg-open".to_owned()]).collect();
-    candidates.iter().any(|cmd| {
-        std::process::Command::new(cmd)
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .is_ok()
-    })
-}
-

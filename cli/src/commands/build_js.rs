@@ -10,23 +10,16 @@ use anyhow::{Context as _, Result};
 
 use crate::args::BuildJsArgs;
 use crate::exit::{coded, Exit};
+use crate::output::note;
+use crate::progress::Step;
 use crate::paths;
 
-const COMPONENTIZE_JS: &str = "0.23.0";
+/// Pinned in `cli/js/package.json` (read by build.rs); `--version` reports it too.
+pub const COMPONENTIZE_JS: &str = env!("WASM_HOST_COMPONENTIZE_JS");
 const PACKAGE_JSON: &str = include_str!("../../js/package.json");
 const PACKAGE_LOCK: &str = include_str!("../../js/package-lock.json");
 const BUILD_MJS: &str = include_str!("../../js/build.mjs");
 const TAILOR_JS: &str = include_str!("../../js/tailor.js");
-const WIT: &[(&str, &str)] = &[
-    ("authconnection.wit", include_str!("../../../wit/authconnection.wit")),
-    ("deps/cli.wit", include_str!("../../../wit/deps/cli.wit")),
-    ("deps/clocks.wit", include_str!("../../../wit/deps/clocks.wit")),
-    ("deps/filesystem.wit", include_str!("../../../wit/deps/filesystem.wit")),
-    ("deps/http.wit", include_str!("../../../wit/deps/http.wit")),
-    ("deps/io.wit", include_str!("../../../wit/deps/io.wit")),
-    ("deps/random.wit", include_str!("../../../wit/deps/random.wit")),
-    ("deps/sockets.wit", include_str!("../../../wit/deps/sockets.wit")),
-];
 
 /// The generated entry: our global first, then the function's module; `run` parses the input, awaits the
 /// default export and returns its JSON. A thrown error becomes `run`'s `err`, with its message.
@@ -69,14 +62,10 @@ pub fn run(args: BuildJsArgs) -> Result<Exit> {
     let relative = source.strip_prefix(src_root).expect("inside its parent").to_string_lossy().replace('\\', "/");
     fs::write(build.join("tailor.js"), TAILOR_JS)?;
     fs::write(build.join("entry.js"), ENTRY.replace("__FUNCTION__", &relative))?;
-    for (name, text) in WIT {
-        let path = build.join("wit").join(name);
-        fs::create_dir_all(path.parent().unwrap())?;
-        fs::write(path, text)?;
-    }
+    crate::wit::write_to(&build.join("wit"))?;
     let out_tmp = work.path().join("out.wasm");
     let started = Instant::now();
-    eprintln!("building {} with componentize-js {COMPONENTIZE_JS} ...", args.source.display());
+    let step = Step::start(format!("building {} with componentize-js {COMPONENTIZE_JS}", args.source.display()));
     let output = Command::new("node")
         .arg(tools.join("build.mjs"))
         .arg(build.join("entry.js"))
@@ -85,6 +74,7 @@ pub fn run(args: BuildJsArgs) -> Result<Exit> {
         .current_dir(&tools)
         .output()
         .context("running componentize-js")?;
+    drop(step);
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr)
             .replace(&build.join("src").display().to_string(), &src_root.display().to_string());
@@ -93,7 +83,7 @@ pub fn run(args: BuildJsArgs) -> Result<Exit> {
     fs::copy(&out_tmp, &args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let size = fs::metadata(&args.output)?.len();
-    eprintln!(
+    note!(
         "wrote {} ({:.1} MiB) in {:.1} s",
         args.output.display(),
         size as f64 / (1024.0 * 1024.0),
@@ -138,12 +128,24 @@ fn install_tools(dir: &Path) -> Result<()> {
     if !marker.exists() {
         fs::write(dir.join("package.json"), PACKAGE_JSON)?;
         fs::write(dir.join("package-lock.json"), PACKAGE_LOCK)?;
-        eprintln!("installing componentize-js {COMPONENTIZE_JS} into {} (first use; about 400 MB) ...", dir.display());
-        let status = Command::new("npm")
+        let step = Step::start(format!(
+            "installing componentize-js {COMPONENTIZE_JS} into {} (first use; about 400 MB)",
+            dir.display()
+        ));
+        // npm's own messages are kept for the error below, not drawn over the spinner.
+        let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(dir)
-            .status()
+            .stdin(std::process::Stdio::null())
+            .output()
             .context("running npm (it comes with Node.js)")?;
+        let status = out.status;
+        if status.success() {
+            step.finish();
+        } else {
+            drop(step);
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
         if !status.success() {
             return Err(coded(
                 Exit::ToolMissing,

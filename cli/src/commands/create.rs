@@ -1,13 +1,14 @@
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{validate_name, validate_url, Endpoints, NewConnection, CONNECTION_TYPES};
 use zeroize::Zeroizing;
 
-use crate::args::CreateArgs;
+use crate::args::{CreateArgs, EndpointArgs};
 use crate::context::Context;
 use crate::exit::{usage, Exit};
+use crate::output::{self, note};
 
 pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
     // Every check before the store is touched: a refused `create` changes nothing.
@@ -29,18 +30,25 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
         provider_url: provider_url.to_string(),
         issuer_url: optional("--issuer-url", &args.issuer_url)?,
         client_id: args.client_id.trim().to_owned(),
-        endpoints: Endpoints {
-            auth_url: optional("--auth-url", &args.auth_url)?,
-            token_url: optional("--token-url", &args.token_url)?,
-            revocation_url: optional("--revocation-url", &args.revocation_url)?,
-            userinfo_url: optional("--userinfo-url", &args.userinfo_url)?,
-        },
+        endpoints: endpoints(&args.endpoints)?,
         expose_refresh_token: args.expose_refresh_token,
     };
     if new.client_id.is_empty() {
         return Err(usage("--client-id is empty: give the client ID the provider issued for your app"));
     }
-    let secret = client_secret(&mut args)?;
+    let mut options = wasm_host_store::ProtocolOptions::default();
+    super::options::apply(&args.protocol, &mut options)?;
+    let secret = match client_secret(&args.name, args.client_secret.take(), args.client_secret_stdin)? {
+        Some(secret) => secret,
+        // No source given, typed at a terminal: ask, echo off.
+        None if std::io::stdin().is_terminal() => prompt(&args.name)?,
+        None => {
+            return Err(usage(
+                "no client secret given: pipe it to --client-secret-stdin, set WASM_HOST_CLIENT_SECRET, or pass \
+                 --client-secret",
+            ));
+        }
+    };
     if secret.expose_secret().is_empty() {
         return Err(usage(
             "the client secret is empty: give the secret the provider issued for your app \
@@ -49,37 +57,61 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
     }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    let conn = store.create(new, &secret, &keys)?;
-    eprintln!(
+    let conn = store.create_with(new, options, &secret, &keys)?;
+    output::connection(args.out.json, &conn)?;
+    note!(
         "created connection `{}` ({}); next: authorize it with `wasm-host authconnection authorize {}`",
         conn.name, conn.provider_url, conn.name
     );
     Ok(Exit::Ok)
 }
 
-/// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET. The flag's copy is taken out
-/// of the parsed arguments and wiped.
-fn client_secret(args: &mut CreateArgs) -> Result<SecretString> {
+/// The endpoints given by hand, each checked (https, or http on loopback).
+pub(crate) fn endpoints(args: &EndpointArgs) -> Result<Endpoints> {
+    let optional = |flag, value: &Option<String>| -> Result<Option<String>> {
+        Ok(value.as_deref().map(|v| validate_url(flag, v)).transpose()?.map(String::from))
+    };
+    Ok(Endpoints {
+        auth_url: optional("--auth-url", &args.auth_url)?,
+        token_url: optional("--token-url", &args.token_url)?,
+        revocation_url: optional("--revocation-url", &args.revocation_url)?,
+        userinfo_url: optional("--userinfo-url", &args.userinfo_url)?,
+    })
+}
+
+/// The secret from exactly one source: stdin, the flag, or WASM_HOST_CLIENT_SECRET; `None` when none is given.
+/// The flag's copy is taken out of the parsed arguments and wiped. `--client-secret-stdin` at a terminal (typed
+/// by hand) asks for the secret without echo.
+pub(crate) fn client_secret(name: &str, flag: Option<String>, stdin: bool) -> Result<Option<SecretString>> {
     let from_env = crate::secret_env::client_secret();
-    if args.client_secret_stdin {
+    if stdin && std::io::stdin().is_terminal() {
+        return prompt(name).map(Some);
+    }
+    if stdin {
         let mut buf = Zeroizing::new(String::new());
         std::io::stdin().read_to_string(&mut buf).context("reading the client secret from stdin")?;
         let line = buf.strip_suffix('\n').unwrap_or(&buf);
         let line = line.strip_suffix('\r').unwrap_or(line);
-        return Ok(SecretString::from(line));
+        return Ok(Some(SecretString::from(line)));
     }
-    match (args.client_secret.take().map(Zeroizing::new), from_env) {
+    Ok(match (flag.map(Zeroizing::new), from_env) {
         (Some(s), _) => {
             eprintln!(
                 "wasm-host: warning: --client-secret puts the secret on the command line, which every local user can \
                  read while the command runs (/proc/PID/cmdline) and your shell may keep in its history; prefer \
                  --client-secret-stdin or WASM_HOST_CLIENT_SECRET"
             );
-            Ok(SecretString::from(s.as_str()))
+            Some(SecretString::from(s.as_str()))
         }
-        (None, Some(s)) => Ok(s.clone()),
-        (None, None) => Err(usage(
-            "no client secret given: pipe it to --client-secret-stdin, set WASM_HOST_CLIENT_SECRET, or pass --client-secret",
-        )),
-    }
+        (None, Some(s)) => Some(s.clone()),
+        (None, None) => None,
+    })
+}
+
+/// Asks on the terminal, echo off (rpassword: /dev/tty, so the prompt never lands in a redirected stdout).
+fn prompt(name: &str) -> Result<SecretString> {
+    let typed = rpassword::prompt_password(format!("Client secret for `{name}` (input hidden): "))
+        .map(Zeroizing::new)
+        .context("reading the client secret from the terminal")?;
+    Ok(SecretString::from(typed.trim_end_matches(['\r', '\n'])))
 }

@@ -1,13 +1,28 @@
+//! `authconnection delete NAME`: the connection and every secret it holds.
+
 use anyhow::Result;
 
 use crate::args::DeleteArgs;
 use crate::context::Context;
-use crate::exit::Exit;
+use crate::exit::{Exit, NotFound};
+use crate::output::{self, note};
+
+/// `delete --json`.
+#[derive(serde::Serialize)]
+struct Deleted<'a> {
+    name: &'a str,
+    deleted: bool,
+}
 
 pub fn run(ctx: &Context, args: DeleteArgs) -> Result<Exit> {
-    wasm_host_store::validate_name(&args.name)?;
-    let store = ctx.open_store()?;
-    store.delete(&args.name)?;
-    eprintln!("deleted connection `{}` and its secrets", args.name);
+    let name = &args.name.name;
+    wasm_host_store::validate_name(name)?;
+    // No store, no such connection: said without creating one.
+    let store = ctx.existing_store()?.ok_or_else(|| NotFound(name.clone()))?;
+    store.delete(name)?;
+    if args.out.json {
+        output::json(&Deleted { name, deleted: true })?;
+    }
+    note!("deleted connection `{name}` and its secrets");
     Ok(Exit::Ok)
 }

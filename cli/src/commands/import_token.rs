@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::args::ImportTokenArgs;
 use crate::context::Context;
-use crate::exit::{usage, Exit};
+use crate::exit::{usage, Exit, NotFound};
+use crate::output::{self, note};
 
 /// A token response as providers send it; unknown string fields become metadata.
 #[derive(Deserialize)]
@@ -33,7 +34,8 @@ struct Imported {
 }
 
 pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
-    validate_name(&args.name)?;
+    let name = &args.name.name;
+    validate_name(name)?;
     let mut raw = Zeroizing::new(String::new());
     std::io::stdin().read_to_string(&mut raw).context("reading the token JSON from stdin")?;
     let imported: Imported = serde_json::from_str(&raw).map_err(|e| {
@@ -68,14 +70,15 @@ pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
         .iter()
         .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
         .collect();
-    let store = ctx.open_store()?;
+    // Tokens need a connection: without a store there is none, and none is created to say so.
+    let store = ctx.existing_store()?.ok_or_else(|| NotFound(name.clone()))?;
     let keys = ctx.keys(&store)?;
     let refresh = match &imported.refresh_token {
         Some(r) if !r.expose_secret().is_empty() => RefreshUpdate::Replace(r),
         _ => RefreshUpdate::Remove,
     };
     let conn = store.put_tokens(
-        &args.name,
+        name,
         NewTokens {
             access_token: &imported.access_token,
             refresh,
@@ -97,7 +100,8 @@ pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
         .as_ref()
         .and_then(|t| t.expires_at)
         .map_or_else(|| "does not expire".to_owned(), |t| format!("expires {}", wasm_host_store::rfc3339(t)));
-    eprintln!("stored tokens for `{}`; the access token {expiry}", conn.name);
+    output::connection(args.out.json, &conn)?;
+    note!("stored tokens for `{}`; the access token {expiry}", conn.name);
     Ok(Exit::Ok)
 }
 

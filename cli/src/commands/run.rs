@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use wasm_host_runtime::{
-    CompileCache, ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
+    ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
     TokenBroker,
 };
 
@@ -11,7 +11,13 @@ use crate::args::RunArgs;
 use crate::context::Context;
 use crate::exit::{coded, usage, Exit};
 use crate::manifest;
-use crate::paths;
+use crate::progress::Step;
+use crate::units;
+
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const DEFAULT_MAX_MEMORY: usize = 256 << 20;
+const DEFAULT_MAX_OUTPUT: usize = 6 << 20;
+const DEFAULT_MAX_LOG: usize = wasm_host_runtime::DEFAULT_MAX_LOG;
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let input = match (&args.input, &args.input_file) {
@@ -42,24 +48,23 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let function_name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     eprintln!("{}", effective.describe(&function_name));
     let (connections, hosts, binds) = (&effective.connections, &effective.hosts, &effective.bind);
-    let pick = |flag: &Option<String>, from_manifest: &Option<String>, default: &str| -> String {
-        flag.clone().or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
-    };
+    // A flag replaces the manifest's value; the manifest's are checked either way, so a broken one is said.
     let limits = &manifest.limits;
-    let timeout = pick(&args.timeout, &limits.timeout, "30s");
-    let max_memory = pick(&args.max_memory, &limits.max_memory, "256MiB");
-    let max_output = pick(&args.max_output, &limits.max_output, "6MiB");
-    let max_log = pick(&args.max_log, &limits.max_log, "1MiB");
-    let refresh_margin = pick(&args.refresh_margin, &limits.refresh_margin, "60s");
+    let timeout = args.timeout.or(limit("timeout", &limits.timeout, units::parse_duration)?).unwrap_or(DEFAULT_TIMEOUT);
+    let max_memory =
+        args.max_memory.or(limit("max-memory", &limits.max_memory, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_MEMORY);
+    let max_output =
+        args.max_output.or(limit("max-output", &limits.max_output, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_OUTPUT);
+    let max_log = args.max_log.or(limit("max-log", &limits.max_log, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_LOG);
+    let margin = args
+        .refresh_margin
+        .or(limit("refresh-margin", &limits.refresh_margin, units::parse_duration)?)
+        .unwrap_or(wasm_host_runtime::DEFAULT_REFRESH_MARGIN);
     for name in connections {
         if name != "*" {
             wasm_host_store::validate_name(name).context("--allow-connection")?;
         }
     }
-    let cache_dir = match std::env::var_os("WASM_HOST_CACHE_DIR") {
-        Some(dir) if !dir.is_empty() => dir.into(),
-        _ => paths::default_cache()?,
-    };
     let allowed_hosts = hosts
         .iter()
         .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
@@ -78,10 +83,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         allowed_hosts,
         bindings,
         name: function_name,
-        timeout: manifest::parse_duration(&timeout).map_err(usage).context("--timeout")?,
-        max_memory: manifest::parse_size(&max_memory).map_err(usage).context("--max-memory")?,
-        max_output: manifest::parse_size(&max_output).map_err(usage).context("--max-output")?,
-        max_log: manifest::parse_size(&max_log).map_err(usage).context("--max-log")?,
+        timeout,
+        max_memory,
+        max_output,
+        max_log,
         // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
         ..InvocationSettings::default()
     };
@@ -105,7 +110,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             ));
         }
     }
-    let margin = manifest::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     let broker = Arc::new(TokenBroker::new(store, keys).with_margin(margin));
     // Invocations run one at a time here: two reusable instance slots are all `--repeat` needs, and resetting a
     // slot is cheaper than mapping fresh memory for each invocation. WASM_HOST_ALLOCATOR=on-demand turns it off.
@@ -116,9 +120,20 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     // WASM_HOST_PERF_MAP=1: name the function's compiled code for `perf record` / `perf report`.
     let perf_map = std::env::var_os("WASM_HOST_PERF_MAP").is_some_and(|v| v == "1");
     let options = HostOptions { pooling, perf_map, ..Default::default() };
-    let host = FunctionHost::with_options(broker, Some(CompileCache::new(cache_dir)), options)?;
+    let host = FunctionHost::with_options(broker, Some(super::cache::compile_cache()?), options)?;
     let started = std::time::Instant::now();
-    let function = host.load(&args.component)?;
+    // Compiling is the one slow step (seconds for a JavaScript component, once per machine): say so.
+    let mut step = None;
+    let function = host.load_observed(&args.component, &mut || {
+        step = Some(Step::start(format!(
+            "compiling {} (first run; cached for the next ones)",
+            args.component.display()
+        )));
+    });
+    if let Some(step) = step {
+        step.finish();
+    }
+    let function = function?;
     tracing::debug!(cache = ?function.cache, elapsed_us = started.elapsed().as_micros() as u64, "loaded {}", args.component.display());
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -156,4 +171,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             Ok(Exit::FunctionError)
         }
     }
+}
+
+/// A manifest's `[limits]` value, parsed as its flag is; the message names the manifest's key.
+fn limit<T>(key: &str, value: &Option<String>, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {
+    value.as_deref().map(|v| parse(v).map_err(|e| usage(format!("the manifest's [limits] {key}: {e}")))).transpose()
 }

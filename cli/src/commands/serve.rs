@@ -18,8 +18,8 @@ use crate::manifest;
 use crate::settings::{self, Overrides};
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
-    let duration = |s: &str, flag: &str| manifest::parse_duration(s).map_err(usage).with_context(|| flag.to_owned());
-    let size = |s: &str, flag: &str| manifest::parse_size(s).map_err(usage).with_context(|| flag.to_owned());
+    let duration = |s: &str, flag: &str| crate::units::parse_duration(s).map_err(usage).with_context(|| flag.to_owned());
+    let size = |s: &str, flag: &str| crate::units::parse_size_usize(s).map_err(usage).with_context(|| flag.to_owned());
     if args.max_concurrent == 0 || args.max_connections == 0 {
         return Err(usage("--max-concurrent and --max-connections must be at least 1"));
     }

@@ -11,12 +11,52 @@ use wasm_host_store::{RekeyReport, RekeyStep};
 
 use crate::args::{ExportArgs, ImportArgs, RecipientArgs, RekeyArgs, UpgradeArgs};
 use crate::context::{Context, IdentityChoice};
-use crate::exit::{usage, Exit};
+use crate::exit::{coded, usage, Exit};
+use crate::output::{self, note};
 
-pub fn recipient(ctx: &Context, _args: RecipientArgs) -> Result<Exit> {
+/// `store recipient --json`.
+#[derive(serde::Serialize)]
+struct Recipient<'a> {
+    recipient: &'a str,
+}
+
+/// `store rekey --json`.
+#[derive(serde::Serialize)]
+struct Rekeyed<'a> {
+    old_recipient: &'a str,
+    new_recipient: &'a str,
+    connections: usize,
+    secrets: usize,
+    /// Where the new identity is: the identity file, or `--new-identity-file`.
+    identity_file: &'a Path,
+    elapsed_ms: u128,
+}
+
+/// `store export --json`.
+#[derive(serde::Serialize)]
+struct Exported<'a> {
+    connections: usize,
+    recipient: &'a str,
+    output: &'a Path,
+}
+
+/// `store import --json`.
+#[derive(serde::Serialize)]
+struct Imported<'a> {
+    imported: &'a [String],
+    replaced: &'a [String],
+    /// When the bundle was written, RFC 3339.
+    exported_at: &'a str,
+}
+
+pub fn recipient(ctx: &Context, args: RecipientArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
-    println!("{}", keys.recipient());
+    if args.out.json {
+        output::json(&Recipient { recipient: &keys.recipient().to_string() })?;
+    } else {
+        println!("{}", keys.recipient());
+    }
     Ok(Exit::Ok)
 }
 
@@ -75,8 +115,8 @@ pub fn rekey(ctx: &Context, args: RekeyArgs) -> Result<Exit> {
                 ));
             }
             let report = wasm_host_store::rekey_identity_file(&store, path, &mut on_step)?;
-            done(&report, started);
-            eprintln!(
+            done(&report, started, path, args.out.json)?;
+            note!(
                 "{} now holds the new identity: back it up (the old one is gone), and restart running hosts",
                 path.display()
             );
@@ -91,8 +131,8 @@ pub fn rekey(ctx: &Context, args: RekeyArgs) -> Result<Exit> {
             };
             let keys = ctx.keys(&store)?;
             let report = wasm_host_store::rekey_to_new_file(&store, &keys, out, &mut on_step)?;
-            done(&report, started);
-            eprintln!(
+            done(&report, started, out, args.out.json)?;
+            note!(
                 "the new identity is in {0} (0600): set WASM_HOST_IDENTITY_KEY to its AGE-SECRET-KEY line (or pass \
                  --identity {0}), restart running hosts, then delete {0}",
                 out.display()
@@ -102,15 +142,27 @@ pub fn rekey(ctx: &Context, args: RekeyArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn done(report: &RekeyReport, started: Instant) {
-    eprintln!(
-        "re-encrypted {} secrets of {} connections to {} in {} ms; the old identity {} no longer opens this store",
+fn done(report: &RekeyReport, started: Instant, identity_file: &Path, json: bool) -> Result<()> {
+    let elapsed_ms = started.elapsed().as_millis();
+    if json {
+        output::json(&Rekeyed {
+            old_recipient: &report.old_recipient.to_string(),
+            new_recipient: &report.new_recipient.to_string(),
+            connections: report.resealed.connections,
+            secrets: report.resealed.secrets,
+            identity_file,
+            elapsed_ms,
+        })?;
+    }
+    note!(
+        "re-encrypted {} secrets of {} connections to {} in {elapsed_ms} ms; the old identity {} no longer opens \
+         this store",
         report.resealed.secrets,
         report.resealed.connections,
         report.new_recipient,
-        started.elapsed().as_millis(),
         report.old_recipient
     );
+    Ok(())
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<Exit> {
@@ -119,14 +171,26 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<Exit> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         return Err(usage("the bundle is binary: pass -o FILE, or redirect stdout to a file"));
     }
-    let store = ctx.open_store()?;
+    // Nothing to export without a store; creating an empty one (and an identity) would hide a wrong path.
+    let store = ctx.existing_store()?.ok_or_else(|| {
+        coded(
+            Exit::NotFound,
+            format!(
+                "there is no store at {}, so there is nothing to export; pass --store with the store's path",
+                ctx.store_path.display()
+            ),
+        )
+    })?;
     let keys = ctx.keys(&store)?;
     let count = match &args.output {
         Some(path) => write_private(path, |out| Ok(wasm_host_store::export(&store, &keys, &args.recipient, out)?))
             .with_context(|| format!("exporting to {}", path.display()))?,
         None => wasm_host_store::export(&store, &keys, &args.recipient, std::io::stdout().lock())?,
     };
-    eprintln!(
+    if let (true, Some(path)) = (args.json, &args.output) {
+        output::json(&Exported { connections: count, recipient: args.recipient.trim(), output: path })?;
+    }
+    note!(
         "exported {count} connections, encrypted to {} only; on that host: `wasm-host store import FILE`",
         args.recipient.trim()
     );
@@ -176,7 +240,10 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<Exit> {
     } else {
         format!("; replaced: {}", report.replaced.join(", "))
     };
-    eprintln!(
+    if args.out.json {
+        output::json(&Imported { imported: &report.imported, replaced: &report.replaced, exported_at: &exported_at })?;
+    }
+    note!(
         "imported {} connections exported at {exported_at}: {}{replaced}",
         report.imported.len(),
         report.imported.join(", ")

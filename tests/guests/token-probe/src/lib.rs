@@ -1,10 +1,11 @@
-//! Calls `get-connection-token` for `{"connection": NAME}` and returns what came back, as JSON: the record, or
-//! `{"error": CASE, "message": TEXT}`. Tests use it to see exactly what a function is given.
+//! Calls `get-connection-token` for `{"connection": NAME}` (`get-connection-token-after-rejection` when the input
+//! also has `"rejected": TOKEN`) and returns what came back, as JSON: the record, or `{"error": CASE, "message":
+//! TEXT}`. Tests use it to see exactly what a function is given.
 
 wit_bindgen::generate!({ world: "function", path: "../../../wit", generate_all });
 
 use serde_json::json;
-use wasm_host::authconnection::authconnection::{get_connection_token, Error};
+use wasm_host::authconnection::authconnection::{get_connection_token, get_connection_token_after_rejection, Error};
 
 struct Probe;
 
@@ -12,7 +13,11 @@ impl Guest for Probe {
     fn run(input: String) -> Result<String, String> {
         let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
         let name = input["connection"].as_str().ok_or("input needs a `connection` string")?;
-        let out = match get_connection_token(name) {
+        let answer = match input["rejected"].as_str() {
+            Some(rejected) => get_connection_token_after_rejection(name, rejected),
+            None => get_connection_token(name),
+        };
+        let out = match answer {
             Ok(t) => json!({
                 "access_token": t.access_token,
                 "token_type": t.token_type,

@@ -1,0 +1,72 @@
+//! The per-connection protocol options of `create` and `update` (`--pkce`, `--client-auth`, `--auth-param`,
+//! `--token-param`, `--default-scopes`), checked and applied to a connection's [`ProtocolOptions`].
+
+use anyhow::Result;
+use wasm_host_oauth::ClientAuth;
+use wasm_host_store::{printable, ProtocolOptions};
+
+use crate::args::ProtocolArgs;
+use crate::exit::usage;
+
+/// Parameters the flows set themselves: an extra parameter may not replace one (a `state` or `code_challenge`
+/// given here would defeat the checks made on the callback).
+const RESERVED: [&str; 14] = [
+    "response_type", "client_id", "client_secret", "redirect_uri", "scope", "state", "nonce", "code",
+    "code_challenge", "code_challenge_method", "code_verifier", "grant_type", "refresh_token", "client_assertion",
+];
+
+/// Applies `args` onto `options`: a flag given replaces that option; `NAME=` removes a parameter.
+pub fn apply(args: &ProtocolArgs, options: &mut ProtocolOptions) -> Result<()> {
+    if let Some(p) = &args.pkce {
+        options.pkce = match p.as_str() {
+            "auto" => None,
+            "on" => Some(true),
+            "off" => Some(false),
+            other => return Err(usage(format!("--pkce `{}` is not one of auto, on, off", printable(other)))),
+        };
+    }
+    if let Some(a) = &args.client_auth {
+        client_auth(Some(a))?;
+        options.client_auth = Some(a.clone());
+    }
+    merge("--auth-param", &args.auth_params, &mut options.auth_params)?;
+    merge("--token-param", &args.token_params, &mut options.token_params)?;
+    if let Some(list) = &args.default_scopes {
+        options.default_scopes = scopes(list);
+    }
+    Ok(())
+}
+
+/// `basic` or `post` as the OAuth library's [`ClientAuth`]; `None` when not set.
+pub fn client_auth(value: Option<&str>) -> Result<Option<ClientAuth>> {
+    match value {
+        None => Ok(None),
+        Some("basic") => Ok(Some(ClientAuth::Basic)),
+        Some("post") => Ok(Some(ClientAuth::Post)),
+        Some(other) => Err(usage(format!("--client-auth `{}` is not one of basic, post", printable(other)))),
+    }
+}
+
+/// A scope list as given on the command line: comma or space separated.
+pub fn scopes(list: &str) -> Vec<String> {
+    list.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn merge(flag: &str, given: &[String], into: &mut Vec<(String, String)>) -> Result<()> {
+    for pair in given {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(usage(format!("{flag} `{}` is not NAME=VALUE", printable(pair))));
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(usage(format!("{flag}: `{}` is not a parameter name (letters, digits, _ - .)", printable(name))));
+        }
+        if RESERVED.contains(&name) {
+            return Err(usage(format!("{flag}: `{name}` is set by wasm-host itself and cannot be given")));
+        }
+        into.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            into.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(())
+}
