@@ -42,6 +42,33 @@ pub fn follow_with_cookies(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().unwrap_or_default())
 }
 
+/// What a browser does with an authorization URL, up to the provider's redirect to the loopback callback: the
+/// callback URL (with its `code` and `state`), not yet requested.
+pub fn follow_to_callback(url: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.url().path() == "/callback" || attempt.previous().len() > 20 {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = client.get(url).send().expect("follow the authorization URL");
+    let location = r.headers().get("location").expect("the provider redirects to the callback");
+    let callback = r.url().join(location.to_str().unwrap()).unwrap();
+    assert_eq!(callback.path(), "/callback", "not the callback: {callback}");
+    callback.to_string()
+}
+
+/// A GET whose answer nobody waits for (its sender may be killed): errors are dropped.
+pub fn get_unchecked(url: &str) {
+    let _ = client(false).get(url).send();
+}
+
 pub fn get_bearer(url: &str, token: &str) -> (u16, String) {
     let r = client(false).get(url).bearer_auth(token).send().expect("GET");
     (r.status().as_u16(), r.text().unwrap_or_default())
