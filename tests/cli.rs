@@ -324,8 +324,12 @@ fn show_and_json_output_have_stable_shapes() {
     ), f);
     assert_eq!(imported["status"], "authorized");
     assert_eq!(imported["metadata"]["realmId"], "42");
+    let updated = json_of("authconnection-update", env.run(&["authconnection", "update", "google", "--client-id",
+        "client-2", "--json"]), f);
+    assert_eq!(updated["client_id"], "client-2");
+    assert_eq!(updated["status"], "authorized");
     let shown = json_of("authconnection-show", env.run(&["authconnection", "show", "google", "--json"]), f);
-    assert_eq!(shown, imported);
+    assert_eq!(shown, updated);
     let listed = json_of("authconnection-list", env.run(&["authconnection", "list", "--json"]), f);
     assert_eq!(listed[0], shown);
     // The text forms: `show` as aligned lines, `list` into a pipe as tab-separated lines without a header.
@@ -341,6 +345,8 @@ fn show_and_json_output_have_stable_shapes() {
     assert_eq!(revoked["had_tokens"], true);
     assert_eq!(revoked["revoked_at_provider"], false);
     let recipient = json_of("store-recipient", env.run(&["store", "recipient", "--json"]), f);
+    let upgrade = json_of("store-upgrade", env.run(&["store", "upgrade", "--json"]), f);
+    assert_eq!(upgrade, serde_json::json!({ "upgraded": false, "connections": [] }));
     let bundle = env.path("bundle.age");
     let other = Env::new(BIN);
     let other_key = other.run(&["store", "recipient"]).stdout.trim().to_owned();

@@ -248,7 +248,10 @@ pub struct RecipientArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UpgradeArgs {}
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
 
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
@@ -439,6 +442,8 @@ pub struct UpdateArgs {
     pub endpoints: EndpointArgs,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]

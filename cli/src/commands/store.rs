@@ -60,35 +60,66 @@ pub fn recipient(ctx: &Context, args: RecipientArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// One connection `store upgrade` vouched for: where its requests go. Field names are stable (add, never rename).
+#[derive(serde::Serialize)]
+struct Vouched<'a> {
+    name: &'a str,
+    provider_url: &'a str,
+    auth_url: Option<&'a str>,
+    token_url: Option<&'a str>,
+    revocation_url: Option<&'a str>,
+    /// Where a refresh goes (resolved at the last authorization).
+    refresh_url: Option<&'a str>,
+    /// Where a revocation goes (resolved at the last authorization).
+    resolved_revocation_url: Option<&'a str>,
+}
+
 /// Tags a schema-1 store's connections (see `Store::upgrade`), printing what it vouched for.
-pub fn upgrade(ctx: &Context, _args: UpgradeArgs) -> Result<Exit> {
+pub fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.load_keys(&store)?;
-    match store.upgrade(&keys).context("upgrading the store")? {
-        None => println!("the store {} is current; nothing to upgrade", store.path().display()),
-        Some(vouched) => {
-            println!(
-                "upgraded the store {}: {} connection(s) are now authenticated as they stand. Check their endpoints:",
-                store.path().display(),
-                vouched.len()
-            );
-            for conn in &vouched {
-                let shown = |url: Option<&String>| url.map_or("-", |u| u.as_str()).to_owned();
-                let e = &conn.endpoints;
-                let r = conn.resolved.as_ref();
-                println!(
-                    "  {}: provider {}, authorization {}, token {}, revocation {}; a refresh goes to {}, a \
-                     revocation to {}",
-                    conn.name,
-                    conn.provider_url,
-                    shown(e.auth_url.as_ref()),
-                    shown(e.token_url.as_ref()),
-                    shown(e.revocation_url.as_ref()),
-                    shown(r.map(|r| &r.token_url)),
-                    shown(r.and_then(|r| r.revocation_url.as_ref())),
-                );
+    let upgraded = store.upgrade(&keys).context("upgrading the store")?;
+    let vouched: Vec<Vouched<'_>> = upgraded
+        .iter()
+        .flatten()
+        .map(|c| {
+            let r = c.resolved.as_ref();
+            Vouched {
+                name: &c.name,
+                provider_url: &c.provider_url,
+                auth_url: c.endpoints.auth_url.as_deref(),
+                token_url: c.endpoints.token_url.as_deref(),
+                revocation_url: c.endpoints.revocation_url.as_deref(),
+                refresh_url: r.map(|r| r.token_url.as_str()),
+                resolved_revocation_url: r.and_then(|r| r.revocation_url.as_deref()),
             }
-        }
+        })
+        .collect();
+    if args.out.json {
+        crate::output::json(&serde_json::json!({ "upgraded": upgraded.is_some(), "connections": vouched }))?;
+        return Ok(Exit::Ok);
+    }
+    if upgraded.is_none() {
+        println!("the store {} is current; nothing to upgrade", store.path().display());
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "upgraded the store {}: {} connection(s) are now authenticated as they stand. Check their endpoints:",
+        store.path().display(),
+        vouched.len()
+    );
+    let shown = |url: Option<&str>| url.unwrap_or("-").to_owned();
+    for v in &vouched {
+        println!(
+            "  {}: provider {}, authorization {}, token {}, revocation {}; a refresh goes to {}, a revocation to {}",
+            v.name,
+            v.provider_url,
+            shown(v.auth_url),
+            shown(v.token_url),
+            shown(v.revocation_url),
+            shown(v.refresh_url),
+            shown(v.resolved_revocation_url),
+        );
     }
     Ok(Exit::Ok)
 }

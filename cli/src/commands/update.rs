@@ -67,6 +67,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
         (_, Status::Authorized) => "; its tokens are kept",
         _ => "",
     };
-    eprintln!("updated connection `{}` ({}){grant}", conn.name, conn.status.as_str());
+    crate::output::connection(args.out.json, &conn)?;
+    crate::output::note!("updated connection `{}` ({}){grant}", conn.name, conn.status.as_str());
     Ok(Exit::Ok)
 }
