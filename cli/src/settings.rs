@@ -38,6 +38,25 @@ pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(
     let max_output = pick(flags.max_output, &limits.max_output, "6MiB");
     let max_log = pick(None, &limits.max_log, "1MiB");
     let refresh_margin = pick(flags.refresh_margin, &limits.refresh_margin, "60s");
+    let (allowed_hosts, bindings) = parse_grants(connections, hosts, binds)?;
+    let settings = InvocationSettings {
+        grants: ConnectionGrants::from_names(connections.iter().cloned()),
+        allowed_hosts,
+        bindings,
+        name,
+        timeout: crate::units::parse_duration(&timeout).map_err(usage).context("--timeout")?,
+        max_memory: crate::units::parse_size_usize(&max_memory).map_err(usage).context("--max-memory")?,
+        max_output: crate::units::parse_size_usize(&max_output).map_err(usage).context("--max-output")?,
+        max_log: crate::units::parse_size_usize(&max_log).map_err(usage).context("max-log")?,
+        // Resource table, header-map and open-request limits: the host's defaults.
+        ..InvocationSettings::default()
+    };
+    let margin = crate::units::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
+    Ok((settings, margin))
+}
+
+/// Checks granted connection names and parses the host patterns and origin bindings, each error naming its flag.
+pub fn parse_grants(connections: &[String], hosts: &[String], binds: &[String]) -> Result<(Vec<HostPattern>, OriginBindings)> {
     for name in connections {
         if name != "*" {
             wasm_host_store::validate_name(name).context("--allow-connection")?;
@@ -56,20 +75,7 @@ pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(
         })
         .collect::<Result<Vec<_>>>()?;
     let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
-    let settings = InvocationSettings {
-        grants: ConnectionGrants::from_names(connections.iter().cloned()),
-        allowed_hosts,
-        bindings,
-        name,
-        timeout: crate::units::parse_duration(&timeout).map_err(usage).context("--timeout")?,
-        max_memory: crate::units::parse_size_usize(&max_memory).map_err(usage).context("--max-memory")?,
-        max_output: crate::units::parse_size_usize(&max_output).map_err(usage).context("--max-output")?,
-        max_log: crate::units::parse_size_usize(&max_log).map_err(usage).context("max-log")?,
-        // Resource table, header-map and open-request limits: the host's defaults.
-        ..InvocationSettings::default()
-    };
-    let margin = crate::units::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
-    Ok((settings, margin))
+    Ok((allowed_hosts, bindings))
 }
 
 fn or<'a>(flag: &'a [String], from_manifest: &'a [String]) -> &'a [String] {

@@ -851,10 +851,7 @@ impl Store {
         revision: Option<u64>,
         keys: &Keys,
     ) -> Result<(), WriteError> {
-        self.update(name, holder, revision, keys, |conn| {
-            conn.status = Status::NeedsAuthorization;
-            conn.status_reason = Some(reason.to_owned());
-        }, &[])
+        self.mark(name, Status::NeedsAuthorization, reason, holder, revision, keys)
     }
 
     /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
@@ -868,8 +865,21 @@ impl Store {
         revision: Option<u64>,
         keys: &Keys,
     ) -> Result<(), WriteError> {
+        self.mark(name, Status::ClientRefused, reason, holder, revision, keys)
+    }
+
+    /// Sets a refused connection's status and reason, keeping every secret.
+    fn mark(
+        &self,
+        name: &str,
+        status: Status,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+        keys: &Keys,
+    ) -> Result<(), WriteError> {
         self.update(name, holder, revision, keys, |conn| {
-            conn.status = Status::ClientRefused;
+            conn.status = status;
             conn.status_reason = Some(reason.to_owned());
         }, &[])
     }

@@ -3,14 +3,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use wasm_host_runtime::{
-    ConnectionGrants, FunctionHost, HostOptions, HostPattern, InvocationSettings, OriginBinding, OriginBindings,
+    ConnectionGrants, FunctionHost, HostOptions, InvocationSettings,
     TokenBroker,
 };
 
 use crate::args::RunArgs;
 use crate::context::Context;
 use crate::exit::{coded, usage, Exit};
-use crate::manifest;
 use crate::progress::Step;
 use crate::units;
 
@@ -60,24 +59,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         .refresh_margin
         .or(limit("refresh-margin", &limits.refresh_margin, units::parse_duration)?)
         .unwrap_or(wasm_host_runtime::DEFAULT_REFRESH_MARGIN);
-    for name in connections {
-        if name != "*" {
-            wasm_host_store::validate_name(name).context("--allow-connection")?;
-        }
-    }
-    let allowed_hosts = hosts
-        .iter()
-        .map(|h| h.parse::<HostPattern>().map_err(|e| usage(format!("--allow-host: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let bindings = binds
-        .iter()
-        .map(|b| {
-            let binding = b.parse::<OriginBinding>().map_err(|e| usage(format!("--bind: {e}")))?;
-            wasm_host_store::validate_name(&binding.connection).context("--bind")?;
-            Ok(binding)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
+    let (allowed_hosts, bindings) = crate::settings::parse_grants(connections, hosts, binds)?;
     let settings = InvocationSettings {
         grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,

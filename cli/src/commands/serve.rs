@@ -14,7 +14,6 @@ use wasm_host_store::Store;
 use crate::args::ServeArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
-use crate::manifest;
 use crate::settings::{self, Overrides};
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
