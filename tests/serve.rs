@@ -118,6 +118,10 @@ impl Serving {
 
 impl Drop for Serving {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let exited = self.child.try_wait().ok().flatten();
+            eprintln!("serve (exit status {exited:?}) wrote on stderr:\n{}", self.stderr());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -297,14 +301,15 @@ fn the_background_refresher_renews_before_expiry() {
     // Tokens are handed out while they have more than 1 s left; the refresher renews them 4 s ahead of that,
     // so from 5 s after they were issued.
     let server = Serving::start(&env, &["--refresh-margin", "1s", "--refresh-ahead", "4s", &hello]);
-    // The refresher renews the token on its own, before any request finds it expiring.
-    server.wait_metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#, 1.0);
+    // The refresher renews the token on its own, before any request finds it expiring. Its log line comes
+    // once the new token is committed (the metric counts the provider's answer, a moment earlier).
+    server.wait_log("background refresh", 1);
+    assert_eq!(server.metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#), 1.0);
     assert!(provider.refreshes() >= 1);
     let (status, body, _) = get(&format!("{}/hello/token/oidc", server.url));
     assert_eq!(status, 200, "{body}");
     let served = body["expires_at"].as_str().unwrap();
     assert!(served > authorized.as_str(), "{served} after {authorized}");
-    server.wait_log("background refresh", 1);
 }
 
 #[test]
@@ -320,9 +325,14 @@ fn body_and_header_caps() {
     assert_eq!(post(&format!("{}/echo", server.url), &format!("\"{}\"", "x".repeat(1000))).0, 200);
     let (status, body, _) = post(&format!("{}/hello/x", server.url), &big);
     assert_eq!((status, body["error"].as_str()), (413, Some("body-too-large")), "{body}");
-    // A chunked body (no Content-Length) is cut at the limit too.
-    let chunks = ChunkReader(vec![vec![b' '; 600]; 4], 0);
+    // A chunked body (no Content-Length) is cut at the limit too. The client goes on sending 2 MiB after the
+    // limit; the server reads and discards it before answering, so the client reads the 413, not a broken pipe.
+    let chunks = ChunkReader(vec![vec![b' '; 8 << 10]; 256], 0);
     let r = client().post(format!("{}/echo", server.url)).body(reqwest::blocking::Body::new(chunks)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(r.headers()["connection"], "close");
+    // The same for a 3 MiB body whose Content-Length already says it is too large.
+    let r = client().post(format!("{}/echo", server.url)).body(vec![b' '; 3 << 20]).send().unwrap();
     assert_eq!(r.status().as_u16(), 413);
     let r = client().post(format!("{}/echo", server.url)).header("x-big", "y".repeat(10_000)).body("1").send().unwrap();
     assert_eq!(r.status().as_u16(), 431);

@@ -18,6 +18,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use wasm_host_runtime::FunctionHost;
 
 use crate::admission::{Admission, Refused};
+use crate::body::{self, BodyRefused};
 use crate::metrics::Metrics;
 use crate::answer::{self, Body};
 use crate::routes::{FunctionSpec, RouteError, Routes, Served, Target};
@@ -386,15 +387,27 @@ impl Server {
         }
     }
 
-    /// A request body larger than the limit, told by its Content-Length before anything is read.
-    fn declared_too_large(&self, req: &Request<Incoming>) -> Option<(Response<Body>, &'static str)> {
-        let declared = req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
-        (declared > self.limits.max_body as u64).then(|| self.body_too_large())
+    /// Whether the request's Content-Length is larger than the limit, told before anything is read.
+    fn declared_too_large(&self, req: &Request<Incoming>) -> bool {
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        declared.is_some_and(|n| n > self.limits.max_body as u64)
     }
 
+    /// 413 for a body declared too large; what the client sends anyway is read and discarded first (see
+    /// [`body`]) unless it waits for `100 Continue`.
+    async fn refuse_declared(&self, req: Request<Incoming>) -> (Response<Body>, &'static str) {
+        if !body::expects_continue(req.headers()) {
+            body::linger(req.into_body()).await;
+        }
+        self.body_too_large()
+    }
+
+    /// 413, and the connection closes after it: the rest of the body may not have been read.
     fn body_too_large(&self) -> (Response<Body>, &'static str) {
         let message = format!("the request body is larger than the server's limit of {} bytes", self.limits.max_body);
-        (answer::error(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", &message), "body-too-large")
+        let mut r = answer::error(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", &message);
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        (r, "body-too-large")
     }
 
     /// `POST /ROUTE` with a JSON body: `run(body)`, its `ok` value as the answer.
@@ -408,21 +421,20 @@ impl Server {
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return (r, "method-not-allowed");
         }
-        if let Some(refused) = self.declared_too_large(&req) {
-            return refused;
+        if self.declared_too_large(&req) {
+            return self.refuse_declared(req).await;
         }
-        let body = Limited::new(req.into_body(), self.limits.max_body);
-        let bytes: Bytes = match tokio::time::timeout(self.limits.body_timeout, body.collect()).await {
-            Err(_) => {
+        let bytes = match body::read_capped(req.into_body(), self.limits.max_body, self.limits.body_timeout).await {
+            Ok(bytes) => bytes,
+            Err(BodyRefused::TooLarge) => return self.body_too_large(),
+            Err(BodyRefused::Timeout) => {
                 let message = format!("the request body did not arrive within {:?}", self.limits.body_timeout);
                 return (answer::error(StatusCode::REQUEST_TIMEOUT, "body-timeout", &message), "body-timeout");
             }
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return self.body_too_large(),
-            Ok(Err(_)) => {
+            Err(BodyRefused::Broken) => {
                 let message = "the request body could not be read (the client closed the connection?)";
                 return (answer::error(StatusCode::BAD_REQUEST, "bad-input", message), "bad-input");
             }
-            Ok(Ok(collected)) => collected.to_bytes(),
         };
         let input = if bytes.is_empty() { "null" } else {
             match std::str::from_utf8(&bytes) {
@@ -452,8 +464,8 @@ impl Server {
 
     /// Any request under the route of an HTTP function: handed to it as it came, its answer streamed back.
     async fn http(&self, served: &Arc<Served>, req: Request<Incoming>) -> (Response<Body>, &'static str) {
-        if let Some(refused) = self.declared_too_large(&req) {
-            return refused;
+        if self.declared_too_large(&req) {
+            return self.refuse_declared(req).await;
         }
         if req.uri().authority().is_none() && !req.headers().contains_key(header::HOST) {
             let message = "the request has no Host header; HTTP/1.1 requires one";
