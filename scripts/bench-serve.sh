@@ -55,7 +55,10 @@ if [ "$SMOKE" != 1 ]; then
   WASMTIME=$(command -v wasmtime || true)
   if [ -z "$WASMTIME" ] || ! "$WASMTIME" --version | grep -q '^wasmtime 48\.0\.8'; then
     WASMTIME=$TARGET/bench-tools/bin/wasmtime
-    [ -x "$WASMTIME" ] || cargo install wasmtime-cli --version 48.0.8 --locked --root "$TARGET/bench-tools"
+    # Only what `wasmtime serve` uses (the pooling allocator as its default has it): the default features add
+    # wasi-nn, wizer, winch, GC and more, and double a build that is long already.
+    [ -x "$WASMTIME" ] || cargo install wasmtime-cli --version 48.0.8 --locked --root "$TARGET/bench-tools" \
+      --no-default-features --features run,serve,cranelift,pooling-allocator,parallel-compilation,cache,clap/default
   fi
 fi
 
