@@ -9,6 +9,7 @@
 #
 #   bash scripts/bench-serve.sh                  # 5 rounds, 10 s per case and round, 50 connections
 #   BENCH_ROUNDS=7 BENCH_DURATION=20 BENCH_CONNECTIONS=100 bash scripts/bench-serve.sh
+#   BENCH_WASMTIME=off bash scripts/bench-serve.sh   # without the wasmtime serve rows (and their install)
 #   BENCH_SMOKE=1 bash scripts/bench-serve.sh    # CI: one 1 s round of every case but wasmtime serve, on the
 #                                                # debug build `cargo test` made; it shows the script runs, and
 #                                                # its figures mean nothing
@@ -39,7 +40,7 @@ done
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; else SERVER_CPU=""; LOAD_CPU=""; fi
 
 if [ "$PROFILE" = release ]; then
-  cargo build --release --locked -p wasm-host -p wasm-host-server --example native-trivial
+  cargo build --release --locked -p wasm-host -p wasm-host-server --bins --example native-trivial
 else
   # Exactly what `cargo test --workspace` builds (the binary and the examples with it): nothing to do after it.
   cargo test --workspace --locked --no-run
@@ -51,7 +52,7 @@ NATIVE=$TARGET/$PROFILE/examples/native-trivial
 GUESTS=$TARGET/guests/wasm32-wasip2/release
 
 WASMTIME=""
-if [ "$SMOKE" != 1 ]; then
+if [ "$SMOKE" != 1 ] && [ "${BENCH_WASMTIME:-}" != off ]; then
   WASMTIME=$(command -v wasmtime || true)
   if [ -z "$WASMTIME" ] || ! "$WASMTIME" --version | grep -q '^wasmtime 48\.0\.8'; then
     WASMTIME=$TARGET/bench-tools/bin/wasmtime
