@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -88,6 +88,8 @@ pub struct TokenBroker {
     refreshes_ok: AtomicU64,
     refreshes_failed: AtomicU64,
     provider_micros: AtomicU64,
+    /// Told of every refresh request's time at the provider (see [`TokenBroker::observe_refreshes`]).
+    refresh_observer: OnceLock<RefreshObserver>,
     /// When a 401 last made this process refresh each connection (see [`REJECTION_REFRESH_INTERVAL`]).
     rejection_refreshed: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -104,6 +106,10 @@ pub struct BrokerStats {
     /// Seconds spent waiting for providers' token endpoints, all refreshes together.
     pub provider_seconds: f64,
 }
+
+/// Called once per refresh request with the time the provider's token endpoint took (sent to answered or
+/// failed) and whether it answered with tokens: a metrics histogram, say.
+pub type RefreshObserver = Box<dyn Fn(Duration, bool) + Send + Sync>;
 
 /// What a caller needs of a token.
 #[derive(Clone, Copy)]
@@ -143,6 +149,7 @@ impl TokenBroker {
             refreshes_ok: AtomicU64::new(0),
             refreshes_failed: AtomicU64::new(0),
             provider_micros: AtomicU64::new(0),
+            refresh_observer: OnceLock::new(),
             rejection_refreshed: Mutex::new(HashMap::new()),
         }
     }
@@ -159,6 +166,12 @@ impl TokenBroker {
     /// How many refresh requests this broker sent to providers.
     pub fn refreshes(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Sets the one observer of refresh requests' provider times; `false` (and `observer` dropped) when one is
+    /// set already.
+    pub fn observe_refreshes(&self, observer: RefreshObserver) -> bool {
+        self.refresh_observer.set(observer).is_ok()
     }
 
     pub fn stats(&self) -> BrokerStats {
@@ -454,6 +467,9 @@ impl TokenBroker {
         self.provider_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let outcome = if response.is_ok() { &self.refreshes_ok } else { &self.refreshes_failed };
         outcome.fetch_add(1, Ordering::Relaxed);
+        if let Some(observe) = self.refresh_observer.get() {
+            observe(elapsed, response.is_ok());
+        }
         tracing::info!(connection = name, elapsed_ms = elapsed.as_millis() as u64, ok = response.is_ok(), "refresh");
         match response {
             Ok(r) => {
