@@ -11,48 +11,63 @@ use wasm_host_store::Store;
 use crate::exit::{coded, usage, Exit};
 use crate::manifest::{self, Manifest};
 
-/// Values given on the command line; each replaces the manifest's (lists included), so the command line always
-/// says what runs.
+/// Defaults of the limits a manifest or a flag may set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
+pub const DEFAULT_MAX_OUTPUT: usize = 6 << 20;
+
+/// Values given on the command line, already parsed by their flags; each replaces the manifest's (lists
+/// included), so the command line always says what runs.
 #[derive(Default)]
 pub struct Overrides<'a> {
     pub connections: &'a [String],
     pub hosts: &'a [String],
     pub binds: &'a [String],
-    pub timeout: Option<&'a str>,
-    pub max_memory: Option<&'a str>,
-    pub max_output: Option<&'a str>,
-    pub refresh_margin: Option<&'a str>,
+    pub timeout: Option<Duration>,
+    pub max_memory: Option<usize>,
+    pub max_output: Option<usize>,
+    pub max_log: Option<usize>,
+    pub refresh_margin: Option<Duration>,
 }
 
-/// The settings of function `name` from `manifest` and `flags`, and its refresh margin.
+/// The settings of function `name` from `manifest` and `flags`, and its refresh margin. The manifest's values
+/// are checked even where a flag replaces them, so a broken manifest is said; errors name the manifest's key or
+/// the flag.
 pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(InvocationSettings, Duration)> {
     let connections = or(flags.connections, &manifest.grants.connections);
     let hosts = or(flags.hosts, &manifest.grants.hosts);
     let binds = or(flags.binds, &manifest.grants.bind);
     let limits = &manifest.limits;
-    let pick = |flag: Option<&str>, from_manifest: &Option<String>, default: &str| -> String {
-        flag.map(str::to_owned).or_else(|| from_manifest.clone()).unwrap_or_else(|| default.to_owned())
-    };
-    let timeout = pick(flags.timeout, &limits.timeout, "30s");
-    let max_memory = pick(flags.max_memory, &limits.max_memory, "256MiB");
-    let max_output = pick(flags.max_output, &limits.max_output, "6MiB");
-    let max_log = pick(None, &limits.max_log, "1MiB");
-    let refresh_margin = pick(flags.refresh_margin, &limits.refresh_margin, "60s");
+    let duration = crate::units::parse_duration;
+    let size = crate::units::parse_size_usize;
+    let timeout = flags.timeout.or(limit("timeout", &limits.timeout, duration)?).unwrap_or(DEFAULT_TIMEOUT);
+    let max_memory = flags.max_memory.or(limit("max-memory", &limits.max_memory, size)?).unwrap_or(DEFAULT_MAX_MEMORY);
+    let max_output = flags.max_output.or(limit("max-output", &limits.max_output, size)?).unwrap_or(DEFAULT_MAX_OUTPUT);
+    let max_log =
+        flags.max_log.or(limit("max-log", &limits.max_log, size)?).unwrap_or(wasm_host_runtime::DEFAULT_MAX_LOG);
+    let margin = flags
+        .refresh_margin
+        .or(limit("refresh-margin", &limits.refresh_margin, duration)?)
+        .unwrap_or(wasm_host_runtime::DEFAULT_REFRESH_MARGIN);
     let (allowed_hosts, bindings) = parse_grants(connections, hosts, binds)?;
     let settings = InvocationSettings {
         grants: ConnectionGrants::from_names(connections.iter().cloned()),
         allowed_hosts,
         bindings,
         name,
-        timeout: crate::units::parse_duration(&timeout).map_err(usage).context("--timeout")?,
-        max_memory: crate::units::parse_size_usize(&max_memory).map_err(usage).context("--max-memory")?,
-        max_output: crate::units::parse_size_usize(&max_output).map_err(usage).context("--max-output")?,
-        max_log: crate::units::parse_size_usize(&max_log).map_err(usage).context("max-log")?,
+        timeout,
+        max_memory,
+        max_output,
+        max_log,
         // Resource table, header-map and open-request limits: the host's defaults.
         ..InvocationSettings::default()
     };
-    let margin = crate::units::parse_duration(&refresh_margin).map_err(usage).context("--refresh-margin")?;
     Ok((settings, margin))
+}
+
+/// A manifest's `[limits]` value, parsed as its flag is; the message names the manifest's key.
+fn limit<T>(key: &str, value: &Option<String>, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {
+    value.as_deref().map(|v| parse(v).map_err(|e| usage(format!("the manifest's [limits] {key}: {e}")))).transpose()
 }
 
 /// Checks granted connection names and parses the host patterns and origin bindings, each error naming its flag.

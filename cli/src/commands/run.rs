@@ -2,21 +2,13 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use wasm_host_runtime::{
-    ConnectionGrants, FunctionHost, HostOptions, InvocationSettings,
-    TokenBroker,
-};
+use wasm_host_runtime::{FunctionHost, HostOptions, TokenBroker};
 
 use crate::args::RunArgs;
 use crate::context::Context;
 use crate::exit::{coded, usage, Exit};
 use crate::progress::Step;
-use crate::units;
 
-const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-const DEFAULT_MAX_MEMORY: usize = 256 << 20;
-const DEFAULT_MAX_OUTPUT: usize = 6 << 20;
-const DEFAULT_MAX_LOG: usize = wasm_host_runtime::DEFAULT_MAX_LOG;
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let input = match (&args.input, &args.input_file) {
@@ -46,32 +38,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let effective = crate::grants::decide(&args.allow_connection, &args.allow_host, &args.bind, found)?;
     let function_name = args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     eprintln!("{}", effective.describe(&function_name));
-    let (connections, hosts, binds) = (&effective.connections, &effective.hosts, &effective.bind);
-    // A flag replaces the manifest's value; the manifest's are checked either way, so a broken one is said.
-    let limits = &manifest.limits;
-    let timeout = args.timeout.or(limit("timeout", &limits.timeout, units::parse_duration)?).unwrap_or(DEFAULT_TIMEOUT);
-    let max_memory =
-        args.max_memory.or(limit("max-memory", &limits.max_memory, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_MEMORY);
-    let max_output =
-        args.max_output.or(limit("max-output", &limits.max_output, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_OUTPUT);
-    let max_log = args.max_log.or(limit("max-log", &limits.max_log, units::parse_size_usize)?).unwrap_or(DEFAULT_MAX_LOG);
-    let margin = args
-        .refresh_margin
-        .or(limit("refresh-margin", &limits.refresh_margin, units::parse_duration)?)
-        .unwrap_or(wasm_host_runtime::DEFAULT_REFRESH_MARGIN);
-    let (allowed_hosts, bindings) = crate::settings::parse_grants(connections, hosts, binds)?;
-    let settings = InvocationSettings {
-        grants: ConnectionGrants::from_names(connections.iter().cloned()),
-        allowed_hosts,
-        bindings,
-        name: function_name,
-        timeout,
-        max_memory,
-        max_output,
-        max_log,
-        // Resource table, header-map and open-request limits: the host's defaults (no flag yet).
-        ..InvocationSettings::default()
+    let connections = &effective.connections;
+    let flags = crate::settings::Overrides {
+        connections,
+        hosts: &effective.hosts,
+        binds: &effective.bind,
+        timeout: args.timeout,
+        max_memory: args.max_memory,
+        max_output: args.max_output,
+        max_log: args.max_log,
+        refresh_margin: args.refresh_margin,
     };
+    let (settings, margin) = crate::settings::resolve(function_name, &manifest, &flags)?;
 
     let store = Arc::new(ctx.open_store()?);
     let keys = ctx.keys(&store)?;
@@ -153,9 +131,4 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
             Ok(Exit::FunctionError)
         }
     }
-}
-
-/// A manifest's `[limits]` value, parsed as its flag is; the message names the manifest's key.
-fn limit<T>(key: &str, value: &Option<String>, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {
-    value.as_deref().map(|v| parse(v).map_err(|e| usage(format!("the manifest's [limits] {key}: {e}")))).transpose()
 }
