@@ -43,7 +43,7 @@ impl Fixture for Redb {
         drop(store);
         let db = redb::Database::builder()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .create(&self.path())
+            .create(self.path())
             .unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(SECRETS).unwrap().insert((name, field.as_str()), sealed).unwrap();
