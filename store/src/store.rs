@@ -24,6 +24,16 @@ impl Store {
         RedbStore::open(path).map(Self::from)
     }
 
+    /// The redb store at `path` if one exists there, for commands that only read (or have nothing to do without a
+    /// store): `None` where no store was ever made, and nothing is created to find that out. Anything else at
+    /// `path` (a directory, a file without permission) is for [`Store::open`] to describe.
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, OpenError> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::open(path).map(Some),
+        }
+    }
+
     /// Runs redb's full integrity check on the file at `path` (used by tests and, later, `store check`).
     pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
         RedbStore::check_integrity(path)
@@ -52,5 +62,23 @@ impl std::fmt::Debug for Store {
         match &self.backend {
             Backends::Redb(store) => store.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looking for a store that was never made makes none; one that exists is opened.
+    #[test]
+    fn open_existing_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/store.redb");
+        assert!(Store::open_existing(&path).unwrap().is_none());
+        assert!(!dir.path().join("data").exists(), "not even its directory");
+        drop(Store::open(&path).unwrap());
+        assert!(Store::open_existing(&path).unwrap().is_some());
+        std::fs::create_dir(dir.path().join("a-directory")).unwrap();
+        assert!(Store::open_existing(&dir.path().join("a-directory")).is_err());
     }
 }
