@@ -153,6 +153,8 @@ pub enum ImportOutcome {
 /// how long a change committed by a writer that was killed before bumping the counter can go unseen.
 pub const GENERATION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Unix time in milliseconds, by this machine's clock: what leases are timed with, and how the broker names itself
+/// in them.
 pub fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -188,9 +190,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Every connection, in name order, **not authenticated** (like [`Backend::get`]).
     fn list(&self) -> Result<Vec<Connection>, ReadError>;
 
-    /// A count of committed changes to any connection, by any process; `None` when the backend has no
-    /// usable signal (the redb counter file cannot be mapped). Load it *before* reading what it guards: an unchanged count (and a read no older than
-    /// [`GENERATION_MAX_AGE`]) means that read is still current.
+    /// A count of committed changes to any connection, by any process; `None` when the backend has no usable
+    /// signal (the redb counter file cannot be mapped). Load it *before* reading what it guards: an unchanged
+    /// count (and a read no older than [`GENERATION_MAX_AGE`]) means that read is still current.
     ///
     /// Called on every cached token read, so it must not touch the database: an atomic load.
     fn generation(&self) -> Option<u64>;
@@ -204,6 +206,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// [`Backend::create`] with protocol options, in the same one transaction.
+    ///
     /// [`WriteError::AlreadyExists`] when the name is taken; the revision counts on from a deleted connection of
     /// the same name, never back to 1.
     fn create_with(
@@ -255,7 +258,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError>;
 
     /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
-    /// The same holder asking again renews it.
+    /// The same holder asking again renews it. Holders are named `<pid>-<start ms>`: the redb backend, whose
+    /// holders share one machine, also takes over at once from a holder whose process is gone.
     fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError>;
 
     /// Gives the lease back, if `holder` still has it.

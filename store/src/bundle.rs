@@ -233,7 +233,7 @@ pub fn read_bundle(keys: &Keys, input: impl Read) -> Result<Bundle, BundleError>
 }
 
 /// Seals a bundle's secrets with `keys` and writes its connections into `store` in one transaction (see
-/// [`Store::import_sealed`]): a name that exists already refuses the whole import unless `replace`.
+/// [`Backend::import_sealed`](crate::Backend::import_sealed)): a name that exists already refuses the whole import unless `replace`.
 pub fn import(store: &Store, keys: &Keys, bundle: Bundle, replace: bool) -> Result<ImportReport, BundleError> {
     let mut entries: Vec<SealedConnection> = Vec::with_capacity(bundle.connections.len());
     for BundleConnection { connection, secrets } in bundle.connections {
