@@ -22,7 +22,7 @@ use wasm_host_store::secrecy::SecretString;
 use wasm_host_store::{now_unix, Endpoints, Keys, NewConnection, NewTokens, Store, TYPE_OAUTH2};
 use wasm_host_tests::api::Api;
 use wasm_host_tests::provider::{Provider, ProviderConfig};
-use wasm_host_tests::{js_build, test_guest, target_dir, Env};
+use wasm_host_tests::{js_build, shared_cache, test_guest, target_dir, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 
@@ -56,6 +56,7 @@ fn main() {
         ("store-growth", store_growth),
         ("refresh-storm", refresh_storm),
         ("bound-request", bound_request),
+        ("serve-refresh-storm", serve_refresh_storm),
     ];
     println!("| scenario | path | median | min | max | baseline | baseline median (min–max) |");
     println!("|---|---|---|---|---|---|---|");
@@ -211,6 +212,7 @@ fn constant_token() -> Arc<IssuedToken> {
         scopes: vec!["openid".into(), "email".into()],
         metadata: vec![],
         expires_at_text: Some(wasm_host_store::rfc3339(now_unix() + 86_400)),
+        refreshed_at: None,
     })
 }
 
@@ -520,24 +522,11 @@ fn refresh_storm(scale: Scale) -> Vec<Row> {
         put_token(&store, &keys, "c", &current, now_unix() - 10);
         let broker = Arc::new(TokenBroker::new(store.clone(), keys.clone()));
         let before = provider.refreshes();
-        let latencies = rt.block_on(async {
-            let barrier = Arc::new(tokio::sync::Barrier::new(callers));
-            let tasks: Vec<_> = (0..callers)
-                .map(|_| {
-                    let (broker, barrier) = (broker.clone(), barrier.clone());
-                    tokio::spawn(async move {
-                        barrier.wait().await;
-                        let started = Instant::now();
-                        broker.token("c").await.unwrap();
-                        started.elapsed().as_secs_f64()
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
+        let latencies = at_once(&rt, callers, || {
+            let broker = broker.clone();
+            async move {
+                broker.token("c").await.unwrap();
             }
-            out
         });
         (latencies, provider.refreshes() - before)
     };
@@ -562,6 +551,33 @@ fn refresh_storm(scale: Scale) -> Vec<Row> {
         Row::new(format!("the same: p50"), "s", Stats::of(p50)).against("one caller alone", single),
         Row::new("the same: provider refresh requests per storm", "requests", Stats::of(requests)),
     ]
+}
+
+/// Runs `n` calls at once (released together by a barrier); each one's time, in seconds.
+fn at_once<F, Fut>(rt: &tokio::runtime::Runtime, n: usize, call: F) -> Vec<f64>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    rt.block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(n));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (call, barrier) = (call(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let started = Instant::now();
+                    call.await;
+                    started.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    })
 }
 
 fn bound_request(scale: Scale) -> Vec<Row> {
@@ -601,4 +617,95 @@ fn bound_request(scale: Scale) -> Vec<Row> {
     let c = rounds(scale.rounds, || per_request(&carried, &carried_input));
     vec![Row::new("HTTP request to a bound origin, token attached by the host", "s", b)
         .against("the function reads the token and sets the header itself", c)]
+}
+
+/// `wasm-host serve` (the real binary) with the background refresher off, so requests meet the expiry: a storm of
+/// concurrent requests to a JSON function that reads the token, arriving just after it stopped being fresh,
+/// beside the provider's own time for that refresh (the server's `wasm_host_provider_refresh_seconds`
+/// histogram) and the same storm on a fresh token.
+fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
+    // Tokens live 3 s and are handed out while they have more than 1 s left: stale 2 s after their refresh.
+    let provider = Provider::start(ProviderConfig { access_ttl: 3, ..Default::default() });
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    env.authorize("c", &[], true).0.success();
+    let dir = env.path("functions");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(test_guest("token-probe"), dir.join("token.wasm")).unwrap();
+    std::fs::write(dir.join("token.toml"), "[grants]\nconnections = [\"c\"]\n").unwrap();
+    let mut cmd = env.cmd();
+    cmd.env("WASM_HOST_CACHE_DIR", shared_cache())
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--refresh-ahead", "off", "--refresh-margin", "1s", "--max-concurrent", "200"])
+        .arg(dir.join("token.wasm"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut serve = KillOnDrop(cmd.spawn().expect("spawn wasm-host serve"));
+    let mut out = std::io::BufReader::new(serve.0.stdout.take().unwrap());
+    let mut line = |prefix: &str| {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut out, &mut l).unwrap();
+        l.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("serve did not start: {l:?}")).to_owned()
+    };
+    let url = format!("{}/token", line("listening on "));
+    let metrics = format!("{}/metrics", line("operations on "));
+    let callers = scale.pick(200, 20);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = wasm_host_tests::reqwest::Client::new();
+    // Sends `n` requests at once; each one's latency, in seconds.
+    let storm = |n: usize| -> Vec<f64> {
+        at_once(&rt, n, || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let r = client.post(&url).body(r#"{"connection":"c"}"#).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let body = r.text().await.unwrap();
+                assert!(body.contains("access_token"), "{body}");
+            }
+        })
+    };
+    let provider_seconds = || {
+        let text = rt.block_on(async { client.get(&metrics).send().await.unwrap().text().await.unwrap() });
+        let series = r#"wasm_host_provider_refresh_seconds_sum{outcome="ok"} "#;
+        text.lines().find_map(|l| l.strip_prefix(series)).map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let stale = || std::thread::sleep(Duration::from_millis(2200));
+    // Warm-up: the component's first instances, and `callers` pooled connections.
+    storm(callers);
+    let (mut alone, mut provider_time, mut fresh_p99, mut p50, mut p99, mut requests) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..scale.rounds.min(9) {
+        stale();
+        let before = provider.refreshes();
+        alone.push(storm(1)[0]);
+        assert_eq!(provider.refreshes() - before, 1, "the lone request refreshed");
+        fresh_p99.push(Stats::percentile(&storm(callers), 0.99));
+        stale();
+        let (before, spent) = (provider.refreshes(), provider_seconds());
+        let lat = storm(callers);
+        requests.push((provider.refreshes() - before) as f64);
+        provider_time.push(provider_seconds() - spent);
+        p50.push(Stats::percentile(&lat, 0.5));
+        p99.push(Stats::percentile(&lat, 0.99));
+    }
+    let provider_time = Stats::of(provider_time);
+    vec![
+        Row::new(format!("serve: {callers} concurrent requests on an expired token: p99"), "s", Stats::of(p99))
+            .against("the provider's refresh time (the server's histogram)", provider_time),
+        Row::new("the same: p50", "s", Stats::of(p50)).against("the provider's refresh time", provider_time),
+        Row::new(format!("serve: {callers} concurrent requests on a fresh token: p99"), "s", Stats::of(fresh_p99)),
+        Row::new("serve: one request on an expired token", "s", Stats::of(alone)),
+        Row::new("serve storm: provider refresh requests per storm", "requests", Stats::of(requests)),
+    ]
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -14,5 +14,9 @@ fi
 
 cargo test --workspace --locked
 
+# Bench smoke: `wasm-host serve` under wrk and h2load for a second per case, on the build the tests just made
+# (no wasmtime-cli install, no timing checked), so that scripts/bench-serve.sh cannot rot.
+BENCH_SMOKE=1 bash scripts/bench-serve.sh
+
 # Fuzz smoke: every cargo-fuzz target for a few seconds (scripts/fuzz-smoke.sh).
 bash scripts/fuzz-smoke.sh

@@ -285,6 +285,23 @@ fn two_hundred_requests_across_a_token_expiry_refresh_once() {
     assert_eq!(provider.refreshes(), 1, "exactly one refresh reached the provider");
     assert_eq!(server.metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#), 1.0);
     assert_eq!(server.metric(r#"wasm_host_requests_total{function="userinfo",outcome="ok"}"#), 201.0);
+    // The latency histogram counted each request; the provider's one refresh is in its own histogram, with the
+    // time it took (more than nothing, less than the client's 30 s limit).
+    assert_eq!(server.metric(r#"wasm_host_request_duration_seconds_count{function="userinfo"}"#), 201.0);
+    assert_eq!(server.metric(r#"wasm_host_provider_refresh_seconds_count{outcome="ok"}"#), 1.0);
+    let provider_seconds = server.metric(r#"wasm_host_provider_refresh_seconds_sum{outcome="ok"}"#);
+    assert!(provider_seconds > 0.0 && provider_seconds < 30.0, "{}", server.metrics());
+    assert!(server.metrics().contains(r#"wasm_host_provider_refresh_seconds_bucket{le="+Inf",outcome="ok"} 1"#), "{}", server.metrics());
+    // The refreshed token is kept in memory: a request soon after another gets it as a cache hit (a token
+    // untouched for a second is checked against the store first, which is no hit: hence a few requests).
+    let hits = server.metric("wasm_host_token_cache_hits_total");
+    for _ in 0..20 {
+        assert_eq!(post(&url, &input).0, 200);
+        if server.metric("wasm_host_token_cache_hits_total") > hits {
+            break;
+        }
+    }
+    assert!(server.metric("wasm_host_token_cache_hits_total") > hits, "{}", server.metrics());
 }
 
 #[test]
@@ -404,6 +421,72 @@ fn fifty_silent_connections_do_not_delay_another_client() {
         let n = s.read_to_end(&mut buf).unwrap_or(0);
         let _ = n; // hyper may answer 408 before closing; what matters is the close.
     }
+}
+
+/// Sends `POST /echo` with body `n` on a kept-alive connection.
+fn send_echo(s: &mut TcpStream, n: u32) {
+    use std::io::Write;
+    let body = n.to_string();
+    write!(s, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+}
+
+/// Reads one response (head and a Content-Length body) from `s`; its status and body.
+fn read_answer(s: &mut TcpStream) -> (u16, String) {
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).expect("an answer within 60 s");
+        assert!(n > 0, "the server closed the connection: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).unwrap().trim().parse().unwrap();
+    while got.len() < head_end + length {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the connection mid-body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (status, String::from_utf8_lossy(&got[head_end..head_end + length]).into_owned())
+}
+
+#[test]
+fn max_connections_bounds_open_connections() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let server = Serving::start(&env, &["--max-connections", "2", "--header-timeout", "120s", &trivial]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    // Two clients, each answered and kept alive: both slots taken.
+    let mut first = TcpStream::connect(&addr).unwrap();
+    let mut second = TcpStream::connect(&addr).unwrap();
+    for (i, s) in [&mut first, &mut second].into_iter().enumerate() {
+        send_echo(s, i as u32);
+        assert_eq!(read_answer(s), (200, i.to_string()));
+    }
+    // A third connects (the kernel's accept queue takes it) and sends its request: the server does not read it.
+    let mut third = TcpStream::connect(&addr).unwrap();
+    send_echo(&mut third, 3);
+    // Meanwhile the two open connections are served, and the operations listener answers.
+    for (i, s) in [&mut first, &mut second].into_iter().enumerate() {
+        send_echo(s, 10 + i as u32);
+        assert_eq!(read_answer(s), (200, (10 + i).to_string()));
+    }
+    assert_eq!(get(&format!("{}/healthz", server.ops)).0, 200);
+    third.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    let waiting = matches!(third.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(waiting, "the third connection was answered while two were open");
+    third.set_nonblocking(false).unwrap();
+    // One closes: the third is accepted and answered, and the server goes on serving.
+    drop(first);
+    assert_eq!(read_answer(&mut third), (200, "3".to_owned()));
+    send_echo(&mut second, 20);
+    assert_eq!(read_answer(&mut second), (200, "20".to_owned()));
 }
 
 #[test]

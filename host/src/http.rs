@@ -158,7 +158,8 @@ impl WasiHttpHooks for OutboundHttp {
     }
 }
 
-/// A request body up to this size is kept, so the request can be sent again after a 401.
+/// A request body up to this size is read whole before the request is sent (see [`Policy::send_counted`]) and
+/// kept, so a request to a bound origin can be sent again after a 401.
 pub const REPLAY_LIMIT: usize = 64 * 1024;
 
 /// How many 401s of one bound connection, per invocation, the host answers by getting another token and sending
@@ -197,7 +198,13 @@ impl Policy {
             tracing::warn!(function = %self.function, host = %host, port, "refused an outgoing request to a host this function was not granted (--allow-host)");
             return Err(HttpError::HttpRequestDenied);
         }
-        send(request, options).await
+        // A body the function has not finished yet would race the answer: hyper's client closes the connection
+        // (dropping the body) once a response has arrived while the request body is still being written, so a
+        // server that answers without reading it (a GET's empty body, say) made the function's `finish` fail
+        // with a closed stream. Up to REPLAY_LIMIT, the body is read whole before the request goes.
+        let (parts, body) = request.into_parts();
+        let (mut body, _) = RequestBody::read(body, REPLAY_LIMIT).await?.split();
+        send(http::Request::from_parts(parts, body.take()), options).await
     }
 
     /// Sends `request` to a bound origin with the connection's token; after a 401, once more with a token

@@ -15,7 +15,7 @@ mod reflection;
 mod state;
 
 pub use authconnection::{add_to_linker, AuthConnectionCtx, AuthConnectionView};
-pub use broker::{BrokerStats, IssuedToken, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
+pub use broker::{BrokerStats, IssuedToken, RefreshObserver, TokenBroker, TokenError, DEFAULT_REFRESH_MARGIN};
 pub use cache::{CacheEntry, CacheError, CacheOutcome, CompileCache, DEFAULT_CACHE_MAX};
 pub use function::{
     FunctionHost, HostOptions, InvocationSettings, InvokeError, LoadError, LoadedFunction, World,

@@ -59,6 +59,9 @@ pub struct NewTokens<'a> {
     pub expires_at: Option<i64>,
     pub scopes: Vec<String>,
     pub metadata: Vec<(String, String)>,
+    /// The response's other credential fields (dotted name, value), sealed as [`SecretField::Credentials`]:
+    /// replaced as a set by an authorization or import, added to by a refresh, like `metadata`.
+    pub credentials: Vec<(String, SecretString)>,
     /// Set at authorization; `None` keeps what the connection has.
     pub resolved: Option<ResolvedEndpoints>,
     /// The refresh lease this write ends, if the writer held one.
@@ -77,6 +80,7 @@ impl<'a> NewTokens<'a> {
             expires_at: None,
             scopes: vec![],
             metadata: vec![],
+            credentials: vec![],
             resolved: None,
             release_lease: None,
         }
