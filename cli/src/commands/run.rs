@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return Err(usage(format!("the input is not JSON ({e}); pass a JSON value, e.g. --input '{{\"a\": 1}}'")));
     }
-    let (mut manifest, manifest_path) = crate::settings::load_manifest(&args.component, args.manifest.as_deref())?;
+    let (manifest, manifest_path) = crate::settings::load_manifest(&args.component, args.manifest.as_deref())?;
     if let Some(path) = &manifest_path {
         tracing::debug!("limits (and grants, if given with --manifest) from {}", path.display());
     }
@@ -47,9 +47,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         max_log: args.max_log,
         refresh_margin: args.refresh_margin,
     };
-    // `effective` is final: the manifest's grants must not fill in what the flags left empty (a file shipped beside
-    // the component would bind an origin the operator's flags did not).
-    manifest.grants = Default::default();
     let (settings, margin) = crate::settings::resolve(function_name, &manifest, &flags)?;
 
     let store = Arc::new(ctx.open_store()?);
