@@ -556,12 +556,12 @@ fn catalog_entries_reach_a_provider_configured_from_them() {
     let script = |status: u16, body: serde_json::Value| *provider.script.lock().unwrap() = (status, body);
     let requests_since = |n: usize| provider.log.lock().unwrap()[n..].to_vec();
     let cases: [(&str, &[&str]); 7] = [
-        ("slack", &[]),                   // comma-separated scopes, post, no PKCE, errors in a 200, nested metadata
+        ("slack", &[]),                   // comma-separated scopes, Basic, PKCE, errors in a 200, nested metadata
         ("dropbox", &[]),                 // an authorization parameter, PKCE, Basic
         ("atlassian", &[]),               // two authorization parameters, post, rotation
         ("github", &[]),                  // no PKCE, post, errors in a 200
         ("quickbooks", &[]),              // Basic, PKCE, rotation, metadata
-        ("shopify", &["--shop", "acme"]), // a placeholder, comma-separated scopes, post
+        ("shopify", &["--shop", "acme"]), // a placeholder, comma-separated scopes, post, rotation
         ("x", &[]),                       // Basic, PKCE, rotation
     ];
     for (id, extra) in cases {

@@ -72,6 +72,9 @@ pub struct Entry {
     pub metadata: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// What of the entry was checked against the provider's documentation, when and where
+    /// (`"2026-11-30: endpoints, pkce against <url>"`); `""` when nothing could be confirmed.
+    pub checked: String,
 }
 
 fn space() -> String {
@@ -181,6 +184,9 @@ impl Entry {
         }
         if !self.docs.starts_with("https://") {
             return Err(invalid("docs must be an https link to the provider's documentation".into()));
+        }
+        if !self.checked.is_empty() && !self.checked.contains(": ") {
+            return Err(invalid("checked must be \"\" or \"DATE: what against URL\"".into()));
         }
         if !matches!(self.scope_separator.as_str(), " " | ",") {
             return Err(invalid(format!("scope_separator `{}` is neither \" \" nor \",\"", self.scope_separator)));
