@@ -59,7 +59,7 @@ if [ "$SMOKE" != 1 ] && [ "${BENCH_WASMTIME:-}" != off ]; then
     # Only what `wasmtime serve` uses (the pooling allocator as its default has it): the default features add
     # wasi-nn, wizer, winch, GC and more, and double a build that is long already.
     [ -x "$WASMTIME" ] || cargo install wasmtime-cli --version 48.0.8 --locked --root "$TARGET/bench-tools" \
-      --no-default-features --features run,serve,cranelift,pooling-allocator,parallel-compilation,cache,clap/default
+      --no-default-features --features run,serve,component-model-async,cranelift,pooling-allocator,parallel-compilation,cache,clap/default
   fi
 fi
 
