@@ -212,6 +212,7 @@ fn constant_token() -> Arc<IssuedToken> {
         scopes: vec!["openid".into(), "email".into()],
         metadata: vec![],
         expires_at_text: Some(wasm_host_store::rfc3339(now_unix() + 86_400)),
+        refreshed_at: None,
     })
 }
 

@@ -279,3 +279,33 @@ fn help_has_examples_and_exit_codes() {
     assert!(top.stdout.contains("20  store import: the bundle cannot be used"), "{}", top.stdout);
     assert!(env.run(&["run", "--help"]).stdout.contains("Example:"));
 }
+
+/// Issue 13: `create --provider` fills a connection from the catalog; placeholders are filled or asked for; an
+/// unknown provider, a missing placeholder and one the provider does not use are usage errors (exit 2) that
+/// change nothing. `providers --json` lists the catalog.
+#[test]
+fn create_from_the_provider_catalog() {
+    let env = env();
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec!["authconnection", "create", "--name", name, "--type", "TYPE_OAUTH2", "--client-id", "client-1", "--client-secret-stdin"];
+        args.extend_from_slice(extra);
+        env.run_stdin(&args, SECRET)
+    };
+    let providers = env.run(&["authconnection", "providers", "--json"]).success().json();
+    assert!(providers.as_array().unwrap().len() >= 30, "{providers}");
+    create("kc", &["--provider", "keycloak", "--domain", "sso.example.com"]).failure(2, "provider `keycloak` needs --realm");
+    create("kc", &["--provider", "nope"]).failure(2, "no provider `nope` in the catalog");
+    create("kc", &["--provider", "slack", "--tenant", "x"]).failure(2, "--tenant is not used by provider `slack`");
+    create("kc", &["--tenant", "x", "--provider-url", "https://p.example"]).failure(2, "--provider");
+    assert_eq!(list(&env), serde_json::json!([]), "a refused create changes nothing");
+
+    create("kc", &["--provider", "keycloak", "--domain", "sso.example.com", "--realm", "staff", "--json"]).success();
+    let kc = env.run(&["authconnection", "show", "kc", "--json"]).success().json();
+    assert_eq!(kc["provider_url"], "https://sso.example.com/realms/staff", "{kc}");
+    assert_eq!(kc["issuer_url"], "https://sso.example.com/realms/staff", "{kc}");
+    // An explicit flag overrides the entry.
+    create("sl", &["--provider", "slack", "--token-url", "https://proxy.example/token"]).success();
+    let sl = env.run(&["authconnection", "show", "sl", "--json"]).success().json();
+    assert_eq!(sl["endpoints"]["token_url"], "https://proxy.example/token", "{sl}");
+    assert_eq!(sl["endpoints"]["auth_url"], "https://slack.com/oauth/v2/authorize", "{sl}");
+}

@@ -16,6 +16,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 const CLIENT_SECRET: &str = "cs-Q2m8-CLI-HOSTILE-SECRET";
 const REFRESH_TOKEN: &str = "rt-Vb61-CLI-ORIGINAL-REFRESH";
 const ACCESS_TOKEN: &str = "at-Kd93-CLI-ORIGINAL-ACCESS";
+/// The second token of [`Mode::Slack`]'s answer.
+const USER_TOKEN: &str = "xoxp-Hq27-CLI-SLACK-USER-TOKEN";
 
 /// How the token endpoint answers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,6 +43,12 @@ enum Mode {
     /// A server that refuses PKCE, Basic credentials and requests without `audience=api.example` at the token
     /// endpoint, and authorization requests without `token_access_type=offline` (kind 8).
     Strict,
+    /// Tokens that expire within the 60 s refresh margin, at every request (kind 4).
+    ShortLived,
+    /// Slack's answer: `token_type: bot`, nested values and a second token among them (kind 9).
+    Slack,
+    /// The answer in [`Provider::script`], to every token request (issue 13's catalog entries).
+    Scripted,
 }
 
 struct Provider {
@@ -51,6 +59,8 @@ struct Provider {
     secret: Arc<Mutex<String>>,
     /// Every request, head and body, in the order they came.
     log: Arc<Mutex<Vec<String>>>,
+    /// What [`Mode::Scripted`] answers: status and JSON body.
+    script: Arc<Mutex<(u16, serde_json::Value)>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -65,21 +75,23 @@ impl Provider {
         let secret = Arc::new(Mutex::new(CLIENT_SECRET.to_owned()));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (m, t, s) = (mode.clone(), token_requests.clone(), stop.clone());
-        let (sec, l) = (secret.clone(), log.clone());
+        let script = Arc::new(Mutex::new((200, serde_json::Value::Null)));
+        let (sec, l, sc) = (secret.clone(), log.clone(), script.clone());
         let thread = std::thread::spawn(move || {
-            // Bounded: this test makes about a dozen requests.
-            for stream in listener.incoming().take(100) {
+            // Bounded: each test makes a few dozen requests.
+            for stream in listener.incoming().take(200) {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(stream) = stream {
                     let mode = *m.lock().unwrap();
                     let accepted = sec.lock().unwrap().clone();
-                    serve(stream, mode, &t, &accepted, &l);
+                    let scripted = sc.lock().unwrap().clone();
+                    serve(stream, mode, &t, &accepted, &l, scripted);
                 }
             }
         });
-        Self { base, mode, token_requests, secret, log, stop, thread: Some(thread) }
+        Self { base, mode, token_requests, secret, log, script, stop, thread: Some(thread) }
     }
 
     fn set(&self, mode: Mode) {
@@ -97,7 +109,14 @@ impl Drop for Provider {
     }
 }
 
-fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize, secret: &str, log: &Mutex<Vec<String>>) {
+fn serve(
+    mut stream: TcpStream,
+    mode: Mode,
+    token_requests: &AtomicUsize,
+    secret: &str,
+    log: &Mutex<Vec<String>>,
+    scripted: (u16, serde_json::Value),
+) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
@@ -177,6 +196,12 @@ fn serve(mut stream: TcpStream, mode: Mode, token_requests: &AtomicUsize, secret
         })),
         Mode::CheckSecret => (401, "application/json", br#"{"error":"invalid_client","error_description":"Client authentication failed"}"#.to_vec()),
         Mode::NoExpiry => json(serde_json::json!({ "access_token": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN, "token_type": "Bearer", "instance_url": "https://na1.example" })),
+        Mode::Scripted => (scripted.0, "application/json", scripted.1.to_string().into_bytes()),
+        Mode::ShortLived => json(serde_json::json!({ "access_token": "at-short-lived", "expires_in": 30, "token_type": "Bearer" })),
+        Mode::Slack => json(serde_json::json!({
+            "ok": true, "access_token": "xoxb-slack-bot", "refresh_token": REFRESH_TOKEN, "expires_in": 30, "token_type": "bot",
+            "team": { "id": "T1", "name": "Acme" }, "authed_user": { "id": "U1", "access_token": USER_TOKEN },
+        })),
         Mode::NoRefreshToken => json(serde_json::json!({ "access_token": "at-second", "expires_in": 30, "token_type": "Bearer" })),
         Mode::Strict => {
             let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
@@ -457,4 +482,166 @@ fn a_function_reports_a_rejected_token_and_gets_a_new_one() {
     assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests + 1, "one refresh for one rejected token");
     assert_eq!(probe(&env)["access_token"], "at-rotated");
     assert_eq!(stored(&env).refresh_token.as_deref(), Some("rt-rotated"));
+}
+
+/// Fault kind 4: a provider whose tokens expire within the refresh margin (30 s tokens, a 60 s margin). The
+/// first use after `authorize` refreshes; the token that refresh stored is handed out while it is valid, not
+/// refreshed again at each call: 5 runs (5 processes) make 1 refresh, not 5.
+#[test]
+fn a_token_refreshed_within_the_margin_is_not_refreshed_at_every_call() {
+    let provider = Provider::start();
+    let env = authorized(&provider, &[]);
+    provider.set(Mode::ShortLived);
+    let requests = provider.token_requests.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let t = probe(&env);
+        assert_eq!(t["access_token"], "at-short-lived", "{t}");
+    }
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), requests + 1, "one refresh for 5 runs");
+}
+
+/// Fault kind 9: Slack's answer. Nested values become dotted metadata; the second token (`authed_user.
+/// access_token`) is sealed, never plain in the store file, `list --json` or `show`. A refresh answer without
+/// them keeps both; a new authorization replaces metadata and sealed fields: nothing of the old grant lingers.
+#[test]
+fn metadata_follows_the_latest_authorization_and_credentials_are_sealed() {
+    let provider = Provider::start();
+    provider.set(Mode::Slack);
+    let env = authorized(&provider, &[]);
+    let credentials = |env: &Env| {
+        let keys = Keys::load(&env.identity()).unwrap().unwrap();
+        let store = Store::open(&env.store()).unwrap();
+        store.secret("hostile", SecretField::Credentials, &keys).unwrap().map(|s| s.expose_secret().to_owned())
+    };
+    let metadata = |env: &Env| stored(env).record.metadata;
+    let m = metadata(&env);
+    assert_eq!((m.get("team.id").map(String::as_str), m.get("authed_user.id").map(String::as_str)), (Some("T1"), Some("U1")), "{m:?}");
+    assert_eq!(m.get("provider_token_type").map(String::as_str), Some("bot"), "{m:?}");
+    let sealed: serde_json::Value = serde_json::from_str(&credentials(&env).expect("the second token is sealed")).unwrap();
+    assert_eq!(sealed, serde_json::json!({ "authed_user.access_token": USER_TOKEN }));
+    let file = std::fs::read(env.store()).unwrap();
+    assert!(!file.windows(USER_TOKEN.len()).any(|w| w == USER_TOKEN.as_bytes()), "the second token is plain in the store file");
+    for args in [&["authconnection", "list", "--json"][..], &["authconnection", "show", "hostile"], &["authconnection", "show", "hostile", "--json"]] {
+        let run = env.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert!(!run.stdout.contains(USER_TOKEN) && !run.stderr.contains(USER_TOKEN), "{args:?} shows the second token: {run:?}");
+    }
+
+    // A refresh whose answer repeats none of them keeps them.
+    provider.set(Mode::Rotate);
+    assert_eq!(probe(&env)["access_token"], "at-rotated");
+    assert_eq!(metadata(&env).get("team.id").map(String::as_str), Some("T1"));
+    assert!(credentials(&env).is_some_and(|c| c.contains(USER_TOKEN)));
+
+    // A new authorization without them: gone.
+    provider.set(Mode::Authorize);
+    let (run, _) = env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true);
+    assert_eq!(run.code, 0, "{run:?}");
+    let m = metadata(&env);
+    assert!(!m.keys().any(|k| k.starts_with("team.") || k.starts_with("authed_user.") || k == "provider_token_type"), "old keys linger: {m:?}");
+    assert_eq!(credentials(&env), None, "the old grant's second token lingers");
+}
+
+/// Issue 13, §1: catalog entries against a local provider configured from each entry. For one entry per distinct
+/// quirk (comma-separated scopes, extra authorization parameters, `client_secret_post` or Basic, no PKCE, refresh
+/// tokens that rotate or not, each error shape, metadata capture, URL placeholders), `create --provider` with the
+/// endpoints pointed here: the authorization request, the code exchange, a refresh and a refusal each carry what
+/// the entry says, and the host reads the answers the way the entry says they come.
+#[test]
+fn catalog_entries_reach_a_provider_configured_from_them() {
+    use wasm_host_oauth::catalog::{self, ErrorShape};
+    let provider = Provider::start();
+    provider.set(Mode::Scripted);
+    let (auth, token) = (format!("{}/authorize", provider.base), format!("{}/token", provider.base));
+    let script = |status: u16, body: serde_json::Value| *provider.script.lock().unwrap() = (status, body);
+    let requests_since = |n: usize| provider.log.lock().unwrap()[n..].to_vec();
+    let cases: [(&str, &[&str]); 7] = [
+        ("slack", &[]),                   // comma-separated scopes, post, no PKCE, errors in a 200, nested metadata
+        ("dropbox", &[]),                 // an authorization parameter, PKCE, Basic
+        ("atlassian", &[]),               // two authorization parameters, post, rotation
+        ("github", &[]),                  // no PKCE, post, errors in a 200
+        ("quickbooks", &[]),              // Basic, PKCE, rotation, metadata
+        ("shopify", &["--shop", "acme"]), // a placeholder, comma-separated scopes, post
+        ("x", &[]),                       // Basic, PKCE, rotation
+    ];
+    for (id, extra) in cases {
+        let entry = catalog::find(id).unwrap();
+        let env = Env::new(BIN);
+        let mut args = vec![
+            "authconnection", "create", "--name", "hostile", "--type", "TYPE_OAUTH2", "--provider", id, "--auth-url",
+            &auth, "--token-url", &token, "--client-id", "client-1", "--client-secret-stdin",
+        ];
+        args.extend_from_slice(extra);
+        env.run_stdin(&args, CLIENT_SECRET).success();
+        let placeholders = extra.chunks(2).map(|p| (p[0].trim_start_matches("--").to_owned(), p[1].to_owned())).collect();
+        let expected_url = url::Url::parse(&entry.resolve(&placeholders).unwrap().provider_url).unwrap().to_string();
+        let shown = env.run(&["authconnection", "show", "hostile", "--json"]).success().json();
+        assert_eq!(shown["provider_url"], expected_url.as_str(), "{id}: {shown}");
+
+        // Authorization and code exchange: the answer carries the entry's metadata fields.
+        let mut answer = serde_json::json!({ "access_token": "at-1", "refresh_token": "rt-1", "expires_in": 30, "token_type": "Bearer" });
+        for field in &entry.metadata {
+            let mut at = &mut answer;
+            let mut parts = field.split('.').peekable();
+            while let Some(part) = parts.next() {
+                at = if parts.peek().is_some() { at.as_object_mut().unwrap().entry(part).or_insert(serde_json::json!({})) } else {
+                    at.as_object_mut().unwrap().insert(part.to_owned(), serde_json::json!(format!("v-{field}")));
+                    break;
+                };
+            }
+        }
+        script(200, answer.clone());
+        let before = provider.log.lock().unwrap().len();
+        let (run, _) = env.authorize("hostile", &["--scopes", "read,write", "--timeout", "30s"], true);
+        assert_eq!(run.code, 0, "{id}: {run:?}");
+        let seen = requests_since(before);
+        let authorization = seen.iter().find(|r| r.starts_with("GET /authorize")).expect("an authorization request");
+        let target = authorization.split(' ').nth(1).unwrap();
+        let q: std::collections::HashMap<_, _> = url::Url::parse(&format!("http://x{target}")).unwrap().query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], format!("read{}write", entry.scope_separator), "{id}");
+        assert_eq!(q.contains_key("code_challenge"), entry.pkce, "{id}: PKCE");
+        for (k, v) in &entry.auth_params {
+            assert_eq!(q.get(k), Some(v), "{id}: authorization parameter {k}");
+        }
+        let exchange = seen.iter().find(|r| r.starts_with("POST /token")).expect("a code exchange");
+        let check_token_request = |request: &str| {
+            let (head, body) = request.split_once("\r\n\r\n").unwrap();
+            let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            assert_eq!(basic_credentials(head).is_some(), entry.client_auth == "basic", "{id}: Basic");
+            assert_eq!(form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET), entry.client_auth == "post", "{id}: post");
+            for (k, v) in &entry.token_params {
+                assert_eq!(form.get(k), Some(v), "{id}: token parameter {k}");
+            }
+        };
+        check_token_request(exchange);
+        let metadata = stored(&env).record.metadata;
+        for field in &entry.metadata {
+            assert_eq!(metadata.get(field).map(String::as_str), Some(format!("v-{field}").as_str()), "{id}: {metadata:?}");
+        }
+
+        // A refresh: the new refresh token replaces the old one where the provider rotates them.
+        let mut refreshed = serde_json::json!({ "access_token": "at-2", "expires_in": 3600, "token_type": "Bearer" });
+        if entry.rotates_refresh_tokens {
+            refreshed["refresh_token"] = "rt-2".into();
+        }
+        script(200, refreshed);
+        let before = provider.log.lock().unwrap().len();
+        assert_eq!(probe(&env)["access_token"], "at-2", "{id}");
+        check_token_request(requests_since(before).last().unwrap());
+        let expected = if entry.rotates_refresh_tokens { "rt-2" } else { "rt-1" };
+        assert_eq!(stored(&env).refresh_token.as_deref(), Some(expected), "{id}");
+
+        // A refusal in the entry's shape is a refusal: the function is told to have the connection authorized.
+        script(200, answer);
+        assert_eq!(env.authorize("hostile", &["--scopes", "read", "--timeout", "30s"], true).0.code, 0, "{id}");
+        let (status, body) = match entry.errors {
+            ErrorShape::Rfc6749 => (400, serde_json::json!({ "error": "invalid_grant", "error_description": "Token revoked" })),
+            ErrorShape::Status200 => (200, serde_json::json!({ "ok": false, "error": "invalid_grant", "error_description": "Token revoked" })),
+            ErrorShape::ErrorObject => (400, serde_json::json!({ "error": { "message": "Token revoked", "type": "invalid_grant" } })),
+        };
+        script(status, body);
+        let t = probe(&env);
+        assert_eq!(t["error"], "needs-authorization", "{id}: {t}");
+        assert!(t["message"].as_str().unwrap().contains("invalid_grant (Token revoked)"), "{id}: {t}");
+    }
 }

@@ -324,6 +324,11 @@ pub enum AuthConnection {
         After the provider refused the client (status client-refused, e.g. a rotated secret), update it: the\n\
         stored refresh token is used with the new registration at the next refresh, no new authorization needed.")]
     Update(UpdateArgs),
+    /// List the providers of the built-in catalog, for `create --provider NAME`
+    #[command(after_help = "Example:\n  wasm-host authconnection providers\n  \
+        wasm-host authconnection providers --json | jq -r '.[].id'\n\n\
+        Each entry was written from the provider's documentation, linked in its `docs` field.")]
+    Providers(ProvidersArgs),
     /// Revoke a connection's tokens at the provider and forget them; the registration stays
     #[command(after_help = "Example:\n  wasm-host authconnection revoke google\n\n\
         `authorize` can run again afterwards. Without a revocation endpoint (Microsoft has none) the\n\
@@ -355,9 +360,15 @@ pub struct CreateArgs {
     /// Connection type
     #[arg(long = "type", value_name = "TYPE", value_parser = PossibleValuesParser::new(wasm_host_store::CONNECTION_TYPES.iter().copied()))]
     pub kind: String,
-    /// The provider's base URL, e.g. https://accounts.google.com
-    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
-    pub provider_url: String,
+    /// The provider's base URL, e.g. https://accounts.google.com (with --provider: the catalog's, unless given)
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url, required_unless_present = "provider")]
+    pub provider_url: Option<String>,
+    /// A provider of the built-in catalog (`authconnection providers` lists them): fills the endpoints, scopes and
+    /// protocol options; flags given explicitly override what it fills
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    #[command(flatten)]
+    pub placeholders: PlaceholderArgs,
     /// The OpenID Connect issuer, when it differs from the provider URL
     #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub issuer_url: Option<String>,
@@ -381,6 +392,36 @@ pub struct CreateArgs {
     pub protocol: ProtocolArgs,
     #[command(flatten)]
     pub out: JsonFlag,
+}
+
+/// The parts of a catalog provider's URLs that differ between accounts (`create --provider`).
+#[derive(Debug, Args, Default)]
+pub struct PlaceholderArgs {
+    /// Microsoft Entra tenant (ID, domain, `common`, `organizations`) for --provider microsoft
+    #[arg(long, value_name = "TENANT", requires = "provider")]
+    pub tenant: Option<String>,
+    /// The account's host for --provider okta, auth0, keycloak, gitlab, salesforce (My Domain), docusign
+    #[arg(long, value_name = "HOST", requires = "provider")]
+    pub domain: Option<String>,
+    /// Keycloak realm for --provider keycloak
+    #[arg(long, value_name = "REALM", requires = "provider")]
+    pub realm: Option<String>,
+    /// Zendesk subdomain for --provider zendesk
+    #[arg(long, value_name = "SUBDOMAIN", requires = "provider")]
+    pub subdomain: Option<String>,
+    /// Shopify shop name (SHOP.myshopify.com) for --provider shopify
+    #[arg(long, value_name = "SHOP", requires = "provider")]
+    pub shop: Option<String>,
+}
+
+impl PlaceholderArgs {
+    /// Placeholder name → value, for those given.
+    pub fn given(&self) -> std::collections::BTreeMap<String, String> {
+        [("tenant", &self.tenant), ("domain", &self.domain), ("realm", &self.realm), ("subdomain", &self.subdomain), ("shop", &self.shop)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+            .collect()
+    }
 }
 
 /// Endpoints given by hand, on `create` and `update`: they override presets and discovery.
@@ -457,6 +498,13 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print a JSON array (stable field names, for scripts)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvidersArgs {
+    /// Print a JSON array of the catalog's entries (every field, for scripts)
     #[arg(long)]
     pub json: bool,
 }

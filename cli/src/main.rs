@@ -72,6 +72,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
                 AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
                 AuthConnection::Update(a) => commands::update::run(&ctx, a),
+                AuthConnection::Providers(a) => commands::providers::run(a),
             }
         }
         Command::Store(verb) => {

@@ -28,6 +28,9 @@ pub struct IssuedToken {
     pub metadata: Vec<(String, String)>,
     /// `expires_at` as RFC 3339, formatted once rather than at every call.
     pub expires_at_text: Option<String>,
+    /// Unix seconds when a refresh stored this token; `None` when `authorize` or `import-token` did. Such a token
+    /// is not refreshed again within one margin of this (see [`TokenBroker::token`]).
+    pub refreshed_at: Option<i64>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -185,15 +188,43 @@ impl TokenBroker {
         token.expires_at.is_none_or(|at| at - (self.margin.as_secs() as i64) > now_unix())
     }
 
-    /// Fresh, and not the token an API just answered 401 to.
+    /// When a token a refresh stored may be refreshed again, if that is still ahead: one margin after it was
+    /// stored. A provider whose tokens expire within the margin (`expires_in: 1`, or a skewed clock) would
+    /// otherwise be asked for a new token at every call.
+    fn refresh_barred_until(&self, token: &IssuedToken) -> Option<i64> {
+        token.refreshed_at.map(|at| at + self.margin.as_secs() as i64).filter(|until| *until > now_unix())
+    }
+
+    /// Fresh (or just refreshed and not yet expired), and not the token an API just answered 401 to.
     fn usable(&self, token: &IssuedToken, need: Need<'_>) -> bool {
+        let just_refreshed =
+            || self.refresh_barred_until(token).is_some() && token.expires_at.is_none_or(|at| at > now_unix());
         match need {
-            Need::Fresh => self.fresh(token),
+            Need::Fresh => self.fresh(token) || just_refreshed(),
             Need::Other(rejected) => self.fresh(token) && token.access_token() != rejected,
             Need::Ahead(ahead) => {
                 token.expires_at.is_none_or(|at| at - ((self.margin + ahead).as_secs() as i64) > now_unix())
+                    || just_refreshed()
             }
         }
+    }
+
+    /// The answer when `token` must be refreshed but a refresh stored it less than a margin ago: it has expired
+    /// (a still valid one is handed out by [`Self::usable`]), and the provider is not asked again before `until`.
+    fn refreshed_too_recently(&self, name: &str, token: &IssuedToken, until: i64) -> TokenError {
+        let lifetime = match (token.expires_at, token.refreshed_at) {
+            (Some(at), Some(stored)) => format!("a token valid for {} s", (at - stored).max(0)),
+            _ => "a token".to_owned(),
+        };
+        TokenError::Unavailable(format!(
+            "the provider gave `{name}` {lifetime}, less than the refresh margin ({} s), and it has expired; the host \
+             refreshes a connection at most once per margin, so the next refresh is at {} (in {} s): give this \
+             function a refresh margin shorter than the provider's token lifetime (`--refresh-margin`, or \
+             `refresh_margin` in its manifest), or check the clocks of this machine and the provider",
+            self.margin.as_secs(),
+            wasm_host_store::rfc3339(until),
+            (until - now_unix()).max(0),
+        ))
     }
 
     /// Refreshes `name` now if its token would stop being fresh within `ahead` (a background refresher calls
@@ -249,6 +280,9 @@ impl TokenBroker {
                 )));
             }
             last.insert(name.to_owned(), now);
+        }
+        if let (false, Some(until)) = (matches!(need, Need::Other(_)), self.refresh_barred_until(&token)) {
+            return Err(self.refreshed_too_recently(name, &token, until));
         }
         self.refresh(name, need).await
     }
@@ -320,6 +354,7 @@ impl TokenBroker {
             scopes: info.scopes,
             metadata: connection.metadata.into_iter().collect(),
             expires_at_text: info.expires_at.map(wasm_host_store::rfc3339),
+            refreshed_at: info.refreshed.then_some(info.obtained_at),
         });
         let cached = self.entry(connection.revision, generation, token.clone());
         self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);
@@ -378,6 +413,9 @@ impl TokenBroker {
         if self.usable(&token, need) {
             let _ = self.store.release_lease(name, &self.holder);
             return Ok(Some(token));
+        }
+        if let (false, Some(until)) = (matches!(need, Need::Other(_)), self.refresh_barred_until(&token)) {
+            return Err(self.refreshed_too_recently(name, &token, until));
         }
         // The connection, its refresh token and client secret from one snapshot, whose revision our commit needs.
         let grant = self
@@ -453,6 +491,7 @@ impl TokenBroker {
                             expires_at: r.expires_in.map(|s| sent + s),
                             scopes: r.scope.clone().unwrap_or(info.scopes),
                             metadata: r.extra.clone(),
+                            credentials: r.credentials.clone(),
                             resolved: None,
                             release_lease: Some(&self.holder),
                         },
@@ -557,6 +596,7 @@ mod tests {
                     expires_at,
                     scopes: vec![],
                     metadata: vec![],
+                    credentials: vec![],
                     resolved: None,
                     release_lease: None,
                 },
@@ -604,5 +644,36 @@ mod tests {
         assert!(matches!(block(broker.token("c")), Err(TokenError::NeedsAuthorization(_))));
         let lenient = TokenBroker::new(store, keys).with_margin(Duration::from_secs(5));
         assert_eq!(block(lenient.token("c")).unwrap().access_token(), "soon");
+    }
+
+    /// Fault kind 4 of issue 12: a token a refresh stored less than a margin ago is not refreshed again. Valid,
+    /// it is handed out though inside the margin; expired, the answer says so and when the next refresh may come,
+    /// without asking the provider (this connection has no token endpoint: a refresh would fail otherwise).
+    #[test]
+    fn a_token_refreshed_less_than_a_margin_ago_is_not_refreshed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(Keys::generate());
+        let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
+        store.create(new_connection("c"), &SecretString::from("s"), &keys).unwrap();
+        let refreshed = |token: &str, expires_at: i64| {
+            let revision = store.revision("c").unwrap().unwrap();
+            let token = SecretString::from(token);
+            let tokens = NewTokens { expires_at: Some(expires_at), ..NewTokens::bearer(&token) };
+            store.put_refreshed("c", tokens, &keys, revision).unwrap();
+        };
+        refreshed("short", now_unix() + 30);
+        let broker = TokenBroker::new(store.clone(), keys.clone());
+        for _ in 0..3 {
+            assert_eq!(block(broker.token("c")).unwrap().access_token(), "short");
+            assert_eq!(block(broker.refresh_ahead("c", Duration::from_secs(10))).unwrap().access_token(), "short");
+        }
+        refreshed("expired", now_unix() - 1);
+        let TokenError::Unavailable(e) = block(broker.token("c")).unwrap_err() else { panic!("not unavailable") };
+        assert!(e.contains("less than the refresh margin (60 s), and it has expired") && e.contains("--refresh-margin"), "{e}");
+        assert!(!e.contains("try again later"), "{e}");
+        assert_eq!(broker.refreshes(), 0);
+        // The same token stored by an authorization is due for a refresh (here: none possible, so it says so).
+        put(&store, &keys, "c", "authorized", Some(now_unix() + 30));
+        assert!(matches!(block(broker.token("c")), Err(TokenError::NeedsAuthorization(_))));
     }
 }

@@ -16,6 +16,7 @@ mod tests {
             scopes: vec!["a".into()],
             metadata: vec![("realmId".into(), "9".into())],
             expires_at_text: None,
+            refreshed_at: None,
         };
         let shown = format!("{token:?}");
         assert!(!shown.contains("at-host-debug") && !shown.contains("rt-host-debug"), "{shown}");

@@ -51,10 +51,13 @@ impl AuthorizationRequest {
             .set_auth_uri(oauth2::AuthUrl::from_url(endpoints.authorization.clone()));
         let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned()).ok();
         let csrf = oauth2::CsrfToken::new(state.expose_secret().to_owned());
-        let mut request = client
-            .authorize_url(move || csrf)
-            .add_scopes(scopes.iter().cloned().map(oauth2::Scope::new))
-            .add_extra_param("nonce", nonce.expose_secret().to_owned());
+        let mut request = client.authorize_url(move || csrf);
+        // oauth2 joins scopes with spaces (RFC 6749 §3.3); a provider that wants commas gets them as one value.
+        request = match endpoints.scope_separator {
+            sep if sep != ' ' && !scopes.is_empty() => request.add_scope(oauth2::Scope::new(scopes.join(&sep.to_string()))),
+            _ => request.add_scopes(scopes.iter().cloned().map(oauth2::Scope::new)),
+        };
+        request = request.add_extra_param("nonce", nonce.expose_secret().to_owned());
         if let Some(r) = &redirect {
             request = request.set_redirect_uri(std::borrow::Cow::Borrowed(r));
         }

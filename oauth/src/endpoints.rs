@@ -26,6 +26,8 @@ pub struct ProviderEndpoints {
     pub required_scopes: Vec<String>,
     /// Which preset matched, for messages.
     pub preset: Option<&'static str>,
+    /// How the authorization request joins scopes: `' '` (RFC 6749 §3.3) or `','` (Slack, Linear, Shopify).
+    pub scope_separator: char,
 }
 
 impl ProviderEndpoints {
@@ -43,6 +45,7 @@ impl ProviderEndpoints {
             extra_params: vec![],
             required_scopes: vec![],
             preset: None,
+            scope_separator: ' ',
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct EndpointSettings {
     pub client_auth: Option<ClientAuth>,
     /// Authorization-request parameters added to the preset's (Dropbox's `token_access_type=offline`).
     pub auth_params: Vec<(String, String)>,
+    /// How scopes are joined in the authorization request; `None`: a space.
+    pub scope_separator: Option<char>,
 }
 
 #[derive(Debug, Error)]
@@ -122,6 +127,7 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             extra_params: vec![("access_type".into(), "offline".into()), ("prompt".into(), "consent".into())],
             required_scopes: vec![],
             preset: Some("google"),
+            scope_separator: ' ',
         });
     }
     if host == "login.microsoftonline.com" || host == "login.microsoft.com" {
@@ -146,6 +152,7 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             extra_params: vec![],
             required_scopes: vec!["offline_access".into()],
             preset: Some("microsoft"),
+            scope_separator: ' ',
         });
     }
     if host == "appcenter.intuit.com" || host == "oauth.platform.intuit.com" || host == "developer.intuit.com" {
@@ -161,11 +168,17 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             extra_params: vec![],
             required_scopes: vec![],
             preset: Some("quickbooks"),
+            scope_separator: ' ',
         });
     }
     None
 }
 
+/// The fields of a discovery document we use. Our own reader rather than `openidconnect`'s
+/// `ProviderMetadata::discover_async`, which refuses what real providers serve: it requires
+/// `response_types_supported`, `subject_types_supported` and `id_token_signing_alg_values_supported` (OpenID
+/// Discovery §3; OAuth-only servers under RFC 8414 omit them), accepts only `Content-Type: application/json`
+/// (some serve `text/plain`), and compares the issuer byte for byte (a trailing `/` differs in practice).
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
@@ -255,6 +268,7 @@ pub fn parse_discovery(issuer: &str, body: &[u8]) -> Result<ProviderEndpoints, D
         extra_params: vec![],
         required_scopes: vec![],
         preset: None,
+        scope_separator: ' ',
     })
 }
 
@@ -320,6 +334,9 @@ pub async fn resolve(http: &Http, settings: &EndpointSettings) -> Result<Provide
     }
     if let Some(auth) = settings.client_auth {
         endpoints.client_auth = auth;
+    }
+    if let Some(separator) = settings.scope_separator {
+        endpoints.scope_separator = separator;
     }
     for (k, v) in &settings.auth_params {
         endpoints.extra_params.retain(|(key, _)| key != k);

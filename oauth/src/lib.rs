@@ -4,6 +4,7 @@
 
 mod answer;
 pub mod authorize;
+pub mod catalog;
 pub mod endpoints;
 pub mod http;
 pub mod idtoken;

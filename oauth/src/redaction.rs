@@ -55,6 +55,7 @@ mod tests {
             id_token: Some(secret.clone()),
             scope: None,
             extra: vec![],
+            credentials: vec![("authed_user.access_token".into(), secret.clone())],
         };
         let shown = [
             format!("{:?}", ClientCredentials { id: "client", secret: &secret, auth: ClientAuth::Post }),

@@ -45,8 +45,12 @@ pub struct TokenResponse {
     pub id_token: Option<SecretString>,
     /// `None` when the response has no `scope` (RFC 6749 §5.1: then it is the requested scope).
     pub scope: Option<Vec<String>>,
-    /// Every other field with a string or number value (`instance_url`, `x_refresh_token_expires_in`, ...).
+    /// Every other field with a string or number value (`instance_url`, `x_refresh_token_expires_in`, ...),
+    /// nested ones under dotted keys (Slack's `team.id`).
     pub extra: Vec<(String, String)>,
+    /// Fields whose values are credentials (Slack's `authed_user.access_token`, a `*_secret`): to be sealed like
+    /// the access token, never kept as metadata or shown.
+    pub credentials: Vec<(String, SecretString)>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -57,6 +61,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("has_id_token", &self.id_token.is_some())
             .field("scope", &self.scope)
+            .field("credential_fields", &self.credentials.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -385,8 +390,9 @@ impl<'de> Deserialize<'de> for Wire {
 /// provider's word kept as `provider_token_type` metadata.
 const SCHEMES: [&str; 2] = ["Bearer", "DPoP"];
 
-/// Field names whose values are credentials: never kept as plain metadata (Slack's `authed_user.access_token`).
-fn is_credential(key: &str) -> bool {
+/// Field names (dotted for nested ones) whose values are credentials: a name ending in `token`, or holding
+/// `secret` or `password`, or `key`/`*_key` (Slack's `authed_user.access_token`). Never kept as plain metadata.
+pub fn is_credential(key: &str) -> bool {
     let leaf = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
     leaf.ends_with("token") || leaf.contains("secret") || leaf.contains("password") || leaf == "key" || leaf.ends_with("_key")
 }
@@ -442,8 +448,9 @@ fn read_fields(mut json: serde_json::Map<String, Value>) -> Result<Wire, String>
         Some(Value::Array(a)) => Some(a.iter().filter_map(|v| v.as_str()).filter(|s| !s.is_empty() && !s.contains([' ', ','])).map(String::from).collect()),
         Some(_) => return Err("`scope` is neither a string nor a list".into()),
     };
+    let mut credentials = Vec::new();
     for (k, v) in json {
-        flatten(k, v, &mut extra, 0);
+        flatten(k, v, &mut Fields { extra: &mut extra, credentials: &mut credentials }, 0);
     }
     extra.truncate(MAX_EXTRA);
     Ok(Wire {
@@ -459,19 +466,33 @@ fn read_fields(mut json: serde_json::Map<String, Value>) -> Result<Wire, String>
             id_token: id_token.map(SecretString::from),
             scope,
             extra,
+            credentials,
         },
     })
 }
 
-/// Nested objects become dotted keys (Slack's `team.id`), two levels deep; lists and credentials are left out.
-fn flatten(key: String, value: Value, out: &mut Vec<(String, String)>, depth: usize) {
-    if out.len() >= MAX_EXTRA || is_credential(&key) {
+/// Where [`flatten`] puts what it reads.
+struct Fields<'a> {
+    extra: &'a mut Vec<(String, String)>,
+    credentials: &'a mut Vec<(String, SecretString)>,
+}
+
+/// Nested objects become dotted keys (Slack's `team.id`), two levels deep; lists are left out. A credential's
+/// string value goes to `credentials`, never to `extra`.
+fn flatten(key: String, value: Value, out: &mut Fields<'_>, depth: usize) {
+    if out.extra.len() + out.credentials.len() >= MAX_EXTRA {
+        return;
+    }
+    if is_credential(&key) {
+        if let Value::String(s) = value {
+            out.credentials.push((key, SecretString::from(s)));
+        }
         return;
     }
     match value {
-        Value::String(s) => out.push((key, s)),
-        Value::Number(n) => out.push((key, n.to_string())),
-        Value::Bool(b) => out.push((key, b.to_string())),
+        Value::String(s) => out.extra.push((key, s)),
+        Value::Number(n) => out.extra.push((key, n.to_string())),
+        Value::Bool(b) => out.extra.push((key, b.to_string())),
         Value::Object(map) if depth < 2 => {
             for (k, v) in map {
                 flatten(format!("{key}.{k}"), v, out, depth + 1);
@@ -607,5 +628,9 @@ mod tests {
         .unwrap();
         assert!(r.extra.contains(&("team.id".into(), "T1".into())) && r.extra.contains(&("authed_user.id".into(), "U1".into())), "{:?}", r.extra);
         assert!(!format!("{:?}", r.extra).contains("SECRET"), "{:?}", r.extra);
+        // ... they are kept apart, to be sealed.
+        let sealed: Vec<_> = r.credentials.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+        assert_eq!(sealed, [("authed_user.access_token", "xoxp-SECRET"), ("signing_secret", "s-SECRET")]);
+        assert!(!format!("{r:?}").contains("SECRET"), "{r:?}");
     }
 }

@@ -435,12 +435,28 @@ async fn bodies_are_read_as_providers_send_them() {
     }
     let key = Key::generate("k1");
     let keys = serde_json::json!({ "keys": [key.jwk.clone()] }).to_string();
-    let server = Hostile::start(move |_| Answer::Full(200, "text/plain", keys.clone().into_bytes())).await;
-    let jwks = idtoken::fetch_jwks(&Http::new(Duration::from_secs(10)), &server.url("/jwks")).await.unwrap();
     let now = 1_800_000_000;
     let claims = serde_json::json!({ "iss": "https://issuer.example", "aud": "client-1", "exp": now + 300, "iat": now, "nonce": "n-1", "sub": "u" });
     let expected = idtoken::Expected { issuer: "https://issuer.example", client_id: "client-1", nonce: "n-1", now, leeway: 60 };
-    assert!(idtoken::validate(&key.sign("k1", &claims), &jwks, &expected).is_ok());
+    // The same tolerance for JWKS (RFC 7517 §8.5's own type among them) and discovery documents.
+    for ct in ["text/plain", "application/jwk-set+json", "application/octet-stream"] {
+        let keys = keys.clone();
+        let server = Hostile::start(move |_| Answer::Full(200, ct, keys.clone().into_bytes())).await;
+        let jwks = idtoken::fetch_jwks(&Http::new(Duration::from_secs(10)), &server.url("/jwks")).await.unwrap();
+        assert!(idtoken::validate(&key.sign("k1", &claims), &jwks, &expected).is_ok(), "{ct}");
+    }
+    for ct in ["text/plain", "application/octet-stream"] {
+        let issuer = Arc::new(Mutex::new(String::new()));
+        let shared = issuer.clone();
+        let server = Hostile::start(move |_| {
+            let base = shared.lock().unwrap().clone();
+            Answer::Full(200, ct, discovery_doc(&base, &base).to_string().into_bytes())
+        })
+        .await;
+        *issuer.lock().unwrap() = server.base.clone();
+        let found = endpoints::discover(&Http::new(Duration::from_secs(10)), &server.base).await.unwrap();
+        assert_eq!(found.token, server.url("/token"), "{ct}");
+    }
 }
 
 /// Fault kinds 4, 5 and 9 through a refresh: `expires_in: 0` is no expiry; Slack's `token_type: "bot"` becomes
@@ -461,4 +477,8 @@ async fn expiry_token_type_and_nested_metadata_as_providers_mean_them() {
     let get = |k: &str| r.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     assert_eq!((get("provider_token_type"), get("team.id"), get("authed_user.id")), (Some("bot"), Some("T9TK3CUKW"), Some("U1234")));
     assert!(!format!("{:?}", r.extra).contains("HOSTILE-USER-TOKEN"), "{:?}", r.extra);
+    // ... it is kept apart, to be sealed like the access token (tests/misbehaving_provider.rs stores it).
+    use secrecy::ExposeSecret;
+    let credentials: Vec<_> = r.credentials.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+    assert_eq!(credentials, [("authed_user.access_token", "xoxp-1234-HOSTILE-USER-TOKEN")]);
 }

@@ -1,5 +1,6 @@
 //! The redb file: typed tables, schema version, and every read and write of connections and their sealed secrets.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,7 +35,7 @@ pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
 pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags");
 
 /// The sealed rows of a connection, in [`SecretField::ALL`] order.
-type SealedRows = [Option<Vec<u8>>; 4];
+type SealedRows = [Option<Vec<u8>>; 5];
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -48,7 +49,33 @@ where
 }
 
 fn view<'a>(name: &'a str, revision: u64, record: &'a [u8], rows: &'a SealedRows) -> RecordView<'a> {
-    RecordView { name, revision, record, sealed: [0, 1, 2, 3].map(|i| rows[i].as_deref()) }
+    RecordView { name, revision, record, sealed: [0, 1, 2, 3, 4].map(|i| rows[i].as_deref()) }
+}
+
+/// The sealed [`SecretField::Credentials`] row holding `kept` (an earlier row's JSON, when a refresh adds to it)
+/// with `new` over it; `None` when there is nothing to hold.
+fn sealed_credentials(
+    name: &str,
+    kept: Option<&SecretString>,
+    new: &[(String, SecretString)],
+    keys: &Keys,
+) -> Result<Option<Vec<u8>>, WriteError> {
+    let mut all: BTreeMap<String, SecretString> = match kept {
+        // Our own row, opened and authenticated: a row that does not parse was written by no version of this code.
+        Some(json) => serde_json::from_str::<BTreeMap<String, String>>(json.expose_secret())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    all.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let plain: BTreeMap<&str, &str> = all.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&plain).expect("strings always serialize"));
+    Ok(Some(keys.seal(name, SecretField::Credentials, &json)?))
 }
 
 /// Tags connection `name` as it now stands in `txn`: `record` as stored, and the sealed rows read back from
@@ -107,6 +134,9 @@ pub struct NewTokens<'a> {
     pub expires_at: Option<i64>,
     pub scopes: Vec<String>,
     pub metadata: Vec<(String, String)>,
+    /// The response's other credential fields (dotted name, value), sealed as [`SecretField::Credentials`]:
+    /// replaced as a set by an authorization or import, added to by a refresh, like `metadata`.
+    pub credentials: Vec<(String, SecretString)>,
     /// Set at authorization; `None` keeps what the connection has.
     pub resolved: Option<ResolvedEndpoints>,
     /// The refresh lease this write ends, if the writer held one.
@@ -125,6 +155,7 @@ impl<'a> NewTokens<'a> {
             expires_at: None,
             scopes: vec![],
             metadata: vec![],
+            credentials: vec![],
             resolved: None,
             release_lease: None,
         }
@@ -639,6 +670,25 @@ impl Store {
                     secrets.remove((name, SecretField::IdToken.as_str())).map_err(|x| e(x.into()))?;
                 }
             }
+            let refreshed = expect_revision.is_some();
+            let kept = match refreshed {
+                true => secrets
+                    .get((name, SecretField::Credentials.as_str()))
+                    .map_err(|x| e(x.into()))?
+                    .map(|row| keys.open_string(name, SecretField::Credentials, row.value()))
+                    .transpose()?,
+                false => None,
+            };
+            match sealed_credentials(name, kept.as_ref(), &tokens.credentials, keys)? {
+                Some(sealed) => {
+                    secrets
+                        .insert((name, SecretField::Credentials.as_str()), sealed.as_slice())
+                        .map_err(|x| e(x.into()))?;
+                }
+                None => {
+                    secrets.remove((name, SecretField::Credentials.as_str())).map_err(|x| e(x.into()))?;
+                }
+            }
             let now = now_unix();
             conn.status = Status::Authorized;
             conn.token = Some(TokenInfo {
@@ -647,7 +697,13 @@ impl Store {
                 scopes: tokens.scopes,
                 has_refresh_token: has_refresh,
                 obtained_at: now,
+                refreshed,
             });
+            // A new authorization (or import) describes a new grant: nothing of the old one's metadata lingers.
+            // A refresh answer often repeats only some fields (Slack's `team` comes at authorization): it adds.
+            if !refreshed {
+                conn.metadata.clear();
+            }
             conn.metadata.extend(tokens.metadata);
             conn.status_reason = None;
             if tokens.resolved.is_some() {
@@ -914,7 +970,7 @@ impl Store {
             conn.status = Status::Revoked;
             conn.status_reason = None;
             conn.token = None;
-        }, &[SecretField::AccessToken, SecretField::RefreshToken, SecretField::IdToken])
+        }, &[SecretField::AccessToken, SecretField::RefreshToken, SecretField::IdToken, SecretField::Credentials])
     }
 
     fn update(

@@ -21,11 +21,14 @@ pub enum SecretField {
     AccessToken,
     RefreshToken,
     IdToken,
+    /// The token response's other credential fields (Slack's `authed_user.access_token`, a `*_secret`), as one
+    /// JSON object of dotted field name to value: kept sealed, never as metadata.
+    Credentials,
 }
 
 impl SecretField {
-    pub const ALL: [SecretField; 4] =
-        [Self::ClientSecret, Self::AccessToken, Self::RefreshToken, Self::IdToken];
+    pub const ALL: [SecretField; 5] =
+        [Self::ClientSecret, Self::AccessToken, Self::RefreshToken, Self::IdToken, Self::Credentials];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl SecretField {
             Self::AccessToken => "access_token",
             Self::RefreshToken => "refresh_token",
             Self::IdToken => "id_token",
+            Self::Credentials => "credentials",
         }
     }
 

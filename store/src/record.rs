@@ -71,6 +71,9 @@ pub struct ProtocolOptions {
     /// Scopes `authorize` requests when it is given no `--scopes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_scopes: Vec<String>,
+    /// How the authorization request joins scopes, when not with a space: `,` (Slack, Linear, Shopify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_separator: Option<char>,
 }
 
 impl ProtocolOptions {
@@ -89,6 +92,10 @@ pub struct TokenInfo {
     pub has_refresh_token: bool,
     /// Unix seconds when these tokens were stored.
     pub obtained_at: i64,
+    /// True when a refresh obtained them (not `authorize` or `import-token`): the host refreshes such a token
+    /// again no sooner than one refresh margin after `obtained_at`, whatever its expiry says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refreshed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +123,8 @@ pub struct Connection {
     /// Why the connection needs authorization again, when it does (the provider's error, never a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
-    /// Captured at authorization (QuickBooks' `realmId`, Salesforce's `instance_url`, ...).
+    /// Captured at authorization (QuickBooks' `realmId`, Salesforce's `instance_url`, ...): replaced by each
+    /// authorization or import, extended by a refresh (keys a refresh answer does not repeat are kept).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     pub created_at: i64,

@@ -24,7 +24,7 @@ pub(crate) struct RecordView<'a> {
     /// The record's bytes exactly as stored.
     pub record: &'a [u8],
     /// The sealed row of each field in [`SecretField::ALL`] order, `None` where the connection has none.
-    pub sealed: [Option<&'a [u8]>; 4],
+    pub sealed: [Option<&'a [u8]>; 5],
 }
 
 /// Tags the format, so a later change of the input's layout cannot be confused with this one.
@@ -42,6 +42,10 @@ fn mac(key: &[u8; 32], view: &RecordView<'_>) -> Hmac<Sha256> {
     put(&view.revision.to_be_bytes());
     put(view.record);
     for (field, sealed) in SecretField::ALL.iter().zip(view.sealed) {
+        // A field added after tags existed adds nothing while absent, so the tags of older stores still verify.
+        if *field == SecretField::Credentials && sealed.is_none() {
+            continue;
+        }
         put(field.as_str().as_bytes());
         match sealed {
             Some(row) => put(&Sha256::digest(row)),
@@ -67,7 +71,7 @@ mod tests {
     #[test]
     fn every_part_of_the_input_changes_the_tag() {
         let key = [7u8; 32];
-        let view = RecordView { name: "a", revision: 3, record: b"{}", sealed: [Some(b"x"), None, None, None] };
+        let view = RecordView { name: "a", revision: 3, record: b"{}", sealed: [Some(b"x"), None, None, None, None] };
         let t = tag(&key, &view);
         assert!(verify(&key, &view, &t));
         assert!(!verify(&[8u8; 32], &view, &t));
@@ -75,9 +79,10 @@ mod tests {
             RecordView { name: "b", ..view },
             RecordView { revision: 4, ..view },
             RecordView { record: b"{ }", ..view },
-            RecordView { sealed: [Some(b"y"), None, None, None], ..view },
-            RecordView { sealed: [None, Some(b"x"), None, None], ..view },
-            RecordView { sealed: [Some(b"x"), Some(b""), None, None], ..view },
+            RecordView { sealed: [Some(b"y"), None, None, None, None], ..view },
+            RecordView { sealed: [None, Some(b"x"), None, None, None], ..view },
+            RecordView { sealed: [Some(b"x"), Some(b""), None, None, None], ..view },
+            RecordView { sealed: [Some(b"x"), None, None, None, Some(b"")], ..view },
         ];
         for other in &others {
             assert!(!verify(&key, other, &t));

@@ -151,6 +151,7 @@ fn complete(
             expires_at: tokens.expires_in.map(|s| sent + s),
             scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
             metadata,
+            credentials: tokens.credentials.clone(),
             resolved: Some(resolved(endpoints)),
             release_lease: None,
         },
@@ -185,6 +186,7 @@ pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
         pkce: conn.options.pkce,
         client_auth: super::options::client_auth(conn.options.client_auth.as_deref())?,
         auth_params: conn.options.auth_params.clone(),
+        scope_separator: conn.options.scope_separator,
     })
 }
 

@@ -20,23 +20,38 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
             CONNECTION_TYPES.join(", ")
         )));
     }
-    let provider_url = validate_url("--provider-url", &args.provider_url)?;
+    // A catalog provider fills what the flags leave out.
+    let from_catalog = match &args.provider {
+        Some(id) => Some(super::providers::fill(id, &args.placeholders.given())?),
+        None => None,
+    };
+    let catalog = from_catalog.as_ref();
+    let provider_url = args.provider_url.clone().or_else(|| catalog.map(|c| c.provider_url.clone())).expect("clap requires one");
+    let provider_url = validate_url("--provider-url", &provider_url)?;
     let optional = |flag, value: &Option<String>| -> Result<Option<String>> {
         Ok(value.as_deref().map(|v| validate_url(flag, v)).transpose()?.map(String::from))
     };
+    let mut given = endpoints(&args.endpoints)?;
+    if let Some(c) = catalog {
+        let e = &c.endpoints;
+        given.auth_url = given.auth_url.or_else(|| e.auth_url.clone());
+        given.token_url = given.token_url.or_else(|| e.token_url.clone());
+        given.revocation_url = given.revocation_url.or_else(|| e.revocation_url.clone());
+        given.userinfo_url = given.userinfo_url.or_else(|| e.userinfo_url.clone());
+    }
     let new = NewConnection {
         name: args.name.clone(),
         kind: args.kind.clone(),
         provider_url: provider_url.to_string(),
-        issuer_url: optional("--issuer-url", &args.issuer_url)?,
+        issuer_url: optional("--issuer-url", &args.issuer_url)?.or_else(|| catalog.and_then(|c| c.issuer_url.clone())),
         client_id: args.client_id.trim().to_owned(),
-        endpoints: endpoints(&args.endpoints)?,
+        endpoints: given,
         expose_refresh_token: args.expose_refresh_token,
     };
     if new.client_id.is_empty() {
         return Err(usage("--client-id is empty: give the client ID the provider issued for your app"));
     }
-    let mut options = wasm_host_store::ProtocolOptions::default();
+    let mut options = catalog.map(|c| c.options.clone()).unwrap_or_default();
     super::options::apply(&args.protocol, &mut options)?;
     let secret = match client_secret(&args.name, args.client_secret.take(), args.client_secret_stdin)? {
         Some(secret) => secret,

@@ -65,11 +65,14 @@ pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
             .collect::<Result<_>>()?,
         Some(_) => return Err(usage("scope must be a space-separated string or a list of strings")),
     };
-    let metadata = imported
+    // String fields become metadata, except those holding credentials: those are sealed like the token.
+    let (credentials, metadata): (Vec<_>, Vec<_>) = imported
         .extra
         .iter()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-        .collect();
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s)))
+        .partition(|(k, _)| wasm_host_oauth::token::is_credential(k));
+    let metadata = metadata.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+    let credentials = credentials.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
     // Tokens need a connection: without a store there is none, and none is created to say so.
     let store = ctx.existing_store()?.ok_or_else(|| NotFound(name.clone()))?;
     let keys = ctx.keys(&store)?;
@@ -90,6 +93,7 @@ pub fn run(ctx: &Context, args: ImportTokenArgs) -> Result<Exit> {
             expires_at,
             scopes,
             metadata,
+            credentials,
             resolved: None,
             release_lease: None,
         },

@@ -8,6 +8,7 @@ pub mod import_token;
 pub mod list;
 pub mod new;
 pub mod options;
+pub mod providers;
 pub mod serve;
 pub mod revoke;
 pub mod run;
