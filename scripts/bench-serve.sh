@@ -134,7 +134,8 @@ HOST_URL=$URL
 
 WASMTIME_URL=""
 if [ -n "$WASMTIME" ]; then
-  start "$WASMTIME" serve --addr 127.0.0.1:0 "$GUESTS/http_trivial.wasm"
+  # -S cli: the component imports wasi:cli (std links it), which `serve` leaves out unless asked.
+  start "$WASMTIME" serve --addr 127.0.0.1:0 -S cli "$GUESTS/http_trivial.wasm"
   WASMTIME_URL=$URL
 fi
 
