@@ -488,10 +488,11 @@ fn store_growth(scale: Scale) -> Vec<Row> {
     rows
 }
 
-/// A store of `count` authorized connections under target/bench-stores/, made once: 10,000 connections take
-/// one write transaction each, as `create` and `authorize` would.
+/// A store of `count` authorized connections under target/bench-stores/, made once per schema version (a store
+/// an older build made is refused until upgraded): 10,000 connections take one write transaction each, as `create`
+/// and `authorize` would.
 fn cached_store(count: usize) -> PathBuf {
-    let dir = target_dir().join(format!("bench-stores/{count}"));
+    let dir = target_dir().join(format!("bench-stores/schema-{}/{count}", wasm_host_store::SCHEMA_VERSION));
     if dir.join("done").exists() {
         return dir;
     }

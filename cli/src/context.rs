@@ -42,11 +42,7 @@ impl Context {
     /// The store if it exists, for verbs that only read (or that have nothing to do without a store): `None`
     /// on a machine where no connection was ever created, and nothing is created to find that out.
     pub fn existing_store(&self) -> Result<Option<Store>> {
-        match std::fs::symlink_metadata(&self.store_path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            // Anything else (a directory, no permission) is for `open` to describe.
-            _ => Ok(Some(self.open_store()?)),
-        }
+        Ok(Store::open_existing(&self.store_path)?)
     }
 
     /// The identity, checked against the store. A missing identity file is created only while the store holds

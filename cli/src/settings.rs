@@ -16,13 +16,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
 pub const DEFAULT_MAX_OUTPUT: usize = 6 << 20;
 
-/// Values given on the command line, already parsed by their flags; each replaces the manifest's (lists
-/// included), so the command line always says what runs.
+/// Values given on the command line, already parsed by their flags; each replaces the manifest's, so the
+/// command line always says what runs.
 #[derive(Default)]
 pub struct Overrides<'a> {
-    pub connections: &'a [String],
-    pub hosts: &'a [String],
-    pub binds: &'a [String],
+    /// The grants as the operator decided them (crate::grants), used as they are, empty lists included: `None`
+    /// takes the manifest's `[grants]`.
+    pub grants: Option<Grants<'a>>,
     pub timeout: Option<Duration>,
     pub max_memory: Option<usize>,
     pub max_output: Option<usize>,
@@ -30,13 +30,23 @@ pub struct Overrides<'a> {
     pub refresh_margin: Option<Duration>,
 }
 
+/// Granted connections, hosts and origin bindings.
+pub struct Grants<'a> {
+    pub connections: &'a [String],
+    pub hosts: &'a [String],
+    pub binds: &'a [String],
+}
+
 /// The settings of function `name` from `manifest` and `flags`, and its refresh margin. The manifest's values
 /// are checked even where a flag replaces them, so a broken manifest is said; errors name the manifest's key or
 /// the flag.
 pub fn resolve(name: String, manifest: &Manifest, flags: &Overrides) -> Result<(InvocationSettings, Duration)> {
-    let connections = or(flags.connections, &manifest.grants.connections);
-    let hosts = or(flags.hosts, &manifest.grants.hosts);
-    let binds = or(flags.binds, &manifest.grants.bind);
+    let from_manifest = Grants {
+        connections: &manifest.grants.connections,
+        hosts: &manifest.grants.hosts,
+        binds: &manifest.grants.bind,
+    };
+    let Grants { connections, hosts, binds } = flags.grants.as_ref().unwrap_or(&from_manifest);
     let limits = &manifest.limits;
     let duration = crate::units::parse_duration;
     let size = crate::units::parse_size_usize;
@@ -91,10 +101,6 @@ pub fn parse_grants(connections: &[String], hosts: &[String], binds: &[String]) 
         .collect::<Result<Vec<_>>>()?;
     let bindings = OriginBindings::new(bindings).map_err(|e| usage(format!("--bind: {e}")))?;
     Ok((allowed_hosts, bindings))
-}
-
-fn or<'a>(flag: &'a [String], from_manifest: &'a [String]) -> &'a [String] {
-    if flag.is_empty() { from_manifest } else { flag }
 }
 
 /// A binding to a connection that does not exist is a typo: say so now, not at the function's first request.

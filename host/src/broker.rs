@@ -310,7 +310,7 @@ impl TokenBroker {
 
     /// The stored token as it is now (from the cache when nothing changed), fresh or not.
     fn current(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
-        // Loaded before anything is read from the store; see wasm_host_store::Store::generation.
+        // Loaded before anything is read from the store; see wasm_host_store::Backend::generation.
         let generation = self.store.generation();
         let cached = self.cache.lock().expect("token cache poisoned").get(name).cloned();
         // Nothing cached: the full read answers "not found" too, so no separate revision read first.

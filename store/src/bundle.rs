@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::db::{ImportOutcome, SealedConnection, Store};
+use crate::backend::{ImportOutcome, SealedConnection};
+use crate::store::Store;
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretError, SecretField};
 use crate::record::{now_unix, rfc3339, Connection, CONNECTION_TYPES};
@@ -232,7 +233,7 @@ pub fn read_bundle(keys: &Keys, input: impl Read) -> Result<Bundle, BundleError>
 }
 
 /// Seals a bundle's secrets with `keys` and writes its connections into `store` in one transaction (see
-/// [`Store::import_sealed`]): a name that exists already refuses the whole import unless `replace`.
+/// [`Backend::import_sealed`](crate::Backend::import_sealed)): a name that exists already refuses the whole import unless `replace`.
 pub fn import(store: &Store, keys: &Keys, bundle: Bundle, replace: bool) -> Result<ImportReport, BundleError> {
     let mut entries: Vec<SealedConnection> = Vec::with_capacity(bundle.connections.len());
     for BundleConnection { connection, secrets } in bundle.connections {
@@ -283,68 +284,6 @@ fn read_wiped(mut reader: impl Read, limit: usize) -> io::Result<Zeroizing<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{NewConnection, TYPE_OAUTH2};
-    use crate::{NewTokens, RefreshUpdate};
-
-    fn populated(dir: &std::path::Path, keys: &Keys) -> Store {
-        let store = Store::open(&dir.join("a.redb")).unwrap();
-        let new = NewConnection {
-            name: "crm".into(),
-            kind: TYPE_OAUTH2.into(),
-            provider_url: "https://p.example".into(),
-            issuer_url: None,
-            client_id: "c".into(),
-            endpoints: Default::default(),
-            expose_refresh_token: false,
-        };
-        store.create(new, &SecretString::from("client-secret-bundle-test"), keys).unwrap();
-        let (at, rt) = (SecretString::from("access-bundle-test"), SecretString::from("refresh-bundle-test"));
-        let tokens = NewTokens {
-            refresh: RefreshUpdate::Replace(&rt),
-            id_token: RefreshUpdate::Remove,
-            expires_at: Some(4_000_000_000),
-            scopes: vec!["a".into()],
-            metadata: vec![("realmId".into(), "42".into())],
-            ..NewTokens::bearer(&at)
-        };
-        store.put_tokens("crm", tokens, keys).unwrap();
-        store
-    }
-
-    #[test]
-    fn export_then_import_on_another_identity() {
-        let dir = tempfile::tempdir().unwrap();
-        let (here, there, stranger) = (Keys::generate(), Keys::generate(), Keys::generate());
-        let source = populated(dir.path(), &here);
-        let mut bundle = Vec::new();
-        assert_eq!(export(&source, &here, &there.recipient(), &mut bundle).unwrap(), 1);
-        for needle in ["client-secret-bundle-test", "access-bundle-test", "refresh-bundle-test", "crm", "realmId"] {
-            assert!(!bundle.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} in the bundle");
-        }
-        assert!(matches!(read_bundle(&stranger, bundle.as_slice()), Err(BundleError::NotForThisIdentity { .. })));
-        assert!(matches!(read_bundle(&here, bundle.as_slice()), Err(BundleError::NotForThisIdentity { .. })));
-        let target = Store::open(&dir.path().join("b.redb")).unwrap();
-        let read = read_bundle(&there, bundle.as_slice()).unwrap();
-        assert!(!format!("{read:?}").contains("bundle-test"), "{read:?}");
-        let generation = target.generation().expect("a counter file beside the store");
-        let report = import(&target, &there, read, false).unwrap();
-        assert!(target.generation().unwrap() > generation, "processes caching tokens are told");
-        assert_eq!(report, ImportReport { imported: vec!["crm".into()], replaced: vec![] });
-        let conn = target.get("crm").unwrap().unwrap();
-        assert_eq!(conn.metadata["realmId"], "42");
-        assert_eq!(conn.token.as_ref().unwrap().expires_at, Some(4_000_000_000));
-        let secret = |f| target.secret("crm", f, &there).unwrap().unwrap().expose_secret().to_owned();
-        assert_eq!(secret(SecretField::ClientSecret), "client-secret-bundle-test");
-        assert_eq!(secret(SecretField::RefreshToken), "refresh-bundle-test");
-        // Again: a conflict changes nothing; --replace overwrites and counts the revision on.
-        let again = || read_bundle(&there, bundle.as_slice()).unwrap();
-        let err = import(&target, &there, again(), false).unwrap_err();
-        assert!(err.to_string().contains("already has `crm`"), "{err}");
-        assert_eq!(target.revision("crm").unwrap(), Some(1));
-        let report = import(&target, &there, again(), true).unwrap();
-        assert_eq!(report.replaced, vec!["crm".to_owned()]);
-        assert_eq!(target.revision("crm").unwrap(), Some(2));
-    }
 
     #[test]
     fn junk_truncated_and_newer_bundles_are_refused() {

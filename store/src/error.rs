@@ -79,7 +79,7 @@ pub enum WriteError {
          (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
     )]
     WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
-    /// A schema-1 store that holds connections: see [`crate::Store::bind_keys`].
+    /// A schema-1 store that holds connections: see [`crate::Backend::bind_keys`].
     #[error(
         "the store {path} was written by an older wasm-host: its {connections} connection(s) are not authenticated \
          yet, and wasm-host will not vouch for them on its own. If you upgraded wasm-host, run `wasm-host store \

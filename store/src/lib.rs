@@ -1,11 +1,12 @@
 //! The encrypted connection store of wasm-host.
 //!
-//! One redb file holds every connection: its public record (what `list` shows) and, in rows of their own, its
-//! secrets, each sealed with age to an X25519 identity kept in another file. The store never holds a secret in
-//! plaintext, and no type here prints one.
+//! A store holds every connection: its public record (what `list` shows) and, in rows of their own, its secrets,
+//! each sealed with age to an X25519 identity kept in another file. The store never holds a secret in plaintext,
+//! and no type here prints one. Callers hold a [`Store`]; its operations are the [`Backend`] trait's, implemented
+//! by each backend: [`RedbStore`], one redb file (the embedded default).
 
+mod backend;
 mod bundle;
-mod db;
 mod error;
 mod generation;
 mod keys;
@@ -13,7 +14,9 @@ mod place;
 mod private_dir;
 mod record;
 mod record_auth;
+mod redb_store;
 mod rekey;
+mod store;
 mod validate;
 mod x25519_unwrap;
 
@@ -21,10 +24,12 @@ pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
     BUNDLE_VERSION,
 };
-pub use db::{
-    now_millis, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, Store, TokenSnapshot, CONNECTIONS, GENERATION_MAX_AGE, LEASES,
-    META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS,
+pub use backend::{
+    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
+    TokenSnapshot, GENERATION_MAX_AGE,
 };
+pub use redb_store::{RedbStore, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
+pub use store::Store;
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

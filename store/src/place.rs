@@ -53,7 +53,7 @@ fn remove_abandoned(path: &Path, what: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        if file.strip_prefix(&prefix).is_some_and(|rest| !crate::db::holder_alive(rest)) {
+        if file.strip_prefix(&prefix).is_some_and(|rest| !crate::redb_store::holder_alive(rest)) {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -40,9 +40,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
     eprintln!("{}", effective.describe(&function_name));
     let connections = &effective.connections;
     let flags = crate::settings::Overrides {
-        connections,
-        hosts: &effective.hosts,
-        binds: &effective.bind,
+        grants: Some(crate::settings::Grants { connections, hosts: &effective.hosts, binds: &effective.bind }),
         timeout: args.timeout,
         max_memory: args.max_memory,
         max_output: args.max_output,

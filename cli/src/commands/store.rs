@@ -74,7 +74,7 @@ struct Vouched<'a> {
     resolved_revocation_url: Option<&'a str>,
 }
 
-/// Tags a schema-1 store's connections (see `Store::upgrade`), printing what it vouched for.
+/// Tags a schema-1 store's connections (see `Backend::upgrade`), printing what it vouched for.
 pub fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.load_keys(&store)?;

@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
     let was = current.status;
     let conn = store.update_registration(
         &args.name.name,
-        |c| {
+        Box::new(|c| {
             if let Some(id) = client_id {
                 c.client_id = id;
             }
@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
                 }
             }
             c.options = options;
-        },
+        }),
         secret.as_ref(),
         &keys,
     )?;

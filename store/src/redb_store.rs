@@ -1,4 +1,5 @@
-//! The redb file: typed tables, schema version, and every read and write of connections and their sealed secrets.
+//! The redb backend: one file with typed tables, its schema version, and every read and write of connections and
+//! their sealed secrets.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,14 +10,17 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::backend::{
+    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection, TokenSnapshot,
+};
 use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
-use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status, TokenInfo};
+use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status, TokenInfo};
 use crate::record_auth::RecordView;
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
-/// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Store::upgrade`].
+/// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Backend::upgrade`].
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Store-wide settings: `schema_version`, and `recipient`, the age public key every secret is sealed to.
@@ -97,153 +101,20 @@ where
     Ok(())
 }
 
-/// The result of asking for a refresh lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lease {
-    Acquired,
-    /// Another holder has it until this Unix time in milliseconds.
-    Held { until_ms: i64 },
-}
-
-/// What to do with a stored secret (refresh token, ID token) when new tokens are stored.
-pub enum RefreshUpdate<'a> {
-    /// The provider issued a new one (rotation, or a fresh authorization).
-    Replace(&'a SecretString),
-    /// The response carried none: keep the one we have (Google, and any provider that does not rotate).
-    Keep,
-    /// The new token set has none and the old one must not survive (tokens imported from elsewhere).
-    Remove,
-}
-
-impl std::fmt::Debug for RefreshUpdate<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RefreshUpdate::Replace(_) => "Replace([REDACTED])",
-            RefreshUpdate::Keep => "Keep",
-            RefreshUpdate::Remove => "Remove",
-        })
-    }
-}
-
-/// A new token set, as received from a provider or imported.
-pub struct NewTokens<'a> {
-    pub access_token: &'a SecretString,
-    pub refresh: RefreshUpdate<'a>,
-    pub id_token: RefreshUpdate<'a>,
-    pub token_type: String,
-    pub expires_at: Option<i64>,
-    pub scopes: Vec<String>,
-    pub metadata: Vec<(String, String)>,
-    /// The response's other credential fields (dotted name, value), sealed as [`SecretField::Credentials`]:
-    /// replaced as a set by an authorization or import, added to by a refresh, like `metadata`.
-    pub credentials: Vec<(String, SecretString)>,
-    /// Set at authorization; `None` keeps what the connection has.
-    pub resolved: Option<ResolvedEndpoints>,
-    /// The refresh lease this write ends, if the writer held one.
-    pub release_lease: Option<&'a str>,
-}
-
-impl<'a> NewTokens<'a> {
-    /// A bearer access token alone: refresh and ID tokens kept as they are, no expiry, scopes, metadata or
-    /// endpoints, no lease. Spell out only what differs: `NewTokens { expires_at, ..NewTokens::bearer(&token) }`.
-    pub fn bearer(access_token: &'a SecretString) -> Self {
-        NewTokens {
-            access_token,
-            refresh: RefreshUpdate::Keep,
-            id_token: RefreshUpdate::Keep,
-            token_type: "Bearer".into(),
-            expires_at: None,
-            scopes: vec![],
-            metadata: vec![],
-            credentials: vec![],
-            resolved: None,
-            release_lease: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for NewTokens<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewTokens")
-            .field("access_token", &"[REDACTED]")
-            .field("refresh", &self.refresh)
-            .field("id_token", &self.id_token)
-            .field("token_type", &self.token_type)
-            .field("expires_at", &self.expires_at)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The opened tokens of an authorized connection: what a function is given besides the record's public fields.
-pub struct TokenSnapshot {
-    pub access_token: SecretString,
-    /// Opened only when the connection exposes it to functions.
-    pub refresh_token: Option<SecretString>,
-}
-
-impl std::fmt::Debug for TokenSnapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSnapshot")
-            .field("access_token", &"[REDACTED]")
-            .field("has_refresh_token", &self.refresh_token.is_some())
-            .finish()
-    }
-}
-
-/// What a refresh starts from, read in one snapshot: the connection (its `revision` current), its refresh token and
-/// its client secret. The refresh commits with [`Store::put_refreshed`] or [`Store::mark_needs_authorization`]
-/// against that revision, so that a write made meanwhile (import-token, revoke, authorize, delete and create
-/// again) is never overwritten by the result of a refresh that started before it.
-pub struct RefreshGrant {
-    pub connection: Connection,
-    pub refresh_token: Option<SecretString>,
-    pub client_secret: Option<SecretString>,
-}
-
-impl std::fmt::Debug for RefreshGrant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshGrant")
-            .field("connection", &self.connection.name)
-            .field("revision", &self.connection.revision)
-            .field("has_refresh_token", &self.refresh_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A connection and its sealed secret rows, as they sit in the store.
-pub(crate) type SealedConnection = (Connection, Vec<(SecretField, Vec<u8>)>);
-
-/// What [`Store::reseal`] re-encrypted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resealed {
-    pub connections: usize,
-    pub secrets: usize,
-}
-
-pub(crate) enum ImportOutcome {
-    Imported { replaced: Vec<String> },
-    /// Names that exist already; nothing was written.
-    Conflicts(Vec<String>),
-}
-
-pub struct Store {
+/// The embedded backend: one redb file (see the module description), shared by the processes of one machine.
+pub struct RedbStore {
     db: Database,
     path: PathBuf,
     generation: Option<Generation>,
 }
 
-/// How long a reader may trust an unchanged [`Store::generation`] without reading the store itself: the bound on
-/// how long a change committed by a writer that was killed before bumping the counter can go unseen.
-pub const GENERATION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Opens the store at `path`, creating it (0600, in a 0700 directory) when missing. Several processes may
     /// have it open at once, each writing in turn.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
@@ -280,13 +151,9 @@ impl Store {
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
         let generation = Generation::open(&path);
-        let store = Store { db, path, generation };
+        let store = RedbStore { db, path, generation };
         store.check_schema()?;
         Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn check_schema(&self) -> Result<(), OpenError> {
@@ -336,69 +203,6 @@ impl Store {
 
     fn write_err(&self) -> impl Fn(redb::Error) -> WriteError + '_ {
         |source| WriteError::Storage { path: self.path.clone(), source }
-    }
-
-    /// The age public key the store's secrets are sealed to, once any secret has been stored.
-    pub fn recipient(&self) -> Result<Option<String>, ReadError> {
-        let e = self.read_err();
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
-        Ok(meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned()))
-    }
-
-    /// Checks that `keys` are the ones this store's secrets are sealed to, recording them on first use, so a
-    /// wrong identity is refused before anything is written or decrypted.
-    ///
-    /// A store written before records were authenticated (schema 1) that holds connections is refused with
-    /// [`WriteError::NotUpgraded`]: tagging its records vouches for them as they stand, which only an operator
-    /// who expected the upgrade may do ([`Store::upgrade`]); done silently, a writer without the identity could
-    /// strip the tags, change a record and have the next command vouch for the change. A schema-1 store with no
-    /// connection has nothing to vouch for and is upgraded here.
-    pub fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError> {
-        let mine = keys.recipient();
-        let (stored, schema) = self.recipient_and_schema()?;
-        let current = schema.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
-        match stored {
-            Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
-            Some(_) if current => return Ok(()),
-            _ => {}
-        }
-        let e = self.write_err();
-        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        self.claim_recipient(&txn, keys)?;
-        if !current {
-            let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
-            if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
-                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
-            }
-            self.upgrade_in(&txn, keys).map_err(&e)?;
-        }
-        txn.commit().map_err(|x| e(x.into()))
-    }
-
-    /// `wasm-host store upgrade`: tags every connection of a schema-1 store with `keys`, as it stands, in one
-    /// transaction, after checking that `keys` are the store's. Returns the connections it vouched for (so the
-    /// operator can check their endpoints), or `None` when the store was already current.
-    pub fn upgrade(&self, keys: &Keys) -> Result<Option<Vec<Connection>>, WriteError> {
-        let e = self.write_err();
-        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        self.claim_recipient(&txn, keys)?;
-        if !self.needs_upgrade_in(&txn).map_err(&e)? {
-            return Ok(None);
-        }
-        self.upgrade_in(&txn, keys).map_err(&e)?;
-        let mut vouched = Vec::new();
-        {
-            let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
-            for row in conns.iter().map_err(|x| e(x.into()))? {
-                let (name, record) = row.map_err(|x| e(x.into()))?;
-                if let Ok(conn) = self.decode(name.value(), record.value()) {
-                    vouched.push(conn);
-                }
-            }
-        }
-        txn.commit().map_err(|x| e(x.into()))?;
-        Ok(Some(vouched))
     }
 
     fn recipient_and_schema(&self) -> Result<(Option<String>, Option<String>), ReadError> {
@@ -470,9 +274,229 @@ impl Store {
         })
     }
 
-    /// The record of `name` as stored, **not authenticated** (no identity needed): for showing it. Before acting
-    /// on a connection (sending anything to its URLs), read it with [`Store::connection`].
-    pub fn get(&self, name: &str) -> Result<Option<Connection>, ReadError> {
+    /// Commits a change to connection data, then tells other processes through the generation counter.
+    fn commit_change(&self, txn: redb::WriteTransaction) -> Result<(), redb::CommitError> {
+        txn.commit()?;
+        if let Some(g) = &self.generation {
+            g.bump();
+        }
+        Ok(())
+    }
+
+    /// Decodes the stored `record` of `name` and checks, in constant time, that its tag covers exactly it, its
+    /// revision (which must also be the one the revisions table holds) and the sealed rows in `secrets`.
+    fn verified_in<S, T>(
+        &self,
+        name: &str,
+        record: &[u8],
+        stored_revision: Option<u64>,
+        secrets: &S,
+        tags: &T,
+        keys: &Keys,
+    ) -> Result<Connection, ReadError>
+    where
+        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let conn = self.decode(name, record)?;
+        self.verify_decoded(name, record, &conn, stored_revision, secrets, tags, keys)?;
+        Ok(conn)
+    }
+
+    /// [`RedbStore::verified_in`] for a record the caller decoded already.
+    #[allow(clippy::too_many_arguments)]
+    fn verify_decoded<S, T>(
+        &self,
+        name: &str,
+        record: &[u8],
+        conn: &Connection,
+        stored_revision: Option<u64>,
+        secrets: &S,
+        tags: &T,
+        keys: &Keys,
+    ) -> Result<(), ReadError>
+    where
+        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let e = self.read_err();
+        let tampered = || ReadError::Tampered { path: self.path.clone(), name: name.to_owned() };
+        let rows = sealed_rows(secrets, name).map_err(&e)?;
+        let tag = tags.get(name).map_err(|x| e(x.into()))?.ok_or_else(tampered)?;
+        if conn.name != name
+            || stored_revision != Some(conn.revision)
+            || !keys.record_tag_matches(&view(name, conn.revision, record, &rows), tag.value())
+        {
+            return Err(tampered());
+        }
+        Ok(())
+    }
+
+    /// The record of `name` as of `txn`, authenticated with `keys` (see [`RedbStore::verified_in`]).
+    fn connection_in(&self, txn: &redb::ReadTransaction, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
+        let e = self.read_err();
+        let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+        let Some(row) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
+        let revision = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?.get(name).map_err(|x| e(x.into()))?.map(|v| v.value());
+        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+        let tags = self.tags_in(txn)?;
+        self.verified_in(name, row.value(), revision, &secrets, &tags, keys).map(Some)
+    }
+
+    /// The tags table; a store that has none was written by an older wasm-host and not yet upgraded.
+    fn tags_in(&self, txn: &redb::ReadTransaction) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, ReadError> {
+        txn.open_table(TAGS).map_err(|x| match x {
+            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { path: self.path.clone() },
+            x => self.read_err()(x.into()),
+        })
+    }
+
+    fn update(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+        expect_revision: Option<u64>,
+        keys: &Keys,
+        change: impl FnOnce(&mut Connection),
+        drop_secrets: &[SecretField],
+    ) -> Result<(), WriteError> {
+        self.update_with(name, holder, expect_revision, keys, change, drop_secrets, None).map(|_| ())
+    }
+
+    /// [`RedbStore::update`] that may also store one sealed secret, returning the record as written.
+    #[allow(clippy::too_many_arguments)]
+    fn update_with(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+        expect_revision: Option<u64>,
+        keys: &Keys,
+        change: impl FnOnce(&mut Connection),
+        drop_secrets: &[SecretField],
+        put: Option<(SecretField, &[u8])>,
+    ) -> Result<Connection, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
+        let stored_revision = stored_revision(&txn, name).map_err(&e)?;
+        let conn = {
+            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
+            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
+            let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
+                Some(v) => self.verified_in(name, v.value(), stored_revision, &secrets, &tags, keys)?,
+                None => return Err(WriteError::NotFound(name.to_owned())),
+            };
+            change(&mut conn);
+            conn.updated_at = now_unix();
+            for field in drop_secrets {
+                secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
+            }
+            if let Some((field, sealed)) = put {
+                secrets.insert((name, field.as_str()), sealed).map_err(|x| e(x.into()))?;
+            }
+            conn.revision = bump_revision(&txn, name).map_err(&e)?;
+            let json = conn.encode();
+            conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
+            write_tag(&mut tags, &secrets, name, conn.revision, &json, keys).map_err(&e)?;
+            if let Some(holder) = holder {
+                release_in(&txn, name, holder).map_err(&e)?;
+            }
+            conn
+        };
+        self.commit_change(txn).map_err(|x| e(x.into()))?;
+        Ok(conn)
+    }
+
+    /// Every connection's name, stored record and stored revision, in `txn`.
+    fn records_in(&self, txn: &redb::WriteTransaction) -> Result<Vec<(String, Vec<u8>, Option<u64>)>, redb::Error> {
+        let conns = txn.open_table(CONNECTIONS)?;
+        let revs = txn.open_table(REVISIONS)?;
+        let mut out = Vec::new();
+        for row in conns.iter()? {
+            let (name, record) = row?;
+            let revision = revs.get(name.value())?.map(|v| v.value());
+            out.push((name.value().to_owned(), record.value().to_vec(), revision));
+        }
+        Ok(out)
+    }
+
+    fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
+        SecretField::parse(field).ok_or_else(|| ReadError::Corrupt {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            detail: format!("unknown secret field `{}`", crate::printable(field)),
+        })
+    }
+
+    /// Runs redb's full integrity check (used by tests and, later, `store check`).
+    pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
+        let mut db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .open(path)
+            .map_err(|e| open_error(path, e))?;
+        db.check_integrity().map_err(|e| open_error(path, e))
+    }
+}
+
+impl Backend for RedbStore {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn recipient(&self) -> Result<Option<String>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        Ok(meta.get("recipient").map_err(|x| e(x.into()))?.map(|v| v.value().to_owned()))
+    }
+
+    fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError> {
+        let mine = keys.recipient();
+        let (stored, schema) = self.recipient_and_schema()?;
+        let current = schema.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
+        match stored {
+            Some(stored) if stored != mine => return Err(self.wrong_identity(stored, mine)),
+            Some(_) if current => return Ok(()),
+            _ => {}
+        }
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        if !current {
+            let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
+            if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
+                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
+            }
+            self.upgrade_in(&txn, keys).map_err(&e)?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn upgrade(&self, keys: &Keys) -> Result<Option<Vec<Connection>>, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        if !self.needs_upgrade_in(&txn).map_err(&e)? {
+            return Ok(None);
+        }
+        self.upgrade_in(&txn, keys).map_err(&e)?;
+        let mut vouched = Vec::new();
+        {
+            let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
+            for row in conns.iter().map_err(|x| e(x.into()))? {
+                let (name, record) = row.map_err(|x| e(x.into()))?;
+                if let Ok(conn) = self.decode(name.value(), record.value()) {
+                    vouched.push(conn);
+                }
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(Some(vouched))
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Connection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let table = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
@@ -480,8 +504,7 @@ impl Store {
         row.map(|v| self.decode(name, v.value())).transpose()
     }
 
-    /// Every connection, in name order, **not authenticated** (like [`Store::get`]).
-    pub fn list(&self) -> Result<Vec<Connection>, ReadError> {
+    fn list(&self) -> Result<Vec<Connection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let table = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
@@ -493,37 +516,18 @@ impl Store {
         Ok(out)
     }
 
-    /// A count of committed changes to any connection, by any process; `None` when the counter file is
-    /// unusable. Load it *before* reading what it guards: an unchanged count (and a read no older than
-    /// [`GENERATION_MAX_AGE`]) means that read is still current.
-    pub fn generation(&self) -> Option<u64> {
+    fn generation(&self) -> Option<u64> {
         self.generation.as_ref().map(Generation::load)
     }
 
-    /// Commits a change to connection data, then tells other processes through the generation counter.
-    fn commit_change(&self, txn: redb::WriteTransaction) -> Result<(), redb::CommitError> {
-        txn.commit()?;
-        if let Some(g) = &self.generation {
-            g.bump();
-        }
-        Ok(())
-    }
-
-    /// The connection's revision, read without decoding its record: the cheap "did anyone change it" check.
-    pub fn revision(&self, name: &str) -> Result<Option<u64>, ReadError> {
+    fn revision(&self, name: &str) -> Result<Option<u64>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let table = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?;
         Ok(table.get(name).map_err(|x| e(x.into()))?.map(|v| v.value()))
     }
 
-    /// Registers a connection and seals its client secret, in one transaction.
-    pub fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
-        self.create_with(new, ProtocolOptions::default(), client_secret, keys)
-    }
-
-    /// [`Store::create`] with protocol options, in the same one transaction.
-    pub fn create_with(
+    fn create_with(
         &self,
         new: NewConnection,
         options: ProtocolOptions,
@@ -577,8 +581,7 @@ impl Store {
         Ok(conn)
     }
 
-    /// Removes a connection and every secret it holds.
-    pub fn delete(&self, name: &str) -> Result<(), WriteError> {
+    fn delete(&self, name: &str) -> Result<(), WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         {
@@ -596,24 +599,6 @@ impl Store {
             bump_revision(&txn, name).map_err(&e)?;
         }
         self.commit_change(txn).map_err(|x| e(x.into()))
-    }
-
-    /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
-    /// stored or none.
-    pub fn put_tokens(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys) -> Result<Connection, WriteError> {
-        self.write_tokens(name, tokens, keys, None)
-    }
-
-    /// Like [`Store::put_tokens`], for tokens a refresh obtained from the [`RefreshGrant`] of `revision`: refused
-    /// with [`WriteError::Changed`] (nothing written) when the connection changed since that read.
-    pub fn put_refreshed(
-        &self,
-        name: &str,
-        tokens: NewTokens<'_>,
-        keys: &Keys,
-        revision: u64,
-    ) -> Result<Connection, WriteError> {
-        self.write_tokens(name, tokens, keys, Some(revision))
     }
 
     fn write_tokens(
@@ -723,8 +708,7 @@ impl Store {
         Ok(conn)
     }
 
-    /// Opens one secret of a connection; `None` when that field is not stored.
-    pub fn secret(&self, name: &str, field: SecretField, keys: &Keys) -> Result<Option<SecretString>, ReadError> {
+    fn secret(&self, name: &str, field: SecretField, keys: &Keys) -> Result<Option<SecretString>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
@@ -738,86 +722,13 @@ impl Store {
         }
     }
 
-    /// Decodes the stored `record` of `name` and checks, in constant time, that its tag covers exactly it, its
-    /// revision (which must also be the one the revisions table holds) and the sealed rows in `secrets`.
-    fn verified_in<S, T>(
-        &self,
-        name: &str,
-        record: &[u8],
-        stored_revision: Option<u64>,
-        secrets: &S,
-        tags: &T,
-        keys: &Keys,
-    ) -> Result<Connection, ReadError>
-    where
-        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-        T: ReadableTable<&'static str, &'static [u8]>,
-    {
-        let conn = self.decode(name, record)?;
-        self.verify_decoded(name, record, &conn, stored_revision, secrets, tags, keys)?;
-        Ok(conn)
-    }
-
-    /// [`Store::verified_in`] for a record the caller decoded already.
-    #[allow(clippy::too_many_arguments)]
-    fn verify_decoded<S, T>(
-        &self,
-        name: &str,
-        record: &[u8],
-        conn: &Connection,
-        stored_revision: Option<u64>,
-        secrets: &S,
-        tags: &T,
-        keys: &Keys,
-    ) -> Result<(), ReadError>
-    where
-        S: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-        T: ReadableTable<&'static str, &'static [u8]>,
-    {
-        let e = self.read_err();
-        let tampered = || ReadError::Tampered { path: self.path.clone(), name: name.to_owned() };
-        let rows = sealed_rows(secrets, name).map_err(&e)?;
-        let tag = tags.get(name).map_err(|x| e(x.into()))?.ok_or_else(tampered)?;
-        if conn.name != name
-            || stored_revision != Some(conn.revision)
-            || !keys.record_tag_matches(&view(name, conn.revision, record, &rows), tag.value())
-        {
-            return Err(tampered());
-        }
-        Ok(())
-    }
-
-    /// The record of `name` as of `txn`, authenticated with `keys` (see [`Store::verified_in`]).
-    fn connection_in(&self, txn: &redb::ReadTransaction, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
-        let e = self.read_err();
-        let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
-        let Some(row) = conns.get(name).map_err(|x| e(x.into()))? else { return Ok(None) };
-        let revision = txn.open_table(REVISIONS).map_err(|x| e(x.into()))?.get(name).map_err(|x| e(x.into()))?.map(|v| v.value());
-        let secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
-        let tags = self.tags_in(txn)?;
-        self.verified_in(name, row.value(), revision, &secrets, &tags, keys).map(Some)
-    }
-
-    /// The tags table; a store that has none was written by an older wasm-host and not yet upgraded.
-    fn tags_in(&self, txn: &redb::ReadTransaction) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, ReadError> {
-        txn.open_table(TAGS).map_err(|x| match x {
-            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { path: self.path.clone() },
-            x => self.read_err()(x.into()),
-        })
-    }
-
-    /// The record of `name`, authenticated with `keys`: what to read before acting on a connection (sending its
-    /// client secret or tokens anywhere). [`ReadError::Tampered`] when it is not what the identity's holder wrote.
-    pub fn connection(&self, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
+    fn connection(&self, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         self.connection_in(&txn, name, keys)
     }
 
-    /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
-    /// from one consistent snapshot. `Ok(None)` when there is no such connection; the tokens are `None` for a
-    /// connection that is not authorized, so nothing is decrypted that would not be handed out.
-    pub fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
+    fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
@@ -852,8 +763,7 @@ impl Store {
         Ok(Some((connection, Some(TokenSnapshot { access_token: access, refresh_token: refresh }))))
     }
 
-    /// What a refresh of `name` starts from (see [`RefreshGrant`]); `None` when there is no such connection.
-    pub fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError> {
+    fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let Some(connection) = self.connection_in(&txn, name, keys)? else { return Ok(None) };
@@ -867,8 +777,7 @@ impl Store {
         Ok(Some(RefreshGrant { connection, refresh_token, client_secret }))
     }
 
-    /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
-    pub fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError> {
+    fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError> {
         let e = self.write_err();
         let now = now_millis();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -887,44 +796,13 @@ impl Store {
         Ok(Lease::Acquired)
     }
 
-    /// Gives the lease back, if `holder` still has it.
-    pub fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         release_in(&txn, name, holder).map_err(&e)?;
         txn.commit().map_err(|x| e(x.into()))
     }
 
-    /// Marks a connection as needing authorization (the provider refused its refresh token) and releases the
-    /// lease, in one transaction. Its secrets stay: a refused refresh never destroys the stored refresh token.
-    /// With `revision` (that of the refused [`RefreshGrant`]), refused with [`WriteError::Changed`] when the
-    /// connection changed since: new tokens stored meanwhile are not marked.
-    pub fn mark_needs_authorization(
-        &self,
-        name: &str,
-        reason: &str,
-        holder: Option<&str>,
-        revision: Option<u64>,
-        keys: &Keys,
-    ) -> Result<(), WriteError> {
-        self.mark(name, Status::NeedsAuthorization, reason, holder, revision, keys)
-    }
-
-    /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
-    /// transaction; every secret stays, the refresh token included. `revision` as for
-    /// [`Store::mark_needs_authorization`].
-    pub fn mark_client_refused(
-        &self,
-        name: &str,
-        reason: &str,
-        holder: Option<&str>,
-        revision: Option<u64>,
-        keys: &Keys,
-    ) -> Result<(), WriteError> {
-        self.mark(name, Status::ClientRefused, reason, holder, revision, keys)
-    }
-
-    /// Sets a refused connection's status and reason, keeping every secret.
     fn mark(
         &self,
         name: &str,
@@ -940,14 +818,10 @@ impl Store {
         }, &[])
     }
 
-    /// Changes a connection's client registration (`change` edits the record: client ID, endpoints, options) and,
-    /// when given, its client secret, in one transaction. Tokens stay: a connection the provider refused as a
-    /// client (`client-refused`) that holds tokens is `authorized` again, for the next refresh to try the new
-    /// registration.
-    pub fn update_registration(
+    fn update_registration(
         &self,
         name: &str,
-        change: impl FnOnce(&mut Connection),
+        change: Box<dyn FnOnce(&mut Connection) + '_>,
         client_secret: Option<&SecretString>,
         keys: &Keys,
     ) -> Result<Connection, WriteError> {
@@ -964,8 +838,7 @@ impl Store {
         }, &[], put)
     }
 
-    /// Forgets a connection's tokens and marks it revoked; the client registration stays.
-    pub fn mark_revoked(&self, name: &str, keys: &Keys) -> Result<(), WriteError> {
+    fn mark_revoked(&self, name: &str, keys: &Keys) -> Result<(), WriteError> {
         self.update(name, None, None, keys, |conn| {
             conn.status = Status::Revoked;
             conn.status_reason = None;
@@ -973,68 +846,7 @@ impl Store {
         }, &[SecretField::AccessToken, SecretField::RefreshToken, SecretField::IdToken, SecretField::Credentials])
     }
 
-    fn update(
-        &self,
-        name: &str,
-        holder: Option<&str>,
-        expect_revision: Option<u64>,
-        keys: &Keys,
-        change: impl FnOnce(&mut Connection),
-        drop_secrets: &[SecretField],
-    ) -> Result<(), WriteError> {
-        self.update_with(name, holder, expect_revision, keys, change, drop_secrets, None).map(|_| ())
-    }
-
-    /// [`Store::update`] that may also store one sealed secret, returning the record as written.
-    #[allow(clippy::too_many_arguments)]
-    fn update_with(
-        &self,
-        name: &str,
-        holder: Option<&str>,
-        expect_revision: Option<u64>,
-        keys: &Keys,
-        change: impl FnOnce(&mut Connection),
-        drop_secrets: &[SecretField],
-        put: Option<(SecretField, &[u8])>,
-    ) -> Result<Connection, WriteError> {
-        let e = self.write_err();
-        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        self.claim_recipient(&txn, keys)?;
-        expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
-        let stored_revision = stored_revision(&txn, name).map_err(&e)?;
-        let conn = {
-            let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
-            let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
-            let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
-            let mut conn = match conns.get(name).map_err(|x| e(x.into()))? {
-                Some(v) => self.verified_in(name, v.value(), stored_revision, &secrets, &tags, keys)?,
-                None => return Err(WriteError::NotFound(name.to_owned())),
-            };
-            change(&mut conn);
-            conn.updated_at = now_unix();
-            for field in drop_secrets {
-                secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
-            }
-            if let Some((field, sealed)) = put {
-                secrets.insert((name, field.as_str()), sealed).map_err(|x| e(x.into()))?;
-            }
-            conn.revision = bump_revision(&txn, name).map_err(&e)?;
-            let json = conn.encode();
-            conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
-            write_tag(&mut tags, &secrets, name, conn.revision, &json, keys).map_err(&e)?;
-            if let Some(holder) = holder {
-                release_in(&txn, name, holder).map_err(&e)?;
-            }
-            conn
-        };
-        self.commit_change(txn).map_err(|x| e(x.into()))?;
-        Ok(conn)
-    }
-
-    /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one
-    /// transaction: whenever the process stops, the store holds either every secret sealed to `old` and `old`
-    /// as its recipient, or all of them sealed to `new` and `new`. A row `old` cannot open aborts it all.
-    pub fn reseal(&self, old: &Keys, new: &Keys) -> Result<Resealed, WriteError> {
+    fn reseal(&self, old: &Keys, new: &Keys) -> Result<Resealed, WriteError> {
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, old)?;
@@ -1079,30 +891,7 @@ impl Store {
         Ok(Resealed { connections, secrets })
     }
 
-    /// Every connection's name, stored record and stored revision, in `txn`.
-    fn records_in(&self, txn: &redb::WriteTransaction) -> Result<Vec<(String, Vec<u8>, Option<u64>)>, redb::Error> {
-        let conns = txn.open_table(CONNECTIONS)?;
-        let revs = txn.open_table(REVISIONS)?;
-        let mut out = Vec::new();
-        for row in conns.iter()? {
-            let (name, record) = row?;
-            let revision = revs.get(name.value())?.map(|v| v.value());
-            out.push((name.value().to_owned(), record.value().to_vec(), revision));
-        }
-        Ok(out)
-    }
-
-    fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
-        SecretField::parse(field).ok_or_else(|| ReadError::Corrupt {
-            path: self.path.clone(),
-            name: name.to_owned(),
-            detail: format!("unknown secret field `{}`", crate::printable(field)),
-        })
-    }
-
-    /// Every connection with its sealed secret rows, from one consistent snapshot (what `store export` opens).
-    /// Each is authenticated with `keys` first: a bundle never carries what someone without the identity wrote.
-    pub(crate) fn sealed_connections(&self, keys: &Keys) -> Result<Vec<SealedConnection>, ReadError> {
+    fn sealed_connections(&self, keys: &Keys) -> Result<Vec<SealedConnection>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
@@ -1125,10 +914,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes connections and their sealed secrets (sealed with `keys`) in one transaction. A name that exists
-    /// already is a conflict, and nothing is written, unless `replace`: then its record and every secret row are
-    /// replaced. Revisions count on from what this store had, so running hosts notice the change.
-    pub(crate) fn import_sealed(
+    fn import_sealed(
         &self,
         entries: Vec<SealedConnection>,
         keys: &Keys,
@@ -1171,15 +957,6 @@ impl Store {
         self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(ImportOutcome::Imported { replaced: existing })
     }
-
-    /// Runs redb's full integrity check (used by tests and, later, `store check`).
-    pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
-        let mut db = Database::builder()
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .open(path)
-            .map_err(|e| open_error(path, e))?;
-        db.check_integrity().map_err(|e| open_error(path, e))
-    }
 }
 
 /// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number
@@ -1196,14 +973,10 @@ fn initialize(path: &Path) -> Result<(), OpenError> {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(tmp)
             .map_err(|e| open_error(tmp, e))?;
-        Store { db, path: tmp.to_path_buf(), generation: None }.check_schema()
+        RedbStore { db, path: tmp.to_path_buf(), generation: None }.check_schema()
     };
     crate::place::create_whole(path, "init", made, io)?;
     Ok(())
-}
-
-pub fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn parse_lease(value: &str) -> (&str, i64) {
@@ -1280,53 +1053,5 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { path, source },
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { path, detail },
         other => OpenError::Database { path, source: other.into() },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::{Endpoints, TYPE_OAUTH2};
-
-    /// A refresh's result is committed only onto the connection it was computed from.
-    #[test]
-    fn a_refresh_commits_only_onto_the_revision_it_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.redb")).unwrap();
-        let keys = Keys::generate();
-        let new = || NewConnection {
-            name: "c".into(),
-            kind: TYPE_OAUTH2.into(),
-            provider_url: "https://p.example".into(),
-            issuer_url: None,
-            client_id: "id".into(),
-            endpoints: Endpoints::default(),
-            expose_refresh_token: false,
-        };
-        let (first, written, refreshed) = (SecretString::from("first"), SecretString::from("written"), SecretString::from("refreshed"));
-        store.create(new(), &SecretString::from("cs"), &keys).unwrap();
-        store.put_tokens("c", NewTokens::bearer(&first), &keys).unwrap();
-        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
-        store.put_tokens("c", NewTokens::bearer(&written), &keys).unwrap();
-        let refused = store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read);
-        assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
-        let marked = store.mark_needs_authorization("c", "refused", None, Some(read), &keys);
-        assert!(matches!(marked, Err(WriteError::Changed(_))), "{marked:?}");
-        let open = |s: &Store| s.secret("c", SecretField::AccessToken, &keys).unwrap().unwrap().expose_secret().to_owned();
-        assert_eq!(open(&store), "written");
-        assert_eq!(store.get("c").unwrap().unwrap().status, Status::Authorized);
-
-        // Deleted and created again: a new connection, whatever its revision history.
-        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
-        store.delete("c").unwrap();
-        assert!(matches!(store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read), Err(WriteError::Changed(_))));
-        store.create(new(), &SecretString::from("cs"), &keys).unwrap();
-        assert!(matches!(store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read), Err(WriteError::Changed(_))));
-        assert_eq!(store.get("c").unwrap().unwrap().status, Status::Created);
-
-        // Unchanged: committed.
-        let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
-        store.put_refreshed("c", NewTokens::bearer(&refreshed), &keys, read).unwrap();
-        assert_eq!(open(&store), "refreshed");
     }
 }

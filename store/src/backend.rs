@@ -1,0 +1,341 @@
+//! The store's interface: one repository trait ([`Backend`]) that every backend implements, and the values that
+//! cross it. Everything above the store (the broker, the CLI, `serve`) holds a [`crate::Store`] and calls these
+//! operations without knowing which backend answers.
+//!
+//! The contract every backend keeps (checked by the shared suite in `store/tests/backends.rs`):
+//! - no secret reaches the backend unsealed: each is sealed with age by [`Keys::seal`] and bound to its record by
+//!   the record's tag (record_auth.rs), which every read that acts on a connection checks;
+//! - each write to a connection is one transaction and bumps its revision, which outlives the record (a deleted
+//!   and re-created connection never reuses one), then moves the [`Backend::generation`] signal;
+//! - conditional writes ([`Backend::write_tokens`] with a revision, [`Backend::mark`] with one) write nothing
+//!   when the connection changed since that revision;
+//! - the refresh lease has one holder at a time until it lapses or is released.
+//!
+//! The operations are blocking, as redb's are: a caller on an async runtime calls them from its task, the way it
+//! calls redb today.
+
+use std::path::Path;
+
+use secrecy::SecretString;
+
+use crate::error::{ReadError, WriteError};
+use crate::keys::{Keys, SecretField};
+use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
+
+/// The result of asking for a refresh lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    Acquired,
+    /// Another holder has it until this Unix time in milliseconds.
+    Held { until_ms: i64 },
+}
+
+/// What to do with a stored secret (refresh token, ID token) when new tokens are stored.
+pub enum RefreshUpdate<'a> {
+    /// The provider issued a new one (rotation, or a fresh authorization).
+    Replace(&'a SecretString),
+    /// The response carried none: keep the one we have (Google, and any provider that does not rotate).
+    Keep,
+    /// The new token set has none and the old one must not survive (tokens imported from elsewhere).
+    Remove,
+}
+
+impl std::fmt::Debug for RefreshUpdate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefreshUpdate::Replace(_) => "Replace([REDACTED])",
+            RefreshUpdate::Keep => "Keep",
+            RefreshUpdate::Remove => "Remove",
+        })
+    }
+}
+
+/// A new token set, as received from a provider or imported.
+pub struct NewTokens<'a> {
+    pub access_token: &'a SecretString,
+    pub refresh: RefreshUpdate<'a>,
+    pub id_token: RefreshUpdate<'a>,
+    pub token_type: String,
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    pub metadata: Vec<(String, String)>,
+    /// The response's other credential fields (dotted name, value), sealed as [`SecretField::Credentials`]:
+    /// replaced as a set by an authorization or import, added to by a refresh, like `metadata`.
+    pub credentials: Vec<(String, SecretString)>,
+    /// Set at authorization; `None` keeps what the connection has.
+    pub resolved: Option<ResolvedEndpoints>,
+    /// The refresh lease this write ends, if the writer held one.
+    pub release_lease: Option<&'a str>,
+}
+
+impl<'a> NewTokens<'a> {
+    /// A bearer access token alone: refresh and ID tokens kept as they are, no expiry, scopes, metadata or
+    /// endpoints, no lease. Spell out only what differs: `NewTokens { expires_at, ..NewTokens::bearer(&token) }`.
+    pub fn bearer(access_token: &'a SecretString) -> Self {
+        NewTokens {
+            access_token,
+            refresh: RefreshUpdate::Keep,
+            id_token: RefreshUpdate::Keep,
+            token_type: "Bearer".into(),
+            expires_at: None,
+            scopes: vec![],
+            metadata: vec![],
+            credentials: vec![],
+            resolved: None,
+            release_lease: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NewTokens<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTokens")
+            .field("access_token", &"[REDACTED]")
+            .field("refresh", &self.refresh)
+            .field("id_token", &self.id_token)
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The opened tokens of an authorized connection: what a function is given besides the record's public fields.
+pub struct TokenSnapshot {
+    pub access_token: SecretString,
+    /// Opened only when the connection exposes it to functions.
+    pub refresh_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for TokenSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSnapshot")
+            .field("access_token", &"[REDACTED]")
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish()
+    }
+}
+
+/// What a refresh starts from, read in one snapshot: the connection (its `revision` current), its refresh token and
+/// its client secret. The refresh commits with [`Backend::put_refreshed`] or [`Backend::mark_needs_authorization`]
+/// against that revision, so that a write made meanwhile (import-token, revoke, authorize, delete and create
+/// again) is never overwritten by the result of a refresh that started before it.
+pub struct RefreshGrant {
+    pub connection: Connection,
+    pub refresh_token: Option<SecretString>,
+    pub client_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for RefreshGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshGrant")
+            .field("connection", &self.connection.name)
+            .field("revision", &self.connection.revision)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection and its sealed secret rows, as they sit in the store.
+pub type SealedConnection = (Connection, Vec<(SecretField, Vec<u8>)>);
+
+/// What [`Backend::reseal`] re-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    pub connections: usize,
+    pub secrets: usize,
+}
+
+/// What [`Backend::import_sealed`] did.
+pub enum ImportOutcome {
+    Imported { replaced: Vec<String> },
+    /// Names that exist already; nothing was written.
+    Conflicts(Vec<String>),
+}
+
+/// How long a reader may trust an unchanged [`Backend::generation`] without reading the store itself: the bound on
+/// how long a change committed by a writer that was killed before bumping the counter can go unseen.
+pub const GENERATION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Unix time in milliseconds, by this machine's clock: what leases are timed with, and how the broker names itself
+/// in them.
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The repository of connections: what a store backend does. One implementation per backend ([`crate::RedbStore`]
+/// today); callers reach it through [`crate::Store`].
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Where the store is, as messages name it (the redb file).
+    fn path(&self) -> &Path;
+
+    /// The age public key the store's secrets are sealed to, once any secret has been stored.
+    fn recipient(&self) -> Result<Option<String>, ReadError>;
+
+    /// Checks that `keys` are the ones this store's secrets are sealed to, recording them on first use, so a
+    /// wrong identity is refused before anything is written or decrypted.
+    ///
+    /// A store written before records were authenticated (schema 1) that holds connections is refused with
+    /// [`WriteError::NotUpgraded`]: tagging its records vouches for them as they stand, which only an operator
+    /// who expected the upgrade may do ([`Backend::upgrade`]); done silently, a writer without the identity could
+    /// strip the tags, change a record and have the next command vouch for the change. A schema-1 store with no
+    /// connection has nothing to vouch for and is upgraded here.
+    fn bind_keys(&self, keys: &Keys) -> Result<(), WriteError>;
+
+    /// `wasm-host store upgrade`: tags every connection of a schema-1 store with `keys`, as it stands, in one
+    /// transaction, after checking that `keys` are the store's. Returns the connections it vouched for (so the
+    /// operator can check their endpoints), or `None` when the store was already current.
+    fn upgrade(&self, keys: &Keys) -> Result<Option<Vec<Connection>>, WriteError>;
+
+    /// The record of `name` as stored, **not authenticated** (no identity needed): for showing it. Before acting
+    /// on a connection (sending anything to its URLs), read it with [`Backend::connection`].
+    fn get(&self, name: &str) -> Result<Option<Connection>, ReadError>;
+
+    /// Every connection, in name order, **not authenticated** (like [`Backend::get`]).
+    fn list(&self) -> Result<Vec<Connection>, ReadError>;
+
+    /// A count of committed changes to any connection, by any process; `None` when the backend has no usable
+    /// signal (the redb counter file cannot be mapped). Load it *before* reading what it guards: an unchanged
+    /// count (and a read no older than [`GENERATION_MAX_AGE`]) means that read is still current.
+    ///
+    /// Called on every cached token read, so it must not touch the database: an atomic load.
+    fn generation(&self) -> Option<u64>;
+
+    /// The connection's revision, read without decoding its record: the cheap "did anyone change it" check.
+    fn revision(&self, name: &str) -> Result<Option<u64>, ReadError>;
+
+    /// Registers a connection and seals its client secret, in one transaction.
+    fn create(&self, new: NewConnection, client_secret: &SecretString, keys: &Keys) -> Result<Connection, WriteError> {
+        self.create_with(new, ProtocolOptions::default(), client_secret, keys)
+    }
+
+    /// [`Backend::create`] with protocol options, in the same one transaction.
+    ///
+    /// [`WriteError::AlreadyExists`] when the name is taken; the revision counts on from a deleted connection of
+    /// the same name, never back to 1.
+    fn create_with(
+        &self,
+        new: NewConnection,
+        options: ProtocolOptions,
+        client_secret: &SecretString,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError>;
+
+    /// Removes a connection and every secret it holds.
+    fn delete(&self, name: &str) -> Result<(), WriteError>;
+
+    /// Stores a new token set and marks the connection authorized, in one transaction: either all of it is
+    /// stored or none.
+    fn put_tokens(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys) -> Result<Connection, WriteError> {
+        self.write_tokens(name, tokens, keys, None)
+    }
+
+    /// Like [`Backend::put_tokens`], for tokens a refresh obtained from the [`RefreshGrant`] of `revision`: refused
+    /// with [`WriteError::Changed`] (nothing written) when the connection changed since that read.
+    fn put_refreshed(&self, name: &str, tokens: NewTokens<'_>, keys: &Keys, revision: u64) -> Result<Connection, WriteError> {
+        self.write_tokens(name, tokens, keys, Some(revision))
+    }
+
+    /// [`Backend::put_tokens`] (`expect_revision` `None`) or [`Backend::put_refreshed`] (`Some`), releasing
+    /// `tokens.release_lease` in the same transaction.
+    fn write_tokens(
+        &self,
+        name: &str,
+        tokens: NewTokens<'_>,
+        keys: &Keys,
+        expect_revision: Option<u64>,
+    ) -> Result<Connection, WriteError>;
+
+    /// Opens one secret of a connection; `None` when that field is not stored.
+    fn secret(&self, name: &str, field: SecretField, keys: &Keys) -> Result<Option<SecretString>, ReadError>;
+
+    /// The record of `name`, authenticated with `keys`: what to read before acting on a connection (sending its
+    /// client secret or tokens anywhere). [`ReadError::Tampered`] when it is not what the identity's holder wrote.
+    fn connection(&self, name: &str, keys: &Keys) -> Result<Option<Connection>, ReadError>;
+
+    /// Reads a connection and, when it is authorized, opens its access token (and refresh token when exposed)
+    /// from one consistent snapshot. `Ok(None)` when there is no such connection; the tokens are `None` for a
+    /// connection that is not authorized, so nothing is decrypted that would not be handed out.
+    fn token_snapshot(&self, name: &str, keys: &Keys) -> Result<Option<(Connection, Option<TokenSnapshot>)>, ReadError>;
+
+    /// What a refresh of `name` starts from (see [`RefreshGrant`]); `None` when there is no such connection.
+    fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError>;
+
+    /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
+    /// The same holder asking again renews it. Holders are named `<pid>-<start ms>`: the redb backend, whose
+    /// holders share one machine, also takes over at once from a holder whose process is gone.
+    fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError>;
+
+    /// Gives the lease back, if `holder` still has it.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError>;
+
+    /// Marks a connection as needing authorization (the provider refused its refresh token) and releases the
+    /// lease, in one transaction. Its secrets stay: a refused refresh never destroys the stored refresh token.
+    /// With `revision` (that of the refused [`RefreshGrant`]), refused with [`WriteError::Changed`] when the
+    /// connection changed since: new tokens stored meanwhile are not marked.
+    fn mark_needs_authorization(
+        &self,
+        name: &str,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+        keys: &Keys,
+    ) -> Result<(), WriteError> {
+        self.mark(name, Status::NeedsAuthorization, reason, holder, revision, keys)
+    }
+
+    /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
+    /// transaction; every secret stays, the refresh token included. `revision` as for
+    /// [`Backend::mark_needs_authorization`].
+    fn mark_client_refused(
+        &self,
+        name: &str,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+        keys: &Keys,
+    ) -> Result<(), WriteError> {
+        self.mark(name, Status::ClientRefused, reason, holder, revision, keys)
+    }
+
+    /// Sets a refused connection's status and reason, keeping every secret.
+    /// Releases `holder`'s lease in the same transaction; `revision` as for [`Backend::mark_needs_authorization`].
+    fn mark(
+        &self,
+        name: &str,
+        status: Status,
+        reason: &str,
+        holder: Option<&str>,
+        revision: Option<u64>,
+        keys: &Keys,
+    ) -> Result<(), WriteError>;
+
+    /// Changes a connection's client registration (`change` edits the record: client ID, endpoints, options) and,
+    /// when given, its client secret, in one transaction. Tokens stay: a connection the provider refused as a
+    /// client (`client-refused`) that holds tokens is `authorized` again, for the next refresh to try the new
+    /// registration.
+    fn update_registration(
+        &self,
+        name: &str,
+        change: Box<dyn FnOnce(&mut Connection) + '_>,
+        client_secret: Option<&SecretString>,
+        keys: &Keys,
+    ) -> Result<Connection, WriteError>;
+
+    /// Forgets a connection's tokens and marks it revoked; the client registration stays.
+    fn mark_revoked(&self, name: &str, keys: &Keys) -> Result<(), WriteError>;
+
+    /// Re-seals every secret from `old` to `new` and records `new` as the store's recipient, in one
+    /// transaction: whenever the process stops, the store holds either every secret sealed to `old` and `old`
+    /// as its recipient, or all of them sealed to `new` and `new`. A row `old` cannot open aborts it all.
+    fn reseal(&self, old: &Keys, new: &Keys) -> Result<Resealed, WriteError>;
+
+    /// Every connection with its sealed secret rows, from one consistent snapshot (what `store export` opens).
+    /// Each is authenticated with `keys` first: a bundle never carries what someone without the identity wrote.
+    fn sealed_connections(&self, keys: &Keys) -> Result<Vec<SealedConnection>, ReadError>;
+
+    /// Writes connections and their sealed secrets (sealed with `keys`) in one transaction. A name that exists
+    /// already is a conflict, and nothing is written, unless `replace`: then its record and every secret row are
+    /// replaced. Revisions count on from what this store had, so running hosts notice the change.
+    fn import_sealed(&self, entries: Vec<SealedConnection>, keys: &Keys, replace: bool) -> Result<ImportOutcome, WriteError>;
+}

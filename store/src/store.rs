@@ -1,0 +1,84 @@
+//! [`Store`]: the handle everything above the store holds, whichever backend is behind it.
+
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::error::OpenError;
+use crate::redb_store::RedbStore;
+
+/// An open store. Its operations are those of [`Backend`], reached through `Deref`: `store.get(name)`,
+/// `store.token_snapshot(name, &keys)`, and so on, the same calls for every backend.
+pub struct Store {
+    backend: Backends,
+}
+
+/// The backends a store can be. An enum rather than a `Box<dyn Backend>` so that the embedded default's calls
+/// (the cached token read loads [`Backend::generation`] through here) compile to direct calls.
+enum Backends {
+    Redb(RedbStore),
+}
+
+impl Store {
+    /// Opens the redb store at `path`: see [`RedbStore::open`].
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        RedbStore::open(path).map(Self::from)
+    }
+
+    /// The redb store at `path` if one exists there, for commands that only read (or have nothing to do without a
+    /// store): `None` where no store was ever made, and nothing is created to find that out. Anything else at
+    /// `path` (a directory, a file without permission) is for [`Store::open`] to describe.
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, OpenError> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::open(path).map(Some),
+        }
+    }
+
+    /// Runs redb's full integrity check on the file at `path` (used by tests and, later, `store check`).
+    pub fn check_integrity(path: &Path) -> Result<bool, OpenError> {
+        RedbStore::check_integrity(path)
+    }
+}
+
+impl From<RedbStore> for Store {
+    fn from(store: RedbStore) -> Self {
+        Store { backend: Backends::Redb(store) }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    #[inline]
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        match &self.backend {
+            Backends::Redb(store) => store,
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backends::Redb(store) => store.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looking for a store that was never made makes none; one that exists is opened.
+    #[test]
+    fn open_existing_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/store.redb");
+        assert!(Store::open_existing(&path).unwrap().is_none());
+        assert!(!dir.path().join("data").exists(), "not even its directory");
+        drop(Store::open(&path).unwrap());
+        assert!(Store::open_existing(&path).unwrap().is_some());
+        std::fs::create_dir(dir.path().join("a-directory")).unwrap();
+        assert!(Store::open_existing(&dir.path().join("a-directory")).is_err());
+    }
+}
