@@ -59,7 +59,7 @@ if [ "$SMOKE" != 1 ] && [ "${BENCH_WASMTIME:-}" != off ]; then
     # Only what `wasmtime serve` uses (the pooling allocator as its default has it): the default features add
     # wasi-nn, wizer, winch, GC and more, and double a build that is long already.
     [ -x "$WASMTIME" ] || cargo install wasmtime-cli --version 48.0.8 --locked --root "$TARGET/bench-tools" \
-      --no-default-features --features run,serve,cranelift,pooling-allocator,parallel-compilation,cache,clap/default
+      --no-default-features --features run,serve,component-model-async,cranelift,pooling-allocator,parallel-compilation,cache,clap/default
   fi
 fi
 
@@ -134,7 +134,8 @@ HOST_URL=$URL
 
 WASMTIME_URL=""
 if [ -n "$WASMTIME" ]; then
-  start "$WASMTIME" serve --addr 127.0.0.1:0 "$GUESTS/http_trivial.wasm"
+  # -S cli: the component imports wasi:cli (std links it), which `serve` leaves out unless asked.
+  start "$WASMTIME" serve --addr 127.0.0.1:0 -S cli "$GUESTS/http_trivial.wasm"
   WASMTIME_URL=$URL
 fi
 
@@ -143,6 +144,13 @@ fi
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"connection":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# The same token component asked for a connection it is not granted: refused before the broker is asked, so
+# the difference to `token` is the token itself (the broker and lifting the record into the guest).
+cat >"$WORK/denied.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"connection":"not-granted"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 printf 's' | "$BIN" authconnection create --name bench --type TYPE_OAUTH2 --provider-url http://127.0.0.1:9/ \
@@ -178,6 +186,7 @@ run_case() {
     wasmtime-h2load) h2_load "$3" "$WASMTIME_URL" "$seconds" ;;
     echo) wrk_load "$3" "$JSON_URL/echo" "$seconds" "$WORK/post.lua" ;;
     token) wrk_load "$3" "$JSON_URL/token" "$seconds" "$WORK/post.lua" ;;
+    denied) wrk_load "$3" "$JSON_URL/token" "$seconds" "$WORK/denied.lua" ;;
     many)
       # RSS sampled half-way through the load.
       ( sleep "$(awk -v s="$seconds" 'BEGIN { print s / 2 }')"; rss_kib "$MANY_PID" >>"$WORK/samples/many.rss" ) &
@@ -190,7 +199,7 @@ run_case() {
 }
 CASES=(native native-h2load host host-h2load)
 [ -n "$WASMTIME_URL" ] && CASES+=(wasmtime wasmtime-h2load)
-CASES+=(echo token many)
+CASES+=(echo token denied many)
 [ "$SMOKE" = 1 ] || for case in "${CASES[@]}"; do run_case "$case" 1 ""; done
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
@@ -209,6 +218,7 @@ row "wasm-host serve, trivial wasi:http component" host host-h2load
 [ -n "$WASMTIME_URL" ] && row "wasmtime serve 48.0.8, same component" wasmtime wasmtime-h2load
 row "wasm-host serve, trivial JSON function (echo)" echo
 row "wasm-host serve, JSON function reading a token" token
+row "the same component, asking for a connection it is not granted (no token read)" denied
 row "wasm-host serve, 100 Rust functions, random routes" many
 echo
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
@@ -217,5 +227,6 @@ if [ -n "$WASMTIME_URL" ]; then
 fi
 echo "wasm-host serve / native ceiling: requests/s $(ratio host.rps native.rps)×"
 echo "token function / echo: requests/s $(ratio token.rps echo.rps)×, p99 $(ratio token.p99 echo.p99)×"
+echo "token function / the same refused: requests/s $(ratio token.rps denied.rps)×, p99 $(ratio token.p99 denied.p99)×"
 echo "RSS with 100 Rust functions: idle $((IDLE_KIB / 1024)) MiB, under load (sampled mid-round) $(awk '{ printf "%d\n", $1 / 1024 }' "$WORK/samples/many.rss" >"$WORK/samples/many.mib"; stat many.mib 0) MiB"
 echo "($ROUNDS rounds, $DURATION s per case and round, $CONNS connections, one generator thread on core 1, servers on core 0; $(nproc) cores; $PROFILE build; load average before $LOAD_BEFORE, after $LOAD_AFTER)"
