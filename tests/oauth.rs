@@ -339,7 +339,8 @@ fn authorize_with_a_real_headless_browser() {
     let run = env.run_with(cmd, &["authconnection", "authorize", "c", "--port", "0", "--timeout", "90s"], None);
     run.success();
     eprintln!("authorize through headless Chromium and the provider's login page: {:?}", started.elapsed());
-    assert_eq!(run.stdout, "", "the URL is printed only when no browser could be started");
+    assert_eq!(run.stdout, "", "stdout carries the URL only with --no-browser");
+    assert!(run.stderr.contains("Open this URL to authorize `c`:\n"), "{}", run.stderr);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !result.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -421,4 +422,22 @@ fn needs_auth_example_reports_an_unavailable_provider_as_retryable() {
         assert_eq!(json["status"], "unavailable", "{}: {json}", component.display());
         assert_eq!(json["retry"], true);
     }
+}
+
+/// A browser that cannot start (no display, a broken `$BROWSER`) still leaves the user the URL: it is printed
+/// before any browser is tried, and `authorize` ends at its own `--timeout`.
+#[test]
+fn the_url_is_printed_before_a_browser_that_fails_to_start() {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.create_for("c", &provider).success();
+    let mut cmd = env.cmd();
+    cmd.env("BROWSER", "/bin/false").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let started = std::time::Instant::now();
+    let run = env.run_with(cmd, &["authconnection", "authorize", "c", "--port", "0", "--timeout", "2s"], None);
+    run.failure(13, "no authorization callback");
+    let printed = format!("Open this URL to authorize `c`:\n{}/auth?", provider.issuer);
+    assert!(run.stderr.contains(&printed), "{printed:?} in {}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30), "the deadline held: {:?}", started.elapsed());
+    assert_eq!(list(&env)[0]["status"], "created", "nothing changed");
 }
