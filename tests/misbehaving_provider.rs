@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use wasm_host_store::secrecy::ExposeSecret;
 use wasm_host_store::{Connection, Keys, SecretField, Status, Store};
+use wasm_host_tests::api::Api;
 use wasm_host_tests::{test_guest, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
@@ -519,6 +520,17 @@ fn metadata_follows_the_latest_authorization_and_credentials_are_sealed() {
     assert_eq!(m.get("provider_token_type").map(String::as_str), Some("bot"), "{m:?}");
     let sealed: serde_json::Value = serde_json::from_str(&credentials(&env).expect("the second token is sealed")).unwrap();
     assert_eq!(sealed, serde_json::json!({ "authed_user.access_token": USER_TOKEN }));
+    // Fault kind 5: Slack's `token_type: bot` is not an HTTP scheme. A bound origin gets the token as Bearer,
+    // which the API accepts (it answers 401 to anything else).
+    let api = Api::start("xoxb-slack-bot", r#"{"ok":true}"#);
+    let guest = test_guest("http-probe");
+    let input = serde_json::json!({ "url": api.url("/auth.test") }).to_string();
+    let bind = format!("hostile=http://127.0.0.1:{}", api.port);
+    // (A 1 s margin: the 30 s token is used as authorized, not refreshed.)
+    let run = ["run", guest.to_str().unwrap(), "--bind", &bind, "--input", &input, "--refresh-margin", "1s"];
+    let answer = env.run(&run).success().json();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(api.recorded().len(), 1);
     let file = std::fs::read(env.store()).unwrap();
     assert!(!file.windows(USER_TOKEN.len()).any(|w| w == USER_TOKEN.as_bytes()), "the second token is plain in the store file");
     for args in [&["authconnection", "list", "--json"][..], &["authconnection", "show", "hostile"], &["authconnection", "show", "hostile", "--json"]] {
