@@ -655,23 +655,27 @@ impl Backend for RedbStore {
                     secrets.remove((name, SecretField::IdToken.as_str())).map_err(|x| e(x.into()))?;
                 }
             }
+            // A refresh whose answer has no credential fields leaves the sealed row as it is: nothing to open or
+            // seal again. Otherwise a refresh adds to the kept fields, and an authorization replaces them.
             let refreshed = expect_revision.is_some();
-            let kept = match refreshed {
-                true => secrets
-                    .get((name, SecretField::Credentials.as_str()))
-                    .map_err(|x| e(x.into()))?
-                    .map(|row| keys.open_string(name, SecretField::Credentials, row.value()))
-                    .transpose()?,
-                false => None,
-            };
-            match sealed_credentials(name, kept.as_ref(), &tokens.credentials, keys)? {
-                Some(sealed) => {
-                    secrets
-                        .insert((name, SecretField::Credentials.as_str()), sealed.as_slice())
-                        .map_err(|x| e(x.into()))?;
-                }
-                None => {
-                    secrets.remove((name, SecretField::Credentials.as_str())).map_err(|x| e(x.into()))?;
+            if !(refreshed && tokens.credentials.is_empty()) {
+                let kept = match refreshed {
+                    true => secrets
+                        .get((name, SecretField::Credentials.as_str()))
+                        .map_err(|x| e(x.into()))?
+                        .map(|row| keys.open_string(name, SecretField::Credentials, row.value()))
+                        .transpose()?,
+                    false => None,
+                };
+                match sealed_credentials(name, kept.as_ref(), &tokens.credentials, keys)? {
+                    Some(sealed) => {
+                        secrets
+                            .insert((name, SecretField::Credentials.as_str()), sealed.as_slice())
+                            .map_err(|x| e(x.into()))?;
+                    }
+                    None => {
+                        secrets.remove((name, SecretField::Credentials.as_str())).map_err(|x| e(x.into()))?;
+                    }
                 }
             }
             let now = now_unix();
