@@ -1,5 +1,6 @@
 //! The store's behavioural suite, run against every backend: each case in suite/cases.rs becomes one test per
-//! backend (`redb::create_get_list_delete`, ...), so a backend is done when the whole list passes on it.
+//! backend (`redb::create_get_list_delete`, `postgres::...`), so a backend is done when the whole list passes on it.
+//! The PostgreSQL cases need `WASM_HOST_TEST_POSTGRES` (scripts/postgres.sh); without it they fail saying so.
 
 mod suite;
 
@@ -33,3 +34,4 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(redb, crate::suite::Redb);
+backend_suite!(postgres, crate::suite::Postgres);
