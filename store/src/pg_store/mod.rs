@@ -66,10 +66,10 @@ impl PgStore {
         Self::connect(url).map(|(store, _)| store)
     }
 
-    /// `wasm-host store migrate`: opens the store (which brings its tables to this build's schema), returning the
-    /// schema version the database had before (0: it had none) and the one it has now.
-    pub fn migrate(url: &str) -> Result<(u64, u64), OpenError> {
-        Self::connect(url).map(|(_, found)| (found, PG_SCHEMA_VERSION))
+    /// `wasm-host store migrate`: opens the store (which brings its tables to [`PG_SCHEMA_VERSION`]), returning it
+    /// and the schema version the database had before (0: it had none).
+    pub fn migrate(url: &str) -> Result<(Self, u64), OpenError> {
+        Self::connect(url)
     }
 
     fn connect(url: &str) -> Result<(Self, u64), OpenError> {

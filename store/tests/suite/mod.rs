@@ -53,82 +53,33 @@ impl Fixture for Redb {
     }
 }
 
+#[path = "../../../tests/support/postgres.rs"]
+mod database;
+
 /// The PostgreSQL backend: a database of its own on the cluster `WASM_HOST_TEST_POSTGRES` names (scripts/test.sh
 /// starts one), dropped when the fixture is.
 pub struct Postgres {
-    admin: String,
-    database: String,
-}
-
-/// The test cluster's URL; a test that needs it and finds none fails saying how to get one.
-pub fn postgres_admin_url() -> String {
-    std::env::var("WASM_HOST_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "WASM_HOST_TEST_POSTGRES is not set: these tests need a PostgreSQL cluster. Start a throwaway one with \
-             `eval \"$(bash scripts/postgres.sh)\"` (it prints the export line and how to stop it), or run \
-             scripts/test.sh, which starts and stops one"
-        )
-    })
-}
-
-/// Runs `sql` on the cluster's `postgres` database (or on `database`).
-pub fn postgres_admin(admin: &str, database: Option<&str>, sql: &str) {
-    use std::str::FromStr;
-    let mut config = tokio_postgres::Config::from_str(admin).expect("WASM_HOST_TEST_POSTGRES is a PostgreSQL URL");
-    if let Some(database) = database {
-        config.dbname(database);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("the test cluster answers");
-        let driver = tokio::spawn(connection);
-        // One statement at a time: CREATE and DROP DATABASE refuse to run inside the implicit transaction of a batch.
-        for statement in sql.split(";\n") {
-            client.batch_execute(statement).await.unwrap_or_else(|e| panic!("{statement}: {e:?}"));
-        }
-        drop(client);
-        let _ = driver.await;
-    });
-}
-
-impl Postgres {
-    pub fn url(&self) -> String {
-        let (base, _) = self.admin.rsplit_once('/').expect("the URL names a database");
-        format!("{base}/{}", self.database)
-    }
+    db: database::Database,
 }
 
 impl Fixture for Postgres {
     fn new() -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let admin = postgres_admin_url();
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let database = format!("wasm_host_store_{}_{n}", std::process::id());
-        postgres_admin(&admin, None, &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE);\nCREATE DATABASE {database}"));
-        Postgres { admin, database }
+        Postgres { db: database::Database::new(&format!("store_{n}")) }
     }
 
     fn open(&self) -> Store {
-        Store::open(std::path::Path::new(&self.url())).expect("the PostgreSQL store opens")
+        Store::open(std::path::Path::new(&self.db.url())).expect("the PostgreSQL store opens")
     }
 
     fn plant_sealed_row(&self, store: Store, name: &str, field: SecretField, sealed: &[u8]) -> Store {
         let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
-        postgres_admin(
-            &self.admin,
-            Some(&self.database),
-            &format!(
-                "INSERT INTO wasm_host_secrets VALUES ('{name}', '{}', '\\x{hex}') \
-                 ON CONFLICT (name, field) DO UPDATE SET sealed = EXCLUDED.sealed",
-                field.as_str()
-            ),
-        );
+        self.db.execute(&format!(
+            "INSERT INTO wasm_host_secrets VALUES ('{name}', '{}', '\\x{hex}') \
+             ON CONFLICT (name, field) DO UPDATE SET sealed = EXCLUDED.sealed",
+            field.as_str()
+        ));
         store
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        postgres_admin(&self.admin, None, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
     }
 }

@@ -1,0 +1,150 @@
+//! Several hosts on one PostgreSQL store: the real `wasm-host` binary, the real test OpenID provider, a real
+//! PostgreSQL (scripts/postgres.sh starts a throwaway cluster; each test makes a database of its own). Each
+//! process is a host: it shares nothing with the others but the database and the identity.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasm_host_tests::postgres::Database;
+use wasm_host_tests::provider::{Provider, ProviderConfig};
+use wasm_host_tests::{http, test_guest, Env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
+
+/// An env on `db` with connection `c` authorized at `provider` (access tokens live 2 s, rotation on), and the
+/// token-probe function compiled once (asking for a connection it is not granted: no refresh).
+fn authorized_on(db: &Database, provider: &Provider) -> Env {
+    let env = Env::on_postgres(BIN, db.url());
+    env.create_for("c", provider).success();
+    env.authorize("c", &[], true).0.success();
+    env.run(&["run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}"]).success();
+    env
+}
+
+fn probe(env: &Env) -> wasm_host_tests::Run {
+    env.run(&[
+        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
+        "--allow-connection", "c", "--refresh-margin", "1s",
+    ])
+}
+
+#[test]
+fn four_hosts_on_an_expired_token_cause_one_refresh() {
+    let db = Database::new("four_hosts");
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = authorized_on(&db, &provider);
+    assert_eq!(provider.refreshes(), 0);
+    Provider::wait(Duration::from_millis(2200));
+    // A provider that takes its time keeps the race open; the new token outlives the test.
+    provider.configure(serde_json::json!({ "tokenDelayMs": 300, "accessTtl": 3600 }));
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let hosts: Vec<_> = (0..4).map(|_| s.spawn(|| probe(&env))).collect();
+        hosts.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut tokens = std::collections::HashSet::new();
+    for run in &runs {
+        tokens.insert(run.success().json()["access_token"].as_str().expect("a token, not an error").to_owned());
+    }
+    assert_eq!(provider.refreshes(), 1, "exactly one refresh across four hosts");
+    assert_eq!(tokens.len(), 1, "every host got the one new token");
+    let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), tokens.iter().next().unwrap());
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A host caching a token (a broker in this process) sees a change another host's CLI makes: the change signal
+/// (LISTEN/NOTIFY) moves and its next call hands out the new token.
+#[test]
+fn a_change_by_the_cli_is_seen_by_a_running_host() {
+    use wasm_host_runtime::TokenBroker;
+    let db = Database::new("cli_change");
+    let env = Env::on_postgres(BIN, db.url());
+    env.connection_with_token("c", "first-token");
+    let store = Arc::new(wasm_host_store::Store::open(&env.store()).unwrap());
+    let keys = Arc::new(wasm_host_store::Keys::load(&env.identity()).unwrap().unwrap());
+    let broker = TokenBroker::new(store.clone(), keys);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let token = |b: &TokenBroker| runtime.block_on(b.token("c")).unwrap().access_token().to_owned();
+    assert_eq!(token(&broker), "first-token");
+    let before = store.generation().expect("the PostgreSQL store has a change signal");
+    let changed_at = Instant::now();
+    env.import_token("c", r#"{"access_token":"second-token","token_type":"Bearer"}"#).success();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while token(&broker) != "second-token" {
+        assert!(Instant::now() < deadline, "the running host never saw the change");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("the change was seen {:?} after the CLI started", changed_at.elapsed());
+    assert!(store.generation().unwrap() > before, "the change signal moved");
+}
+
+/// A host SIGKILLed while the provider holds its refresh back: its lease lapses (nothing renews it) and another
+/// host refreshes; nothing is lost.
+#[test]
+fn a_host_killed_mid_refresh_is_taken_over_once_its_lease_lapses() {
+    let db = Database::new("killed_host");
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = authorized_on(&db, &provider);
+    Provider::wait(Duration::from_millis(2200));
+    provider.configure(serde_json::json!({ "tokenDelayMs": 1500 }));
+    let mut cmd = env.cmd();
+    cmd.args([
+        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
+        "--allow-connection", "c", "--refresh-margin", "1s",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let mut host = cmd.spawn().unwrap();
+    // Wait for the state: the dying host holds the lease.
+    let leased = Instant::now() + Duration::from_secs(30);
+    while lease_holders(&db) == 0 {
+        assert!(Instant::now() < leased, "the host never took the lease");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    host.kill().unwrap(); // SIGKILL
+    host.wait().unwrap();
+    Provider::wait(Duration::from_millis(1500)); // the provider finishes whatever it was doing
+    provider.configure(serde_json::json!({ "tokenDelayMs": 0, "accessTtl": 3600 }));
+    let started = Instant::now();
+    let t = probe(&env).success().json();
+    eprintln!("the next host got a token {:?} after the kill (the lease lapses 10 s after its last renewal)", started.elapsed());
+    let token = t["access_token"].as_str().expect("a token after the lease lapsed");
+    let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(provider.refreshes(), 1, "the killed request never reached the provider's handler");
+    let listed = env.run(&["authconnection", "list", "--json"]).success().json();
+    assert_eq!(listed[0]["status"], "authorized");
+}
+
+/// Unexpired leases in `db`, read behind the store's back.
+fn lease_holders(db: &Database) -> usize {
+    let store = wasm_host_store::Store::open(std::path::Path::new(&db.url())).unwrap();
+    // A lease is visible through the store's own interface: another holder is refused.
+    match store.try_lease("c", "probe-0", 1).unwrap() {
+        wasm_host_store::Lease::Held { .. } => 1,
+        wasm_host_store::Lease::Acquired => {
+            store.release_lease("c", "probe-0").unwrap();
+            0
+        }
+    }
+}
+
+/// A database that cannot be reached: a clear message naming host, port and database, never the password, and
+/// its own exit code.
+#[test]
+fn an_unreachable_database_is_a_clear_error_without_the_password() {
+    let env = Env::on_postgres(BIN, "postgres://app:pw-never-printed@127.0.0.1:1/hosts".into());
+    let run = env.run(&["authconnection", "list"]);
+    run.failure(21, "cannot reach the store postgres://app@127.0.0.1:1/hosts");
+    assert!(!run.stderr.contains("pw-never-printed") && !run.stdout.contains("pw-never-printed"), "{}", run.stderr);
+}
+
+/// `store migrate` on an empty database makes the tables; again, it has nothing to do.
+#[test]
+fn store_migrate_creates_then_finds_the_schema_current() {
+    let db = Database::new("migrate");
+    let env = Env::on_postgres(BIN, db.url());
+    let first = env.run(&["store", "migrate", "--json"]).success().json();
+    assert_eq!((first["backend"].as_str(), first["from"].as_u64(), first["to"].as_u64()), (Some("postgres"), Some(0), Some(1)));
+    let again = env.run(&["store", "migrate"]).success().stdout.clone();
+    assert!(again.contains("nothing to migrate"), "{again}");
+}
