@@ -35,3 +35,9 @@ macro_rules! backend_suite {
 
 backend_suite!(redb, crate::suite::Redb);
 backend_suite!(postgres, crate::suite::Postgres);
+
+/// redb → PostgreSQL → redb through `store export` / `store import` bundles.
+#[test]
+fn a_bundle_moves_a_store_from_redb_to_postgres_and_back() {
+    suite::cases::a_bundle_moves_a_store_between_backends::<suite::Redb, suite::Postgres>();
+}

@@ -401,3 +401,28 @@ pub fn a_planted_row_is_reported_as_tampered<F: Fixture>() {
     let mut bundle = Vec::new();
     assert!(export(&store, &keys, &keys.recipient(), &mut bundle).is_err(), "a bundle never carries it");
 }
+
+/// A bundle moves a store from backend `A` to `B` and back to another `A`: every connection, secret, token and
+/// field as it was, on the same identity (`store export` then `store import`, as an operator moves hosts).
+pub fn a_bundle_moves_a_store_between_backends<A: Fixture, B: Fixture>() {
+    let (first, middle, last) = (A::new(), B::new(), A::new());
+    let keys = Keys::generate();
+    let source = populated(&first, &keys);
+    let carry = |from: &Store, to: &Store| {
+        let mut bundle = Vec::new();
+        export(from, &keys, &keys.recipient(), &mut bundle).unwrap();
+        import(to, &keys, read_bundle(&keys, bundle.as_slice()).unwrap(), false).unwrap()
+    };
+    let (there, back) = (middle.open(), last.open());
+    assert_eq!(carry(&source, &there).imported, vec!["crm".to_owned()]);
+    assert_eq!(carry(&there, &back).imported, vec!["crm".to_owned()]);
+    let (was, is) = (source.connection("crm", &keys).unwrap().unwrap(), back.connection("crm", &keys).unwrap().unwrap());
+    assert_eq!((is.metadata, is.token, is.status), (was.metadata, was.token, was.status));
+    for (field, value) in [
+        (SecretField::ClientSecret, "client-secret-bundle-test"),
+        (SecretField::AccessToken, "access-bundle-test"),
+        (SecretField::RefreshToken, "refresh-bundle-test"),
+    ] {
+        assert_eq!(open(&back, &keys, "crm", field).as_deref(), Some(value), "{field:?}");
+    }
+}
