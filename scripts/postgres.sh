@@ -4,8 +4,9 @@
 # root) in a temporary directory that user owns, starts it on 127.0.0.1 at a free port, and exports its URL as
 # WASM_HOST_TEST_POSTGRES. `postgres_stop` stops it by its PID and removes the directory; postgres_start sets an
 # EXIT trap that does so on any exit.
-# Run alone (`bash scripts/postgres.sh`), it starts a cluster, prints the export line, and leaves it running
-# until `bash scripts/postgres.sh stop DIR`.
+# Run alone (`bash scripts/postgres.sh`), it starts a cluster, prints the export line and, on a second line, its
+# directory, and leaves it running until `bash scripts/postgres.sh stop DIR`; `down DIR` and `up DIR` stop and
+# start its server without removing it (a database restart, for tests).
 
 postgres_bin() {
   local bin
@@ -33,13 +34,26 @@ postgres_start() {
   for port in $(seq 54320 54420); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
   done
-  postgres_as "$bin/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $POSTGRES_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
-    || { cat "$POSTGRES_DIR/server.log"; return 1; }
+  echo "$port" >"$POSTGRES_DIR/port"
+  postgres_up "$POSTGRES_DIR"
   POSTGRES_PID=$(head -1 "$POSTGRES_DIR/data/postmaster.pid")
   export WASM_HOST_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
   export POSTGRES_DIR POSTGRES_PID
   trap postgres_stop EXIT
+}
+
+# Starts the server of the cluster in DIR on the port it was made with (again, after postgres_down).
+postgres_up() {
+  local bin
+  bin=$(postgres_bin)
+  postgres_as "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 \
+    -o "-p $(cat "$1/port") -k $1 -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
+    || { cat "$1/server.log"; return 1; }
+}
+
+# Stops the server of the cluster in DIR (fast shutdown: sessions are cut), keeping its data.
+postgres_down() {
+  postgres_as "$(postgres_bin)/pg_ctl" -D "$1/data" -m fast -w -t 60 stop >/dev/null
 }
 
 postgres_stop() {
@@ -54,11 +68,15 @@ postgres_stop() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
-  if [ "${1:-}" = stop ]; then
-    POSTGRES_DIR=$2; POSTGRES_PID=$(head -1 "$2/data/postmaster.pid"); postgres_stop
-  else
-    postgres_start
-    trap - EXIT
-    echo "export WASM_HOST_TEST_POSTGRES=$WASM_HOST_TEST_POSTGRES  # stop: bash scripts/postgres.sh stop $POSTGRES_DIR"
-  fi
+  case "${1:-}" in
+    stop) POSTGRES_DIR=$2; POSTGRES_PID=$(head -1 "$2/data/postmaster.pid" 2>/dev/null || true); postgres_stop ;;
+    down) postgres_down "$2" ;;
+    up) postgres_up "$2" ;;
+    *)
+      postgres_start
+      trap - EXIT
+      echo "export WASM_HOST_TEST_POSTGRES=$WASM_HOST_TEST_POSTGRES  # stop: bash scripts/postgres.sh stop $POSTGRES_DIR"
+      echo "$POSTGRES_DIR"
+      ;;
+  esac
 fi

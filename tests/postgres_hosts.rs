@@ -148,3 +148,83 @@ fn store_migrate_creates_then_finds_the_schema_current() {
     let again = env.run(&["store", "migrate"]).success().stdout.clone();
     assert!(again.contains("nothing to migrate"), "{again}");
 }
+
+/// A cluster of this test's own, since it is restarted (the shared one serves other tests meanwhile); stopped by
+/// PID and removed when dropped (scripts/postgres.sh).
+struct OwnCluster {
+    dir: String,
+    url: String,
+}
+
+fn postgres_script(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+    let out = std::process::Command::new("bash").arg(script).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "postgres.sh {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+impl OwnCluster {
+    fn start() -> Self {
+        let out = postgres_script(&[]);
+        let mut lines = out.lines();
+        let export = lines.next().expect("the export line");
+        let url = export.split_whitespace().nth(1).and_then(|kv| kv.strip_prefix("WASM_HOST_TEST_POSTGRES=")).unwrap();
+        OwnCluster { url: url.to_owned(), dir: lines.next().expect("the cluster's directory").to_owned() }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        postgres_script(&["stop", &self.dir]);
+    }
+}
+
+/// PostgreSQL stopped under a running host: its calls get `unavailable` naming the database (not a hang, not
+/// `internal`); started again, the host recovers by itself, its token intact, and sees changes again.
+#[test]
+fn a_database_restart_is_unavailable_then_recovered_by_itself() {
+    use wasm_host_runtime::{TokenBroker, TokenError};
+    let cluster = OwnCluster::start();
+    let env = Env::on_postgres(BIN, cluster.url.clone());
+    env.connection_with_token("c", "first-token");
+    let store = Arc::new(wasm_host_store::Store::open(&env.store()).unwrap());
+    let keys = Arc::new(wasm_host_store::Keys::load(&env.identity()).unwrap().unwrap());
+    let broker = TokenBroker::new(store.clone(), keys);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let call = || runtime.block_on(broker.token("c")).map(|t| t.access_token().to_owned());
+    assert_eq!(call().unwrap(), "first-token");
+
+    postgres_script(&["down", &cluster.dir]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outage = loop {
+        match call() {
+            // Still cached: the host revalidates within a second.
+            Ok(_) => {}
+            Err(TokenError::Unavailable(message)) => break message,
+            Err(other) => panic!("not unavailable: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "calls never reported the outage");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let port = cluster.url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert!(outage.contains(&format!("127.0.0.1:{port}")), "{outage}");
+
+    postgres_script(&["up", &cluster.dir]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match call() {
+            Ok(token) => break assert_eq!(token, "first-token"),
+            Err(TokenError::Unavailable(_)) => {}
+            Err(other) => panic!("after the restart: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the host never recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.import_token("c", r#"{"access_token":"second-token","token_type":"Bearer"}"#).success();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call().unwrap() != "second-token" {
+        assert!(Instant::now() < deadline, "the host never saw a change made after the restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
