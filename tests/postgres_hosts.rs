@@ -228,3 +228,33 @@ fn a_database_restart_is_unavailable_then_recovered_by_itself() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A server that accepts connections and never answers (a stalled database): the command gives up after the
+/// bounded wait with the unreachable-database error, never hangs.
+#[test]
+fn a_database_that_never_answers_is_an_error_after_a_bounded_wait() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection, reading nothing; ends with the test.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let env = Env::on_postgres(BIN, format!("postgres://app@127.0.0.1:{port}/hosts"));
+    let started = Instant::now();
+    let run = env.run(&["authconnection", "list"]);
+    run.failure(21, &format!("cannot reach the store postgres://app@127.0.0.1:{port}/hosts"));
+    eprintln!("gave up after {:?}", started.elapsed());
+}
+
+/// A database the server does not have (or a user it does not know) is refused for good: exit 5, saying what to
+/// check, not the retryable exit 21.
+#[test]
+fn a_database_the_server_refuses_is_not_called_retryable() {
+    let cluster = wasm_host_tests::postgres::cluster_url();
+    let (server, _) = cluster.rsplit_once('/').unwrap();
+    let env = Env::on_postgres(BIN, format!("{server}/no_such_database_here"));
+    env.run(&["authconnection", "list"])
+        .failure(5, "refused the store")
+        .failure(5, "check the user, password and database name");
+}

@@ -46,6 +46,9 @@ pub enum OpenError {
          connect to it, and the user and password the URL gives"
     )]
     Unavailable { path: PathBuf, detail: String },
+    /// The server refused this host's session: unknown user, wrong password, no such database.
+    #[error("the database server refused the store {path}: {detail}; check the user, password and database name the URL gives")]
+    Refused { path: PathBuf, detail: String },
     #[error("the store {path} refused to set up its tables: {detail}")]
     Postgres { path: PathBuf, detail: String },
 }

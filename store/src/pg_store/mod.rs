@@ -123,6 +123,7 @@ impl PgStore {
         let path = self.location.clone();
         match fail.into() {
             Fail::Unavailable(detail) => OpenError::Unavailable { path, detail },
+            Fail::Refused(detail) => OpenError::Refused { path, detail },
             Fail::Database(detail) => OpenError::Postgres { path, detail },
         }
     }
@@ -131,7 +132,7 @@ impl PgStore {
         let path = self.location.clone();
         match fail.into() {
             Fail::Unavailable(detail) => ReadError::Unavailable { path, detail },
-            Fail::Database(detail) => ReadError::Database { path, detail },
+            Fail::Database(detail) | Fail::Refused(detail) => ReadError::Database { path, detail },
         }
     }
 
@@ -139,7 +140,7 @@ impl PgStore {
         let path = self.location.clone();
         match fail.into() {
             Fail::Unavailable(detail) => WriteError::Unavailable { path, detail },
-            Fail::Database(detail) => WriteError::Database { path, detail },
+            Fail::Database(detail) | Fail::Refused(detail) => WriteError::Database { path, detail },
         }
     }
 
@@ -153,6 +154,9 @@ impl PgStore {
 #[derive(Debug)]
 pub(crate) enum Fail {
     Unavailable(String),
+    /// The server refused the session itself: unknown user, wrong password, no such database (SQLSTATE classes
+    /// 28 and 3D). Retrying will not help.
+    Refused(String),
     Database(String),
 }
 
@@ -185,6 +189,8 @@ fn classify(e: &tokio_postgres::Error) -> Fail {
             let code = db.code().code();
             if code.starts_with("08") || code.starts_with("57") || code == "53300" {
                 Fail::Unavailable(text)
+            } else if code.starts_with("28") || code.starts_with("3D") {
+                Fail::Refused(text)
             } else {
                 Fail::Database(text)
             }

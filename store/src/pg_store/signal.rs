@@ -74,7 +74,9 @@ pub(super) async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnec
 
 /// One listening connection, until it fails or the store is dropped; whether it got as far as listening.
 async fn session(config: &tokio_postgres::Config, tls: &MakeRustlsConnect, signal: &Signal) -> bool {
-    let Ok((client, mut connection)) = config.connect(tls.clone()).await else { return false };
+    // Bounded like the pool's connections: a server that accepts and never answers does not stall the listener.
+    let connecting = tokio::time::timeout(super::POOL_WAIT, config.connect(tls.clone()));
+    let Ok(Ok((client, mut connection))) = connecting.await else { return false };
     let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel();
     // The listening connection's messages are read here, which also drives the client's queries.
     let driver = tokio::spawn(async move {
