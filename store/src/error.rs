@@ -1,5 +1,6 @@
 //! One error enum per family of store operations. Messages name the store (a file, or a PostgreSQL database as
-//! `postgres://USER@HOST:PORT/DATABASE`, never with its password) and what to do; none holds a secret.
+//! `postgres://USER@HOST:PORT/DATABASE`, never with its password) and what to do; none holds a secret. Each
+//! `path` field holds that location as [`crate::Backend::path`] gives it: safe to print for either backend.
 
 use std::path::PathBuf;
 
