@@ -42,7 +42,9 @@ Environment:
                          such as wasm_host_runtime=debug,wasm_host_oauth=trace [default: warn]; -v and
                          -q override it
   WASM_HOST_LOG_FORMAT   text or json (one JSON object per line), as --log-format
-  WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity
+  WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity; give a
+                         postgres:// URL with a password in WASM_HOST_STORE, not in --store (other
+                         users can read argument lists)
   WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
   WASM_HOST_CACHE_DIR            compiled components [default: $XDG_CACHE_HOME/wasm-host]
   WASM_HOST_CACHE_MAX            the compile cache's size cap, e.g. 2GiB [default: 1GiB]
@@ -75,9 +77,8 @@ pub fn long_version() -> String {
     after_help = EXIT_CODES
 )]
 pub struct Cli {
-    /// The connection store: a redb file, or a PostgreSQL database that several hosts share
-    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require; prefer WASM_HOST_STORE for a URL with a
-    /// password, so it stays out of process listings) [default: $XDG_DATA_HOME/wasm-host/store.redb]
+    /// The connection store: a redb file, or a postgres:// URL several hosts share (see README)
+    /// [default: $XDG_DATA_HOME/wasm-host/store.redb]
     #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH|URL", value_hint = ValueHint::FilePath)]
     pub store: Option<PathBuf>,
 
