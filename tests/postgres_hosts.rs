@@ -258,3 +258,108 @@ fn a_database_the_server_refuses_is_not_called_retryable() {
         .failure(5, "refused the store")
         .failure(5, "check the user, password and database name");
 }
+
+/// One `wasm-host serve` on the env's store, on free loopback ports; killed by its PID when dropped.
+struct ServeHost {
+    child: std::process::Child,
+    url: String,
+    ops: String,
+}
+
+impl ServeHost {
+    fn start(env: &Env, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = env.cmd();
+        cmd.env("WASM_HOST_CACHE_DIR", wasm_host_tests::shared_cache())
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = |prefix: &str| {
+            let mut text = String::new();
+            out.read_line(&mut text).unwrap();
+            text.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("serve did not start: {text:?}")).to_owned()
+        };
+        let (url, ops) = (line("listening on "), line("operations on "));
+        ServeHost { child, url, ops }
+    }
+
+    /// The value of one metric series; 0 when absent.
+    fn metric(&self, series: &str) -> f64 {
+        let text = wasm_host_tests::reqwest::blocking::get(format!("{}/metrics", self.ops)).unwrap().text().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ServeHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three `serve` hosts on one database behind the test's own round-robin client, for a minute, while the
+/// provider's tokens live 3 s (rotation on): every request answers 200 with a token the provider accepts, each
+/// refresh is made by one host only, and there is at most one per token lifetime.
+#[test]
+fn three_serve_hosts_for_a_minute_fail_no_request_and_refresh_once_per_expiry() {
+    let db = Database::new("three_serve");
+    let provider = Provider::start(ProviderConfig { access_ttl: 3, rotate: true, ..Default::default() });
+    let env = Env::on_postgres(BIN, db.url());
+    env.create_for("oidc", &provider).success();
+    env.authorize("oidc", &[], true).0.success();
+    let dir = env.path("functions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let userinfo = dir.join("userinfo.wasm");
+    std::fs::copy(wasm_host_tests::example("userinfo"), &userinfo).unwrap();
+    let manifest = "[grants]\nconnections = [\"oidc\"]\nhosts = [\"127.0.0.1\"]\n[limits]\nrefresh-margin = \"1s\"\n";
+    std::fs::write(dir.join("userinfo.toml"), manifest).unwrap();
+    let args = ["--refresh-margin", "1s", "--refresh-ahead", "off", userinfo.to_str().unwrap()];
+    let hosts: Vec<ServeHost> = (0..3).map(|_| ServeHost::start(&env, &args)).collect();
+    let input = serde_json::json!({ "connection": "oidc", "url": format!("{}/me", provider.issuer) }).to_string();
+    let refreshes_before = provider.refreshes();
+
+    let run_for = Duration::from_secs(60);
+    let started = Instant::now();
+    let client = wasm_host_tests::reqwest::blocking::Client::new();
+    let (ok, failed): (Vec<u64>, Vec<Vec<String>>) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|w| {
+                let (client, input, hosts) = (&client, &input, &hosts);
+                s.spawn(move || {
+                    let (mut ok, mut failed, mut i) = (0u64, Vec::new(), w);
+                    while started.elapsed() < run_for {
+                        let url = format!("{}/userinfo", hosts[i % hosts.len()].url);
+                        i += 1;
+                        match client.post(&url).body(input.clone()).send() {
+                            Ok(r) if r.status() == 200 => ok += 1,
+                            Ok(r) => failed.push(format!("{url}: {} {}", r.status(), r.text().unwrap_or_default())),
+                            Err(e) => failed.push(format!("{url}: {e}")),
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).unzip()
+    });
+    let failed: Vec<String> = failed.into_iter().flatten().collect();
+    let ok: u64 = ok.iter().sum();
+    let at_provider = provider.refreshes() - refreshes_before;
+    let by_hosts: f64 = hosts.iter().map(|h| h.metric(r#"wasm_host_token_refreshes_total{outcome="ok"}"#)).sum();
+    let refused: f64 = hosts.iter().map(|h| h.metric(r#"wasm_host_token_refreshes_total{outcome="failed"}"#)).sum();
+    eprintln!("{ok} requests answered 200 in {run_for:?} across 3 hosts; {at_provider} refreshes at the provider");
+    assert!(failed.is_empty(), "{} failed requests, e.g. {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(ok > 0);
+    assert_eq!(at_provider as f64, by_hosts, "every refresh the provider saw was one host's, none failed");
+    assert_eq!(refused, 0.0);
+    // A token is handed out for 2 s (3 s less the 1 s margin): one refresh per expiry is at most one per 2 s.
+    let expiries = run_for.as_secs() / 2 + 2;
+    assert!(at_provider <= expiries, "{at_provider} refreshes for at most {expiries} expiries");
+    assert!(at_provider >= 1, "the tokens expired during the run");
+}
