@@ -649,7 +649,6 @@ fn catalog_entries_reach_a_provider_configured_from_them() {
         let (status, body) = match entry.errors {
             ErrorShape::Rfc6749 => (400, serde_json::json!({ "error": "invalid_grant", "error_description": "Token revoked" })),
             ErrorShape::Status200 => (200, serde_json::json!({ "ok": false, "error": "invalid_grant", "error_description": "Token revoked" })),
-            ErrorShape::ErrorObject => (400, serde_json::json!({ "error": { "message": "Token revoked", "type": "invalid_grant" } })),
         };
         script(status, body);
         let t = probe(&env);

@@ -209,6 +209,26 @@ pub async fn refresh_with(
     finish(outcome, status.load(Ordering::Relaxed))
 }
 
+/// The client-credentials grant (RFC 6749 §4.4): a token for the client itself, with `scopes` (space-separated,
+/// §3.3; none sent when empty) and `extra` parameters (`resource` of RFC 8707, an `audience`). No refresh token
+/// is expected (§4.4.3): the grant is simply made again.
+pub async fn client_credentials_with(
+    http: &Http,
+    token_url: &Url,
+    client: &ClientCredentials<'_>,
+    scopes: &[String],
+    extra: ExtraParams<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let oauth = oauth_client(client, token_url);
+    let mut request = oauth.exchange_client_credentials().add_scopes(scopes.iter().cloned().map(Scope::new));
+    for (k, v) in extra {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let (send, status) = sender(http);
+    let outcome = request.request_async(&send).await;
+    finish(outcome, status.load(Ordering::Relaxed))
+}
+
 async fn refresh_request<'c, C>(oauth: &'c OAuthClient, token: &'c RefreshToken, extra: ExtraParams<'c>, send: &'c C) -> Outcome
 where
     C: oauth2::AsyncHttpClient<'c, Error = SendError>,

@@ -4,7 +4,7 @@ use wasm_host_oauth::{
     endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer, Outcome,
     ClientAuth, ClientCredentials, Http, ProviderEndpoints, TokenError,
 };
-use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
+use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, Grant, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
 
 use crate::args::AuthorizeArgs;
 use crate::context::Context;
@@ -21,6 +21,16 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
+    if conn.options.grant == Grant::ClientCredentials {
+        return Err(coded(
+            Exit::NoAuthorizationStep,
+            format!(
+                "connection `{name}` uses the client-credentials grant, which has no authorization step: the host \
+                 requests its tokens with the client's own credentials when a function first uses it (change the \
+                 client with `wasm-host authconnection update {name}`)"
+            ),
+        ));
+    }
     let scopes = match &args.scopes {
         Some(list) => super::options::scopes(list),
         None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
