@@ -219,3 +219,175 @@ fn client_credentials_create_errors_change_nothing() {
     assert_eq!(c.options.grant, wasm_host_store::Grant::ClientCredentials);
     assert_eq!(c.options.default_scopes, vec!["https://graph.microsoft.com/.default".to_owned()]);
 }
+
+/// A running `authorize NAME --device`: where the user is sent and the code, read from its stderr.
+struct DeviceRun {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    shown: Vec<String>,
+    uri: String,
+    code: String,
+    complete: Option<String>,
+}
+
+impl DeviceRun {
+    fn start(env: &Env, name: &str, extra: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = env.cmd();
+        cmd.args(["authconnection", "authorize", name, "--device", "--json"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn authorize --device");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut run = DeviceRun { child, lines, shown: Vec::new(), uri: String::new(), code: String::new(), complete: None };
+        while run.code.is_empty() {
+            let Ok(line) = run.lines.recv_timeout(Duration::from_secs(60)) else {
+                panic!("no verification URI and code within 60 s; stderr so far: {:?}", run.shown)
+            };
+            if let Some(rest) = line.strip_prefix(&format!("To authorize `{name}`, open ")) {
+                let (uri, code) = rest.split_once(" on any device and enter the code ").expect("URI and code");
+                (run.uri, run.code) = (uri.to_owned(), code.to_owned());
+            }
+            run.shown.push(line);
+        }
+        if let Ok(line) = run.lines.recv_timeout(Duration::from_secs(10)) {
+            run.complete = line.strip_prefix("(or open ").and_then(|l| l.strip_suffix(", which carries the code)")).map(String::from);
+            run.shown.push(line);
+        }
+        run
+    }
+
+    /// Waits for the command to end: its exit code, stdout and everything it wrote on stderr.
+    fn finish(mut self) -> wasm_host_tests::Run {
+        use std::io::Read;
+        let mut stdout = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.shown.push(line);
+        }
+        wasm_host_tests::Run { code: status.code().unwrap_or(-1), stdout, stderr: self.shown.join("\n") }
+    }
+}
+
+fn device_polls(provider: &Provider) -> Vec<(u64, String)> {
+    let stats = provider.stats();
+    stats["devicePolls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["at"].as_u64().unwrap(), p["answer"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The device flow end to end: codes shown, `slow_down` honoured (the provider sees the next poll at least
+/// interval + 5 s later, RFC 8628 §3.5), the user approves on the provider's page, tokens are stored as the code
+/// flow stores them, and a function uses them.
+#[test]
+fn device_authorization_stores_tokens_a_function_uses_and_honours_slow_down() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceInterval": 1, "slowDownOnce": true }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--scopes", "openid,email,offline_access", "--timeout", "60s"]);
+    assert!(run.uri.starts_with(&format!("{}/device", provider.issuer)), "{}", run.uri);
+    let complete = run.complete.clone().expect("the complete URI is shown");
+    assert!(complete.contains(&run.code.replace('-', "")) || complete.contains(&run.code), "{complete}");
+    // Approved only once the provider has told the poller to slow down.
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !device_polls(&provider).iter().any(|(_, a)| a == "slow_down") {
+        assert!(std::time::Instant::now() < end, "no slow_down answered within 60 s: {:?}", device_polls(&provider));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, page) = Provider::enter_user_code(&run.uri, &run.code, true);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Sign-in Success"), "{page}");
+    let done = run.finish();
+    done.success();
+    assert_eq!(done.json()["status"], "authorized", "{}", done.stdout);
+    assert!(done.stderr.contains("refresh token stored"), "{}", done.stderr);
+
+    let polls = device_polls(&provider);
+    let slow = polls.iter().position(|(_, a)| a == "slow_down").unwrap();
+    let gap = polls[slow + 1].0 - polls[slow].0;
+    assert!(gap >= 5_900, "the poll after slow_down came {gap} ms later, not interval + 5 s: {polls:?}");
+    assert_eq!(polls.last().unwrap().1, "tokens", "{polls:?}");
+    assert_eq!(polls.iter().filter(|(_, a)| a == "tokens").count(), 1);
+
+    // Stored as the code flow stores them: a function calls the userinfo endpoint with the access token.
+    let row = &list(&env)[0];
+    assert_eq!(row["grant"], "authorization-code");
+    assert_eq!(row["has_refresh_token"], true, "{row}");
+    let userinfo = example("userinfo");
+    let input = serde_json::json!({ "connection": "tv", "url": format!("{}/me", provider.issuer) }).to_string();
+    let me = env
+        .run(&["run", userinfo.to_str().unwrap(), "--input", &input, "--allow-connection", "tv", "--allow-host", "127.0.0.1"])
+        .success()
+        .json();
+    assert_eq!(me["sub"], "test-user", "{me}");
+}
+
+/// The user aborts on the provider's page: `access_denied` ends the command with exit 11, nothing stored.
+#[test]
+fn device_authorization_denied_ends_with_exit_11_and_stores_nothing() {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--timeout", "60s"]);
+    let (status, page) = Provider::enter_user_code(&run.uri, &run.code, false);
+    assert_eq!(status, 200, "{page}");
+    run.finish().failure(11, "the user denied the request at the provider; nothing was stored");
+    let row = &list(&env)[0];
+    assert_eq!(row["status"], "created", "{row}");
+    assert!(device_polls(&provider).iter().any(|(_, a)| a == "access_denied"), "{:?}", device_polls(&provider));
+}
+
+/// Nobody enters the code: it expires (here after 2 s) and the command ends with exit 13, nothing stored.
+#[test]
+fn device_authorization_expired_ends_with_exit_13_and_stores_nothing() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceCodeTtl": 2 }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--timeout", "60s"]);
+    let code = run.code.clone();
+    run.finish().failure(13, "the code expired before the request was approved; nothing was stored");
+    assert_eq!(list(&env)[0]["status"], "created");
+    // The code is dead at the provider too.
+    let (_, page) = Provider::enter_user_code(&format!("{}/device", provider.issuer), &code, true);
+    assert!(!page.contains("Sign-in Success"), "{page}");
+}
+
+/// A connection whose provider publishes no device endpoint, and a client-credentials one: usage errors.
+#[test]
+fn device_authorization_needs_an_endpoint_and_the_authorization_code_grant() {
+    let provider = Provider::start(ProviderConfig::default());
+    let env = Env::new(BIN);
+    env.run_stdin(
+        &[
+            "authconnection", "create", "--name", "plain", "--type", "TYPE_OAUTH2", "--provider-url", &provider.issuer,
+            "--auth-url", &format!("{}/auth", provider.issuer), "--token-url", &format!("{}/token", provider.issuer),
+            "--client-id", CLIENT_ID, "--client-secret-stdin",
+        ],
+        CLIENT_SECRET,
+    )
+    .success();
+    env.run(&["authconnection", "authorize", "plain", "--device"])
+        .failure(2, "publishes no device authorization endpoint (RFC 8628)");
+    // Given by flag, it is used.
+    env.run(&["authconnection", "update", "plain", "--device-auth-url", &format!("{}/device/auth", provider.issuer)]).success();
+    let run = DeviceRun::start(&env, "plain", &["--timeout", "60s"]);
+    assert!(run.uri.starts_with(&provider.issuer), "{}", run.uri);
+    Provider::enter_user_code(&run.uri, &run.code, true);
+    run.finish().success();
+    create_service(&env, &provider, "svc", CLIENT_SECRET);
+    env.run(&["authconnection", "authorize", "svc", "--device"]).failure(21, "no authorization step");
+}
