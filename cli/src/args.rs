@@ -546,7 +546,7 @@ pub struct AuthorizeArgs {
     /// then wait (polling the provider) until the user has approved, at most --timeout
     #[arg(long, conflicts_with_all = ["no_browser", "port"])]
     pub device: bool,
-    /// How long to wait for the callback, e.g. 90s, 5m, 1h30m
+    /// How long to wait for the callback (with --device: for the approval), e.g. 90s, 5m, 1h30m
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = units::parse_duration)]
     pub timeout: Duration,
     #[command(flatten)]
