@@ -562,7 +562,10 @@ impl TokenBroker {
                     Some(&reason),
                 )))
             }
-            Err(e) => Err(TokenError::Unavailable(format!("requesting a token for `{name}` failed, try again later: {e}"))),
+            Err(e) => {
+                let what = if client_credentials { "requesting a token for" } else { "refreshing" };
+                Err(TokenError::Unavailable(format!("{what} `{name}` failed, try again later: {e}")))
+            }
         }
     }
 }
