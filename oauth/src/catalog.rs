@@ -326,6 +326,12 @@ mod tests {
         assert_eq!(r.auth_url, "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
         let r = ms.resolve(&values(&[("tenant", "contoso.onmicrosoft.com")])).unwrap();
         assert_eq!(r.issuer.as_deref(), Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"));
+        assert_eq!(
+            r.device_auth_url.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"),
+            "the device endpoint is templated like the others"
+        );
+        assert!(ms.client_credentials && !find("github").unwrap().client_credentials);
         let kc = find("keycloak").unwrap();
         assert_eq!(
             kc.resolve(&values(&[("domain", "sso.example.com")])).unwrap_err(),
