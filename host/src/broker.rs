@@ -100,7 +100,8 @@ pub struct TokenBroker {
 pub struct BrokerStats {
     /// Tokens handed out from memory without reading the store.
     pub cache_hits: u64,
-    /// Refresh requests the provider answered with tokens.
+    /// Refresh requests the provider answered with tokens (a client-credentials connection's token requests
+    /// count as refreshes).
     pub refreshes_ok: u64,
     /// Refresh requests that failed: refused, unreachable, or an answer that could not be used.
     pub refreshes_failed: u64,
@@ -479,14 +480,16 @@ impl TokenBroker {
         // `expires_in` counts from when the provider issued the token, which is after we sent the request: counting
         // from the send (not from the answer) never puts the expiry later than the provider's.
         let sent = now_unix();
-        let (options, token) = (&connection.options, wasm_host_oauth::token::client_credentials_with);
+        let options = &connection.options;
         let response = match &request {
             Request::Refresh(refresh_token) => {
                 wasm_host_oauth::token::refresh_with(&self.http, &token_url, &client, refresh_token, &options.token_params)
                     .await
             }
             Request::ClientCredentials => {
-                token(&self.http, &token_url, &client, &options.default_scopes, &options.token_params).await
+                let scopes = &options.default_scopes;
+                wasm_host_oauth::token::client_credentials_with(&self.http, &token_url, &client, scopes, &options.token_params)
+                    .await
             }
         };
         let elapsed = started.elapsed();
@@ -529,7 +532,8 @@ impl TokenBroker {
                         connection.revision,
                     );
                 match stored {
-                    Ok(_) => self.load(name).map(|t| t.or_else(|| unreachable!("put_refreshed stores a token"))),
+                    // `None` only if another command changed the connection since our commit: look again.
+                    Ok(_) => self.load(name),
                     Err(e) => changed(e),
                 }
             }
