@@ -57,9 +57,9 @@ fn introspect(provider: &Provider, token: &str) -> serde_json::Value {
 
 #[test]
 fn client_credentials_a_function_gets_a_working_token_without_authorize() {
-    let provider = Provider::start(ProviderConfig { access_ttl: 6, ..Default::default() });
+    let provider = Provider::start(ProviderConfig { access_ttl: 10, ..Default::default() });
     let env = Env::new(BIN);
-    // Both functions compiled first (neither granted the connection, so no token), so that the token's 6 s
+    // Both functions compiled first (neither granted the connection, so no token), so that the token's 10 s
     // cover the calls below however slow the first compilation is.
     let (userinfo, probe_guest) = (example("userinfo"), test_guest("token-probe"));
     env.run(&["run", userinfo.to_str().unwrap(), "--input", "{\"connection\":\"svc\",\"url\":\"http://127.0.0.1:9/\"}"])
@@ -105,7 +105,7 @@ fn client_credentials_a_function_gets_a_working_token_without_authorize() {
     assert_eq!(client_credentials_requests(&provider), 1, "a valid token is reused, not requested again");
 
     // Past expiry exactly one more request, and the new token works.
-    Provider::wait(Duration::from_millis(6200));
+    Provider::wait(Duration::from_millis(10_200));
     assert_eq!(introspect(&provider, &token)["active"], false, "the provider let it expire");
     assert_eq!(call().success().json()["kind"], "ClientCredentials");
     assert_eq!(client_credentials_requests(&provider), 2, "exactly one more token after expiry");
