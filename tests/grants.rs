@@ -72,6 +72,8 @@ fn client_credentials_a_function_gets_a_working_token_without_authorize() {
     assert_eq!(row["endpoints"]["token_url"], format!("{}/token", provider.issuer), "discovered at create");
     let table = env.run(&["authconnection", "list"]).success().stdout.clone();
     assert!(table.trim_end().ends_with("client-credentials"), "{table}");
+    let shown = env.run(&["authconnection", "show", "svc"]).success().stdout.clone();
+    assert!(shown.lines().any(|l| l.starts_with("grant:") && l.ends_with(" client-credentials")), "{shown}");
 
     // No authorize step: its own exit code, nothing changed.
     env.run(&["authconnection", "authorize", "svc", "--no-browser", "--port", "0"])
