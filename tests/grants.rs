@@ -127,8 +127,9 @@ fn client_credentials_a_function_gets_a_working_token_without_authorize() {
 }
 
 #[test]
-fn client_credentials_four_processes_on_a_fresh_connection_make_one_request() {
-    let provider = Provider::start(ProviderConfig::default());
+fn client_credentials_four_processes_make_one_request_on_a_fresh_connection_and_one_after_expiry() {
+    // Tokens of the first round live 8 s: long enough for a slow machine to start all four processes inside them.
+    let provider = Provider::start(ProviderConfig { access_ttl: 8, ..Default::default() });
     let env = Env::new(BIN);
     create_service(&env, &provider, "svc", CLIENT_SECRET);
     let guest = test_guest("token-probe");
@@ -136,15 +137,26 @@ fn client_credentials_four_processes_on_a_fresh_connection_make_one_request() {
     // reach the token call at about the same moment; a slow provider keeps the race open.
     env.run(&["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"svc\"}"]).success();
     provider.configure(serde_json::json!({ "tokenDelayMs": 300 }));
-    let runs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| probe(&env, "svc"))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let tokens: std::collections::HashSet<_> =
-        runs.iter().map(|r| r["access_token"].as_str().unwrap_or_else(|| panic!("not a token: {r}")).to_owned()).collect();
+    let four = || -> std::collections::HashSet<String> {
+        let runs: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| probe(&env, "svc"))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        runs.iter().map(|r| r["access_token"].as_str().unwrap_or_else(|| panic!("not a token: {r}")).to_owned()).collect()
+    };
+    let first = four();
     assert_eq!(client_credentials_requests(&provider), 1, "exactly one token request across four processes");
-    assert_eq!(tokens.len(), 1, "every process got the one token");
-    assert_eq!(introspect(&provider, tokens.iter().next().unwrap())["active"], true);
+    assert_eq!(first.len(), 1, "every process got the one token");
+    assert_eq!(introspect(&provider, first.iter().next().unwrap())["active"], true);
+
+    // Expired: four processes again, exactly one more request.
+    Provider::wait(Duration::from_millis(8200));
+    provider.configure(serde_json::json!({ "accessTtl": 3600 }));
+    let second = four();
+    assert_eq!(client_credentials_requests(&provider), 2, "exactly one more token request after expiry");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second.is_disjoint(&first));
+    assert_eq!(introspect(&provider, second.iter().next().unwrap())["active"], true);
 }
 
 #[test]
