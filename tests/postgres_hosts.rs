@@ -134,7 +134,7 @@ fn lease_holders(db: &Database) -> usize {
 fn an_unreachable_database_is_a_clear_error_without_the_password() {
     let env = Env::on_postgres(BIN, "postgres://app:pw-never-printed@127.0.0.1:1/hosts".into());
     let run = env.run(&["authconnection", "list"]);
-    run.failure(21, "cannot reach the store postgres://app@127.0.0.1:1/hosts");
+    run.failure(22, "cannot reach the store postgres://app@127.0.0.1:1/hosts");
     assert!(!run.stderr.contains("pw-never-printed") && !run.stdout.contains("pw-never-printed"), "{}", run.stderr);
 }
 
@@ -243,12 +243,12 @@ fn a_database_that_never_answers_is_an_error_after_a_bounded_wait() {
     let env = Env::on_postgres(BIN, format!("postgres://app@127.0.0.1:{port}/hosts"));
     let started = Instant::now();
     let run = env.run(&["authconnection", "list"]);
-    run.failure(21, &format!("cannot reach the store postgres://app@127.0.0.1:{port}/hosts"));
+    run.failure(22, &format!("cannot reach the store postgres://app@127.0.0.1:{port}/hosts"));
     eprintln!("gave up after {:?}", started.elapsed());
 }
 
 /// A database the server does not have (or a user it does not know) is refused for good: exit 5, saying what to
-/// check, not the retryable exit 21.
+/// check, not the retryable exit 22.
 #[test]
 fn a_database_the_server_refuses_is_not_called_retryable() {
     let cluster = wasm_host_tests::postgres::cluster_url();
