@@ -176,6 +176,7 @@ fn json_and_http_functions_answer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["path"], "/web/some/path?q=1");
     assert_eq!(body["method"], "GET");
+    assert_eq!(body["scheme"], "http");
     let (status, body, _) = post(&format!("{}/web/upload", server.url), &"x".repeat(100_000));
     assert_eq!((status, body["body_bytes"].as_u64()), (200, Some(100_000)));
 
@@ -577,10 +578,11 @@ fn tls_with_a_test_certificate() {
     let env = Env::new(BIN);
     let dir = env.path("functions");
     let trivial = function(&dir, "echo", &test_guest("trivial"), "");
+    let hello = function(&dir, "hello", &test_guest("http-hello"), "route = \"/web\"\n");
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tls");
     let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
-    let server =
-        Serving::start(&env, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), &trivial]);
+    let tls_args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let server = Serving::start(&env, &[&tls_args[..], &[trivial.as_str(), hello.as_str()]].concat());
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
     let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
     let client = reqwest::blocking::Client::builder()
@@ -591,6 +593,9 @@ fn tls_with_a_test_certificate() {
         .unwrap();
     let (status, body, _) = answer(client.post(format!("{}/echo", server.url)).body("[1]").send().unwrap());
     assert_eq!((status, body), (200, serde_json::json!([1])));
+    // An HTTP function sees the scheme the client used.
+    let (status, body, _) = answer(client.get(format!("{}/web/x", server.url)).send().unwrap());
+    assert_eq!((status, body["scheme"].as_str()), (200, Some("https")), "{body}");
     // Plain HTTP to the TLS port gets no answer.
     let plain = server.url.replacen("https://", "http://", 1);
     assert!(client.post(format!("{plain}/echo")).body("1").send().is_err());
