@@ -603,3 +603,38 @@ fn tls_with_a_test_certificate() {
     let bad = env.run(&["serve", "--tls-cert", cert.to_str().unwrap(), "--tls-key", cert.to_str().unwrap(), &trivial]);
     bad.failure(2, "cannot read the private key");
 }
+
+/// `--watch`: a changed manifest, a new component and a broken one each reload the functions as SIGHUP does,
+/// with no signal sent; a broken component leaves its old version serving.
+#[test]
+fn watch_reloads_on_a_changed_file() {
+    let env = Env::new(BIN);
+    let dir = env.path("functions");
+    function(&dir, "echo", &test_guest("trivial"), "");
+    let server = Serving::start(&env, &["--watch", dir.to_str().unwrap()]);
+    let url = server.url.clone();
+    assert_eq!(post(&format!("{url}/echo"), "1").0, 200);
+    // A manifest's new route.
+    std::fs::write(dir.join("echo.toml"), "route = \"/moved\"\n").unwrap();
+    server.wait_log("reloaded", 1);
+    assert!(server.stderr().contains("changed on disk"), "{}", server.stderr());
+    assert_eq!(post(&format!("{url}/moved"), "2").0, 200);
+    assert_eq!(post(&format!("{url}/echo"), "2").0, 404);
+    // A new function in the directory.
+    let reloads = |s: &Serving| s.stderr.lock().unwrap().iter().filter(|l| l.contains("reloaded")).count();
+    let before = reloads(&server);
+    function(&dir, "hello", &test_guest("http-hello"), "");
+    server.wait_log("reloaded", before + 1);
+    // The copy and the manifest may land in two batches: wait until the route serves (bounded).
+    let end = Instant::now() + Duration::from_secs(60);
+    while get(&format!("{url}/hello/x")).0 != 200 {
+        assert!(Instant::now() < end, "hello never served:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A component that no longer loads: the old one keeps serving, and the log says why.
+    let before = reloads(&server);
+    std::fs::write(dir.join("echo.wasm"), b"not wasm").unwrap();
+    server.wait_log("reloaded", before + 1);
+    assert!(server.stderr().contains("function `echo`"), "{}", server.stderr());
+    assert_eq!(post(&format!("{url}/moved"), "3").0, 200, "the old echo still serves");
+}
