@@ -649,11 +649,92 @@ fn catalog_entries_reach_a_provider_configured_from_them() {
         let (status, body) = match entry.errors {
             ErrorShape::Rfc6749 => (400, serde_json::json!({ "error": "invalid_grant", "error_description": "Token revoked" })),
             ErrorShape::Status200 => (200, serde_json::json!({ "ok": false, "error": "invalid_grant", "error_description": "Token revoked" })),
-            ErrorShape::ErrorObject => (400, serde_json::json!({ "error": { "message": "Token revoked", "type": "invalid_grant" } })),
         };
         script(status, body);
         let t = probe(&env);
         assert_eq!(t["error"], "needs-authorization", "{id}: {t}");
         assert!(t["message"].as_str().unwrap().contains("invalid_grant (Token revoked)"), "{id}: {t}");
     }
+}
+
+/// Issue 13, §2: a client-credentials connection's token requests carry what the catalog entry and the connection
+/// say (grant, scopes, `audience` or `resource`, client authentication), and a refusal other than of the client
+/// (`invalid_scope`) is recorded with the provider's words until `update` changes the request.
+#[test]
+fn client_credentials_requests_carry_the_entry_and_the_connection_parameters() {
+    let provider = Provider::start();
+    provider.set(Mode::Scripted);
+    let token = format!("{}/token", provider.base);
+    let script = |status: u16, body: serde_json::Value| *provider.script.lock().unwrap() = (status, body);
+    let last_token_request = || {
+        let log = provider.log.lock().unwrap();
+        let request = log.iter().rev().find(|r| r.starts_with("POST /token")).expect("a token request").clone();
+        let (head, body) = request.split_once("\r\n\r\n").unwrap();
+        let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        (basic_credentials(head), form)
+    };
+    let cases: [(&str, &[&str], (&str, &str)); 2] = [
+        // Auth0: client_secret_post from its entry, an `audience`.
+        (
+            "auth0",
+            &["--provider", "auth0", "--domain", "acme.example", "--token-param", "audience=https://api.acme.example"],
+            ("audience", "https://api.acme.example"),
+        ),
+        // A provider known only by its URLs: Basic, an RFC 8707 `resource`.
+        ("url", &["--provider-url", &provider.base, "--token-param", "resource=https://api.example/"], ("resource", "https://api.example/")),
+    ];
+    for (case, flags, (param, value)) in cases {
+        let env = Env::new(BIN);
+        let mut args = vec![
+            "authconnection", "create", "--name", "hostile", "--type", "TYPE_OAUTH2", "--token-url", &token,
+            "--client-id", "client-1", "--client-secret-stdin", "--grant", "client-credentials", "--default-scopes",
+            "read:a,write:b",
+        ];
+        args.extend_from_slice(flags);
+        env.run_stdin(&args, CLIENT_SECRET).success();
+        script(200, serde_json::json!({ "access_token": format!("cc-{case}"), "expires_in": 3600, "token_type": "Bearer" }));
+        let t = probe(&env);
+        assert_eq!(t["access_token"], format!("cc-{case}"), "{case}: {t}");
+        let (basic, form) = last_token_request();
+        assert_eq!(form["grant_type"], "client_credentials", "{case}");
+        assert_eq!(form["scope"], "read:a write:b", "{case}: scopes joined by spaces (RFC 6749 §3.3)");
+        assert_eq!(form.get(param).map(String::as_str), Some(value), "{case}: {form:?}");
+        assert!(!form.contains_key("refresh_token") && !form.contains_key("code"), "{case}: {form:?}");
+        if case == "auth0" {
+            assert_eq!(basic, None, "{case}: client_secret_post");
+            assert_eq!((form["client_id"].as_str(), form["client_secret"].as_str()), ("client-1", CLIENT_SECRET), "{case}");
+        } else {
+            assert_eq!(basic, Some(("client-1".to_owned(), CLIENT_SECRET.to_owned())), "{case}: Basic");
+            assert!(!form.contains_key("client_secret"), "{case}");
+        }
+    }
+
+    // A refused scope: the function is told to correct the connection, the reason is recorded, the provider is not
+    // asked again; `update --default-scopes` makes the next use ask with the new scopes.
+    let env = Env::new(BIN);
+    env.run_stdin(
+        &[
+            "authconnection", "create", "--name", "hostile", "--type", "TYPE_OAUTH2", "--provider-url", &provider.base,
+            "--token-url", &token, "--client-id", "client-1", "--client-secret-stdin", "--grant", "client-credentials",
+            "--default-scopes", "admin",
+        ],
+        CLIENT_SECRET,
+    )
+    .success();
+    script(400, serde_json::json!({ "error": "invalid_scope", "error_description": "admin is not allowed" }));
+    let t = probe(&env);
+    assert_eq!(t["error"], "needs-authorization", "{t}");
+    let message = t["message"].as_str().unwrap();
+    assert!(message.contains("refused to issue connection `hostile` a token") && message.contains("invalid_scope (admin is not allowed)"), "{message}");
+    assert!(message.contains("authconnection update hostile") && !message.contains("authorize"), "{message}");
+    let row = listed(&env);
+    assert_eq!(row["status"], "needs-authorization", "{row}");
+    let asked = provider.token_requests.load(Ordering::SeqCst);
+    assert_eq!(probe(&env)["error"], "needs-authorization");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), asked, "a recorded refusal is not sent again");
+    env.run(&["authconnection", "update", "hostile", "--default-scopes", "read"]).success();
+    assert_eq!(listed(&env)["status"], "created");
+    script(200, serde_json::json!({ "access_token": "cc-after-update", "expires_in": 3600 }));
+    assert_eq!(probe(&env)["access_token"], "cc-after-update");
+    assert_eq!(last_token_request().1["scope"], "read");
 }

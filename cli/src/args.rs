@@ -27,7 +27,7 @@ Exit codes:
  10  any other failure
  11  the provider refused (access denied, invalid client or scope, invalid ID token)
  12  the provider could not be reached or failed; retrying later may work
- 13  no authorization callback arrived before the timeout
+ 13  no authorization callback arrived before the timeout (authorize --device: the code expired)
  14  run: the function ran past --timeout and was stopped
  15  run: the function hit --max-memory and was stopped
  16  run: the function overflowed its stack (runaway recursion) and was stopped
@@ -35,6 +35,7 @@ Exit codes:
  18  build-js: the JavaScript does not build (the message gives file and line)
  19  build-js: Node.js or npm is missing, or componentize-js could not be installed
  20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)
+ 21  authorize: the connection's grant has no authorization step (client credentials)
 
 Environment:
   WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
@@ -389,6 +390,12 @@ pub struct CreateArgs {
     /// Hand the refresh token to functions too (by default only the host holds it)
     #[arg(long)]
     pub expose_refresh_token: bool,
+    /// How the connection gets its tokens: authorization-code (a user authorizes once with `authorize`, or
+    /// `authorize --device`) or client-credentials (RFC 6749 §4.4, no user: the host requests tokens with the
+    /// client's own credentials at first use and before expiry, with --default-scopes and --token-param)
+    #[arg(long, value_name = "GRANT", default_value = "authorization-code",
+          value_parser = PossibleValuesParser::new(["authorization-code", "client-credentials"]))]
+    pub grant: String,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
     #[command(flatten)]
@@ -458,9 +465,13 @@ pub struct ProtocolArgs {
     /// audience=api.atlassian.com; NAME= removes one
     #[arg(long = "token-param", value_name = "NAME=VALUE")]
     pub token_params: Vec<String>,
-    /// Scopes `authorize` requests when given no --scopes, comma or space separated
+    /// Scopes `authorize` requests when given no --scopes (a client-credentials connection: with every token),
+    /// comma or space separated
     #[arg(long, value_name = "LIST")]
     pub default_scopes: Option<String>,
+    /// RFC 8628 device authorization endpoint for `authorize --device`, overriding the catalog and discovery
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub device_auth_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -532,7 +543,11 @@ pub struct AuthorizeArgs {
     /// Do not open a browser: print the authorization URL alone on one stdout line
     #[arg(long)]
     pub no_browser: bool,
-    /// How long to wait for the callback, e.g. 90s, 5m, 1h30m
+    /// Authorize from a machine without a browser (RFC 8628): print a URL and a code to enter on any device,
+    /// then wait (polling the provider) until the user has approved, at most --timeout
+    #[arg(long, conflicts_with_all = ["no_browser", "port"])]
+    pub device: bool,
+    /// How long to wait for the callback (with --device: for the approval), e.g. 90s, 5m, 1h30m
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = units::parse_duration)]
     pub timeout: Duration,
     #[command(flatten)]

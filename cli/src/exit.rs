@@ -51,6 +51,8 @@ pub enum Exit {
     ToolMissing = 19,
     /// `store import`: the bundle is not encrypted to this identity, is damaged, or is of a newer format.
     BadBundle = 20,
+    /// `authorize`: the connection's grant has no authorization step (client credentials).
+    NoAuthorizationStep = 21,
 }
 
 /// A failure that already knows its exit code (the provider refused, a build failed, a tool is missing).

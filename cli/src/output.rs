@@ -48,6 +48,8 @@ pub struct ConnectionJson<'a> {
     pub provider_url: &'a str,
     pub issuer_url: Option<&'a str>,
     pub client_id: &'a str,
+    /// How tokens are obtained: `authorization-code` or `client-credentials`.
+    pub grant: &'static str,
     /// `needs-authorization`, `authorized`, `revoked`, ...
     pub status: &'static str,
     /// Why the connection needs authorization again, when it does.
@@ -82,6 +84,7 @@ impl<'a> From<&'a Connection> for ConnectionJson<'a> {
             provider_url: &c.provider_url,
             issuer_url: c.issuer_url.as_deref(),
             client_id: &c.client_id,
+            grant: c.options.grant.as_str(),
             status: c.status.as_str(),
             status_reason: c.status_reason.as_deref(),
             expires_at: token.and_then(|t| t.expires_at).map(rfc3339),

@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use wasm_host_oauth::{ClientAuth, ClientCredentials, Http};
 use wasm_host_store::{
-    now_unix, printable, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate, Status, Store,
+    now_unix, printable, Connection, Grant, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate,
+    ResolvedEndpoints, Status, Store,
 };
 
 /// A token as a function receives it. Secret fields stay wrapped until they cross into the guest.
@@ -101,7 +102,8 @@ pub struct TokenBroker {
 pub struct BrokerStats {
     /// Tokens handed out from memory without reading the store.
     pub cache_hits: u64,
-    /// Refresh requests the provider answered with tokens.
+    /// Refresh requests the provider answered with tokens (a client-credentials connection's token requests
+    /// count as refreshes).
     pub refreshes_ok: u64,
     /// Refresh requests that failed: refused, unreachable, or an answer that could not be used.
     pub refreshes_failed: u64,
@@ -259,8 +261,7 @@ impl TokenBroker {
                 return Ok(token);
             }
         }
-        let token = self.current(name)?;
-        if self.usable(&token, need) {
+        if let Some(token) = self.ready(self.current(name)?, need) {
             return Ok(token);
         }
         let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
@@ -269,8 +270,7 @@ impl TokenBroker {
             Err(_) => {
                 // A refresh is under way: wait for its end, then look at what it stored.
                 drop(gate.read().await);
-                let token = self.current(name)?;
-                if self.usable(&token, need) {
+                if let Some(token) = self.ready(self.current(name)?, need) {
                     return Ok(token);
                 }
                 gate.write().await
@@ -278,9 +278,12 @@ impl TokenBroker {
         };
         // Whoever held the gate before us may have refreshed already.
         let token = self.current(name)?;
-        if self.usable(&token, need) {
-            return Ok(token);
-        }
+        let token = match token {
+            Some(t) if self.usable(&t, need) => return Ok(t),
+            Some(t) => t,
+            // A client-credentials connection without a token yet: fetch one.
+            None => return self.refresh(name, need).await,
+        };
         if matches!(need, Need::Other(_)) && self.fresh(&token) {
             let now = std::time::Instant::now();
             let mut last = self.rejection_refreshed.lock().expect("rejection times poisoned");
@@ -321,38 +324,48 @@ impl TokenBroker {
         Arc::new(Cached { revision, generation, revalidate_at: now + GENERATION_MAX_AGE, fresh_until, token })
     }
 
-    /// The stored token as it is now (from the cache when nothing changed), fresh or not.
-    fn current(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
+    /// `token` when there is one and it meets `need`.
+    fn ready(&self, token: Option<Arc<IssuedToken>>, need: Need<'_>) -> Option<Arc<IssuedToken>> {
+        token.filter(|t| self.usable(t, need))
+    }
+
+    /// The stored token as it is now (from the cache when nothing changed), fresh or not; `None` for a
+    /// client-credentials connection that holds none yet (or whose token was revoked): the host fetches one.
+    fn current(&self, name: &str) -> Result<Option<Arc<IssuedToken>>, TokenError> {
         // Loaded before anything is read from the store; see wasm_host_store::Backend::generation.
         let generation = self.store.generation();
         let cached = self.cache.lock().expect("token cache poisoned").get(name).cloned();
         // Nothing cached: the full read answers "not found" too, so no separate revision read first.
         let Some(c) = cached else { return self.load(name) };
         if generation.is_some() && c.generation == generation && std::time::Instant::now() < c.revalidate_at {
-            return Ok(c.token.clone());
+            return Ok(Some(c.token.clone()));
         }
         match self.store.revision(name).map_err(internal)? {
             Some(rev) if c.revision == rev => {
                 let confirmed = self.entry(rev, generation, c.token.clone());
                 self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), confirmed);
-                Ok(c.token.clone())
+                Ok(Some(c.token.clone()))
             }
             None => Err(TokenError::NotFound(printable(name))),
             Some(_) => self.load(name),
         }
     }
 
-    fn load(&self, name: &str) -> Result<Arc<IssuedToken>, TokenError> {
+    /// Reads `name` from the store (and caches its token); `None` as for [`Self::current`].
+    fn load(&self, name: &str) -> Result<Option<Arc<IssuedToken>>, TokenError> {
         let generation = self.store.generation();
         let (connection, snapshot) = match self.store.token_snapshot(name, &self.keys).map_err(internal)? {
             Some(found) => found,
             None => return Err(TokenError::NotFound(printable(name))),
         };
+        let client_credentials = connection.options.grant == Grant::ClientCredentials;
         let snapshot = match (connection.status, snapshot) {
             (Status::Authorized, Some(s)) => s,
+            (status, _) if client_credentials && fetches_itself(status) => return Ok(None),
             (status, _) => {
                 return Err(TokenError::NeedsAuthorization(needs_authorization_text(
                     name,
+                    connection.options.grant,
                     status,
                     connection.status_reason.as_deref(),
                 )));
@@ -361,7 +374,7 @@ impl TokenBroker {
         let revision = connection.revision;
         let token = issued(connection, snapshot.access_token, snapshot.refresh_token);
         self.remember(name, revision, generation, token.clone());
-        Ok(token)
+        Ok(Some(token))
     }
 
     fn remember(&self, name: &str, revision: u64, generation: Option<u64>, token: Arc<IssuedToken>) {
@@ -379,8 +392,7 @@ impl TokenBroker {
                 Lease::Acquired => break,
                 Lease::Held { .. } => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    let token = self.current(name)?;
-                    if self.usable(&token, need) {
+                    if let Some(token) = self.ready(self.current(name)?, need) {
                         return Ok(token);
                     }
                     if wasm_host_store::now_millis() > deadline {
@@ -434,35 +446,48 @@ impl TokenBroker {
             .ok_or_else(|| TokenError::NotFound(printable(name)))?;
         // Another process may have finished a refresh between our check and our lease: the revision says so. The
         // token judged unusable (cached, of this revision) needs no second decrypt.
-        let same = self.cache.lock().expect("token cache poisoned").get(name).filter(|c| c.revision == grant.connection.revision).map(|c| c.token.clone());
+        let revision = grant.connection.revision;
+        let same = self.cache.lock().expect("token cache poisoned").get(name).filter(|c| c.revision == revision).map(|c| c.token.clone());
         let token = match same {
-            Some(token) => token,
+            Some(token) => Some(token),
             None => self.load(name)?,
         };
-        if self.usable(&token, need) {
+        if let Some(token) = self.ready(token.clone(), need) {
             let _ = blocking(|| self.store.release_lease(name, &self.holder));
             return Ok(Some(token));
         }
-        if let (false, Some(until)) = (matches!(need, Need::Other(_)), self.refresh_barred_until(&token)) {
-            return Err(self.refreshed_too_recently(name, &token, until));
+        if let (false, Some((token, until))) =
+            (matches!(need, Need::Other(_)), token.as_ref().and_then(|t| Some((t, self.refresh_barred_until(t)?))))
+        {
+            return Err(self.refreshed_too_recently(name, token, until));
         }
         let read = read_started.elapsed();
         let connection = grant.connection;
-        let Some(info) = connection.token.clone().filter(|_| connection.status == Status::Authorized) else {
-            // Changed between the load above and this read.
-            return Ok(None);
-        };
-        let Some(refresh_token) = grant.refresh_token else {
-            return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired or was refused, and the provider gave no refresh \
-                 token: run `wasm-host authconnection authorize {name}`"
-            )));
-        };
-        let Some(resolved) = &connection.resolved else {
-            return Err(TokenError::NeedsAuthorization(format!(
-                "the access token of `{name}` has expired or was refused, and its token endpoint is unknown \
-                 (the tokens were imported): run `wasm-host authconnection authorize {name}`"
-            )));
+        let client_credentials = connection.options.grant == Grant::ClientCredentials;
+        let (request, resolved) = if client_credentials {
+            if !fetches_itself(connection.status) {
+                // Marked refused between the load above and this read.
+                return Ok(None);
+            }
+            (Request::ClientCredentials, client_credentials_endpoints(name, &connection)?)
+        } else {
+            if connection.token.is_none() || connection.status != Status::Authorized {
+                // Changed between the load above and this read.
+                return Ok(None);
+            }
+            let Some(refresh_token) = grant.refresh_token else {
+                return Err(TokenError::NeedsAuthorization(format!(
+                    "the access token of `{name}` has expired or was refused, and the provider gave no refresh \
+                     token: run `wasm-host authconnection authorize {name}`"
+                )));
+            };
+            let Some(resolved) = connection.resolved.clone() else {
+                return Err(TokenError::NeedsAuthorization(format!(
+                    "the access token of `{name}` has expired or was refused, and its token endpoint is unknown \
+                     (the tokens were imported): run `wasm-host authconnection authorize {name}`"
+                )));
+            };
+            (Request::Refresh(refresh_token), resolved)
         };
         let client_secret = grant
             .client_secret
@@ -479,14 +504,18 @@ impl TokenBroker {
         // `expires_in` counts from when the provider issued the token, which is after we sent the request: counting
         // from the send (not from the answer) never puts the expiry later than the provider's.
         let sent = now_unix();
-        let response = wasm_host_oauth::token::refresh_with(
-            &self.http,
-            &token_url,
-            &client,
-            &refresh_token,
-            &connection.options.token_params,
-        )
-        .await;
+        let options = &connection.options;
+        let response = match &request {
+            Request::Refresh(refresh_token) => {
+                wasm_host_oauth::token::refresh_with(&self.http, &token_url, &client, refresh_token, &options.token_params)
+                    .await
+            }
+            Request::ClientCredentials => {
+                let scopes = &options.default_scopes;
+                wasm_host_oauth::token::client_credentials_with(&self.http, &token_url, &client, scopes, &options.token_params)
+                    .await
+            }
+        };
         let elapsed = started.elapsed();
         self.provider_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let outcome = if response.is_ok() { &self.refreshes_ok } else { &self.refreshes_failed };
@@ -501,6 +530,7 @@ impl TokenBroker {
         let log = |commit: Option<Duration>| {
             tracing::info!(
                 connection = name,
+                grant = connection.options.grant.as_str(),
                 elapsed_ms = elapsed.as_millis() as u64,
                 ok = response_ok,
                 lease_us = leased.as_micros() as u64,
@@ -512,14 +542,17 @@ impl TokenBroker {
         };
         match response {
             Ok(r) => {
-                let refresh = match &r.refresh_token {
-                    Some(new) => RefreshUpdate::Replace(new),
-                    None => RefreshUpdate::Keep,
+                let (refresh, requested, resolved) = match &r.refresh_token {
+                    // RFC 6749 §4.4.3: no refresh token is expected; one sent anyway would never be used.
+                    _ if client_credentials => (RefreshUpdate::Remove, options.default_scopes.clone(), Some(resolved)),
+                    Some(new) => (RefreshUpdate::Replace(new), Vec::new(), None),
+                    None => (RefreshUpdate::Keep, Vec::new(), None),
                 };
                 let id_token = match &r.id_token {
                     Some(new) => RefreshUpdate::Replace(new),
                     None => RefreshUpdate::Keep,
                 };
+                let previous = connection.token.as_ref().map(|t| t.scopes.clone());
                 let stored = blocking(|| self.store.put_refreshed(
                         name,
                         NewTokens {
@@ -528,10 +561,10 @@ impl TokenBroker {
                             id_token,
                             token_type: r.token_type.clone(),
                             expires_at: r.expires_in.map(|s| sent + s),
-                            scopes: r.scope.clone().unwrap_or(info.scopes),
+                            scopes: r.scope.clone().or(previous.filter(|_| !client_credentials)).unwrap_or(requested),
                             metadata: r.extra.clone(),
                             credentials: r.credentials.clone(),
-                            resolved: None,
+                            resolved,
                             release_lease: Some(&self.holder),
                         },
                         &self.keys,
@@ -543,10 +576,11 @@ impl TokenBroker {
                     // the commit, and another process's change may have followed it: the entry carries none, so
                     // the next call confirms its revision (a read, no decrypt) before trusting it.
                     Ok(stored) => {
-                        let refresh_token = match (&r.refresh_token, stored.expose_refresh_token) {
-                            (_, false) => None,
-                            (Some(new), true) => Some(new.clone()),
-                            (None, true) => Some(refresh_token),
+                        let refresh_token = match (&request, &r.refresh_token) {
+                            _ if client_credentials || !stored.expose_refresh_token => None,
+                            (_, Some(new)) => Some(new.clone()),
+                            (Request::Refresh(kept), None) => Some(kept.clone()),
+                            (Request::ClientCredentials, None) => None,
                         };
                         let revision = stored.revision;
                         let token = issued(stored, r.access_token, refresh_token);
@@ -559,9 +593,10 @@ impl TokenBroker {
             // The client itself was refused (a rotated secret): the grant is fine, the registration is not.
             // Recorded, so that no later call sends the provider the same refused request.
             Err(e) if e.is_client_refused() => {
+                let kept = if client_credentials { "" } else { "; the grant is kept" };
                 let reason = format!(
                     "the provider refused the client registration ({e}): update it with `wasm-host authconnection \
-                     update {name} --client-secret-stdin` (or --client-id, --client-auth); the grant is kept"
+                     update {name} --client-secret-stdin` (or --client-id, --client-auth){kept}"
                 );
                 log(None);
                 if let Err(e) = blocking(|| self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys)) {
@@ -580,20 +615,24 @@ impl TokenBroker {
                 if let Err(e) = marked {
                     return changed(e);
                 }
-                Err(TokenError::NeedsAuthorization(format!(
-                    "the provider refused to refresh `{name}` ({reason}): run `wasm-host authconnection authorize {name}`"
+                Err(TokenError::NeedsAuthorization(needs_authorization_text(
+                    name,
+                    connection.options.grant,
+                    Status::NeedsAuthorization,
+                    Some(&reason),
                 )))
             }
             Err(e) => {
                 log(None);
-                Err(TokenError::Unavailable(format!("refreshing `{name}` failed, try again later: {e}")))
+                let what = if client_credentials { "requesting a token for" } else { "refreshing" };
+                Err(TokenError::Unavailable(format!("{what} `{name}` failed, try again later: {e}")))
             }
         }
     }
 }
 
 /// The token a function is given, from a connection's record and its opened secrets.
-fn issued(connection: wasm_host_store::Connection, access_token: SecretString, refresh_token: Option<SecretString>) -> Arc<IssuedToken> {
+fn issued(connection: Connection, access_token: SecretString, refresh_token: Option<SecretString>) -> Arc<IssuedToken> {
     let info = connection.token.expect("an authorized connection's record has token info");
     Arc::new(IssuedToken {
         access_token,
@@ -617,8 +656,50 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn needs_authorization_text(name: &str, status: Status, reason: Option<&str>) -> String {
+/// What a token request of the broker sends.
+enum Request {
+    /// RFC 6749 §6.
+    Refresh(SecretString),
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+/// Whether a client-credentials connection in this state gets its token from the host: not when the provider
+/// refused it (the registration must change first, or every use would send the same refused request).
+fn fetches_itself(status: Status) -> bool {
+    matches!(status, Status::Created | Status::Authorized | Status::Revoked)
+}
+
+/// Where a client-credentials connection asks for tokens: fixed by its first token (`resolved`), else the token
+/// endpoint `create` stored.
+fn client_credentials_endpoints(name: &str, c: &Connection) -> Result<ResolvedEndpoints, TokenError> {
+    if let Some(r) = &c.resolved {
+        return Ok(r.clone());
+    }
+    let token_url = c.endpoints.token_url.clone().ok_or_else(|| {
+        TokenError::NeedsAuthorization(format!(
+            "connection `{name}` uses the client-credentials grant but has no token endpoint: set one with \
+             `wasm-host authconnection update {name} --token-url URL`"
+        ))
+    })?;
+    Ok(ResolvedEndpoints {
+        token_url,
+        revocation_url: c.endpoints.revocation_url.clone(),
+        userinfo_url: c.endpoints.userinfo_url.clone(),
+        issuer: c.issuer_url.clone(),
+        client_auth: c.options.client_auth.clone().unwrap_or_else(|| "basic".to_owned()),
+    })
+}
+
+fn needs_authorization_text(name: &str, grant: Grant, status: Status, reason: Option<&str>) -> String {
     let why = match status {
+        Status::NeedsAuthorization if grant == Grant::ClientCredentials => {
+            let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+            return format!(
+                "the provider refused to issue connection `{name}` a token{reason}: correct its scopes, parameters \
+                 or client with `wasm-host authconnection update {name}`, after which the next use asks again"
+            );
+        }
         Status::Created => "has never been authorized".to_owned(),
         Status::Revoked => "was revoked".to_owned(),
         Status::NeedsAuthorization => match reason {

@@ -23,8 +23,6 @@ pub enum ErrorShape {
     /// `200 {"error": "..."}` (GitHub; Slack's `{"ok": false, "error": "..."}`).
     #[serde(rename = "200-error")]
     Status200,
-    /// `{"error": {"message": "...", "type": "..."}}`.
-    ErrorObject,
 }
 
 /// One provider as the catalog describes it; URLs may hold `{placeholder}`s named in `templates`.
@@ -65,6 +63,14 @@ pub struct Entry {
     pub pkce: bool,
     #[serde(default)]
     pub rotates_refresh_tokens: bool,
+    /// Whether the provider documents the client-credentials grant (RFC 6749 §4.4) at `token_url`, for
+    /// `create --grant client-credentials`.
+    #[serde(default)]
+    pub client_credentials: bool,
+    /// The RFC 8628 device authorization endpoint, for `authorize --device`; an OpenID provider's comes from
+    /// discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_auth_url: Option<String>,
     #[serde(default)]
     pub errors: ErrorShape,
     /// Callback or token-response fields (dotted when nested) kept as the connection's metadata.
@@ -128,6 +134,7 @@ pub struct Resolved {
     pub revocation_url: Option<String>,
     pub userinfo_url: Option<String>,
     pub issuer: Option<String>,
+    pub device_auth_url: Option<String>,
 }
 
 impl Entry {
@@ -173,6 +180,7 @@ impl Entry {
             revocation_url: self.revocation_url.as_deref().map(fill).transpose()?,
             userinfo_url: self.userinfo_url.as_deref().map(fill).transpose()?,
             issuer: self.issuer.as_deref().map(fill).transpose()?,
+            device_auth_url: self.device_auth_url.as_deref().map(fill).transpose()?,
         })
     }
 
@@ -233,7 +241,12 @@ impl Entry {
         match self.errors {
             ErrorShape::Rfc6749 => {}
             ErrorShape::Status200 => q.push("errors in a 200".into()),
-            ErrorShape::ErrorObject => q.push("error objects".into()),
+        }
+        if self.client_credentials {
+            q.push("client credentials".into());
+        }
+        if self.device_auth_url.is_some() {
+            q.push("device flow".into());
         }
         if !self.metadata.is_empty() {
             q.push(format!("metadata {}", self.metadata.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")));
@@ -313,6 +326,12 @@ mod tests {
         assert_eq!(r.auth_url, "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
         let r = ms.resolve(&values(&[("tenant", "contoso.onmicrosoft.com")])).unwrap();
         assert_eq!(r.issuer.as_deref(), Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"));
+        assert_eq!(
+            r.device_auth_url.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"),
+            "the device endpoint is templated like the others"
+        );
+        assert!(ms.client_credentials && !find("github").unwrap().client_credentials);
         let kc = find("keycloak").unwrap();
         assert_eq!(
             kc.resolve(&values(&[("domain", "sso.example.com")])).unwrap_err(),

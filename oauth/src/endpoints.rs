@@ -18,6 +18,9 @@ pub struct ProviderEndpoints {
     /// The issuer ID tokens must name; `None` skips ID-token validation (plain OAuth2 providers).
     pub issuer: Option<String>,
     pub jwks: Option<Url>,
+    /// RFC 8628 §3.1 device authorization endpoint (discovery's `device_authorization_endpoint`, RFC 8414 §2 as
+    /// extended by RFC 8628 §4); `None` when not published.
+    pub device_authorization: Option<Url>,
     pub client_auth: ClientAuth,
     pub pkce: bool,
     /// Extra authorization-request parameters the provider needs (Google: `access_type=offline`).
@@ -40,6 +43,7 @@ impl ProviderEndpoints {
             userinfo: None,
             issuer: None,
             jwks: None,
+            device_authorization: None,
             client_auth: ClientAuth::Basic,
             pkce: true,
             extra_params: vec![],
@@ -121,6 +125,7 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             userinfo: Some(url("https://openidconnect.googleapis.com/v1/userinfo")),
             issuer: Some("https://accounts.google.com".into()),
             jwks: Some(url("https://www.googleapis.com/oauth2/v3/certs")),
+            device_authorization: None,
             client_auth: ClientAuth::Basic,
             pkce: true,
             // Without both, Google returns no refresh token (or only on the very first consent).
@@ -147,6 +152,7 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             userinfo: Some(url("https://graph.microsoft.com/oidc/userinfo")),
             issuer: Some(issuer),
             jwks: Some(url(&format!("{base}/discovery/v2.0/keys"))),
+            device_authorization: None,
             client_auth: ClientAuth::Basic,
             pkce: true,
             extra_params: vec![],
@@ -163,6 +169,7 @@ pub fn preset(provider_url: &Url) -> Option<ProviderEndpoints> {
             userinfo: Some(url("https://accounts.platform.intuit.com/v1/openid_connect/userinfo")),
             issuer: Some("https://oauth.platform.intuit.com/op/v1".into()),
             jwks: Some(url("https://oauth.platform.intuit.com/op/v1/jwks")),
+            device_authorization: None,
             client_auth: ClientAuth::Basic,
             pkce: true,
             extra_params: vec![],
@@ -194,6 +201,8 @@ struct Discovery {
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    device_authorization_endpoint: Option<String>,
 }
 
 /// Discovery documents are small; refuse anything larger.
@@ -261,6 +270,11 @@ pub fn parse_discovery(issuer: &str, body: &[u8]) -> Result<ProviderEndpoints, D
         revocation: doc.revocation_endpoint.as_deref().map(|u| checked("revocation_endpoint", u)).transpose()?,
         userinfo: doc.userinfo_endpoint.as_deref().map(|u| checked("userinfo_endpoint", u)).transpose()?,
         jwks: doc.jwks_uri.as_deref().map(|u| checked("jwks_uri", u)).transpose()?,
+        device_authorization: doc
+            .device_authorization_endpoint
+            .as_deref()
+            .map(|u| checked("device_authorization_endpoint", u))
+            .transpose()?,
         issuer: Some(doc.issuer),
         client_auth,
         // RFC 8414 §2: omitted means the server does not support PKCE.

@@ -5,6 +5,7 @@
 mod answer;
 pub mod authorize;
 pub mod catalog;
+pub mod device;
 pub mod endpoints;
 pub mod http;
 pub mod idtoken;

@@ -131,7 +131,7 @@ pub(crate) type OAuthClient<HasAuthUrl = EndpointNotSet, HasTokenUrl = EndpointS
 
 type Outcome = Result<Wire, RequestTokenError<SendError, BasicErrorResponse>>;
 
-fn oauth_client(client: &ClientCredentials<'_>, token_url: &Url) -> OAuthClient {
+pub(crate) fn oauth_client(client: &ClientCredentials<'_>, token_url: &Url) -> OAuthClient {
     oauth2::Client::new(ClientId::new(client.id.to_owned()))
         // oauth2 keeps the secret in a plain `String` (not wiped on drop); it lives for this one request.
         .set_client_secret(ClientSecret::new(client.secret.expose_secret().to_owned()))
@@ -209,6 +209,26 @@ pub async fn refresh_with(
     finish(outcome, status.load(Ordering::Relaxed))
 }
 
+/// The client-credentials grant (RFC 6749 §4.4): a token for the client itself, with `scopes` (space-separated,
+/// §3.3; none sent when empty) and `extra` parameters (`resource` of RFC 8707, an `audience`). No refresh token
+/// is expected (§4.4.3): the grant is simply made again.
+pub async fn client_credentials_with(
+    http: &Http,
+    token_url: &Url,
+    client: &ClientCredentials<'_>,
+    scopes: &[String],
+    extra: ExtraParams<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let oauth = oauth_client(client, token_url);
+    let mut request = oauth.exchange_client_credentials().add_scopes(scopes.iter().cloned().map(Scope::new));
+    for (k, v) in extra {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let (send, status) = sender(http);
+    let outcome = request.request_async(&send).await;
+    finish(outcome, status.load(Ordering::Relaxed))
+}
+
 async fn refresh_request<'c, C>(oauth: &'c OAuthClient, token: &'c RefreshToken, extra: ExtraParams<'c>, send: &'c C) -> Outcome
 where
     C: oauth2::AsyncHttpClient<'c, Error = SendError>,
@@ -223,7 +243,7 @@ where
 /// The HTTP client `oauth2` is given, and where it notes the provider's real status for [`finish`]. Its futures
 /// own what they use (`Send` and `'static`, as a host's async calls need).
 #[allow(clippy::type_complexity)]
-fn sender(
+pub(crate) fn sender(
     http: &Http,
 ) -> (impl Fn(oauth2::HttpRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, SendError>> + Send>>, Arc<AtomicU16>) {
     let status = Arc::new(AtomicU16::new(0));
@@ -267,10 +287,22 @@ use std::future::Future as _;
 /// `oauth2`'s outcome as a [`TokenError`], `status` being the provider's own. `RequestTokenError::Parse` carries
 /// the raw body, which may hold tokens: it is wiped here and never shown.
 fn finish(outcome: Outcome, status: u16) -> Result<TokenResponse, TokenError> {
+    finish_any(outcome, status).map(Wire::into_response)
+}
+
+/// [`finish`] for any answer `oauth2` reads (a token response, a device authorization response) and any of its
+/// error-code enums (RFC 6749 §5.2's, RFC 8628 §3.5's).
+pub(crate) fn finish_any<R, T>(
+    outcome: Result<R, RequestTokenError<SendError, oauth2::StandardErrorResponse<T>>>,
+    status: u16,
+) -> Result<R, TokenError>
+where
+    T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display,
+{
     let success = (200..300).contains(&status);
     let no_oauth_error = || TokenError::Unavailable(format!("the token endpoint answered HTTP {status} without an OAuth error"));
     match outcome {
-        Ok(wire) => Ok(wire.into_response()),
+        Ok(answer) => Ok(answer),
         Err(RequestTokenError::ServerResponse(e)) => Err(TokenError::Rejected {
             status,
             error: crate::shown(e.error().as_ref(), 100),
@@ -343,7 +375,7 @@ pub struct Wire {
 }
 
 impl Wire {
-    fn into_response(self) -> TokenResponse {
+    pub(crate) fn into_response(self) -> TokenResponse {
         TokenResponse {
             access_token: SecretString::from(self.access_token.into_secret()),
             refresh_token: self.refresh_token.map(|r| SecretString::from(r.into_secret())),

@@ -34,7 +34,7 @@ pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};
 pub use record::{
-    now_unix, rfc3339, Connection, ProtocolOptions, DecodeError, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
+    now_unix, rfc3339, Connection, Grant, ProtocolOptions, DecodeError, Endpoints, NewConnection, ResolvedEndpoints, Status, TokenInfo, CONNECTION_TYPES, TYPE_OAUTH2,
 };
 pub use rekey::{finish_interrupted, rekey_identity_file, rekey_to_new_file, side_path, RekeyError, RekeyReport, RekeyStep};
 pub use validate::{is_loopback_host, printable, validate_name, validate_url, NameError, UrlError, MAX_NAME_LEN};

@@ -37,6 +37,33 @@ impl Status {
     }
 }
 
+/// How a connection obtains its tokens (RFC 6749 §1.3). Old records without a `grant` read as the authorization
+/// code grant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    /// RFC 6749 §4.1 (and RFC 8628's device grant, which stores tokens the same way): a user authorizes once with
+    /// `authorize`; the host refreshes with the refresh token.
+    #[default]
+    AuthorizationCode,
+    /// RFC 6749 §4.4: no user and no `authorize`; the host asks the token endpoint for a token with the client's
+    /// own credentials on first use and again before expiry.
+    ClientCredentials,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization-code",
+            Grant::ClientCredentials => "client-credentials",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Grant::AuthorizationCode
+    }
+}
+
 /// Explicit endpoint overrides; whatever is absent is resolved from presets or discovery when authorizing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
@@ -74,6 +101,12 @@ pub struct ProtocolOptions {
     /// How the authorization request joins scopes, when not with a space: `,` (Slack, Linear, Shopify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_separator: Option<char>,
+    /// How tokens are obtained; a client-credentials connection requests `default_scopes` with every token.
+    #[serde(default, skip_serializing_if = "Grant::is_default")]
+    pub grant: Grant,
+    /// RFC 8628 §3.1 device authorization endpoint, for `authorize --device`; `None`: from discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_auth_url: Option<String>,
 }
 
 impl ProtocolOptions {
@@ -183,6 +216,18 @@ mod tests {
     const RECORD: &str = r#"{"name":"qb","type":"TYPE_OAUTH2","provider_url":"https://appcenter.intuit.com","client_id":"AB",
         "status":"needs-authorization","status_reason":"invalid_grant","metadata":{"realmId":"46"},"created_at":1,
         "updated_at":2,"revision":9}"#;
+
+    #[test]
+    fn a_record_without_a_grant_reads_as_the_authorization_code_grant() {
+        let c = Connection::decode(RECORD.as_bytes()).unwrap();
+        assert_eq!(c.options.grant, Grant::AuthorizationCode);
+        assert!(!String::from_utf8(c.encode()).unwrap().contains(r#""grant""#), "the default is not written");
+        let mut cc = c.clone();
+        cc.options.grant = Grant::ClientCredentials;
+        let json = String::from_utf8(cc.encode()).unwrap();
+        assert!(json.contains(r#""grant":"client-credentials""#), "{json}");
+        assert_eq!(Connection::decode(json.as_bytes()).unwrap().options.grant, Grant::ClientCredentials);
+    }
 
     #[test]
     fn records_round_trip() {

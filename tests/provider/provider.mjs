@@ -5,11 +5,16 @@
 // Environment: PORT (0 = any free port), CLIENT_ID, CLIENT_SECRET, ACCESS_TTL (seconds), ROTATE (1|0),
 // OMIT_UNCHANGED_REFRESH (1|0), AUTO_APPROVE (1|0). Prints `ready <issuer>` on stdout once listening.
 //
+// Clients: CLIENT_ID (authorization code, refresh, device grant), CLIENT_ID-other-redirect, and CLIENT_ID-service
+// (client credentials only, scope `api`), all with CLIENT_SECRET.
+//
 // Test endpoints (loopback only, no auth: this server exists only for tests):
-//   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n}, "revocation": n, "userinfo": n,
-//                          "tokenInFlight": n (token requests received and not answered yet)}
+//   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n, "client_credentials": n, ...},
+//                          "revocation": n, "userinfo": n, "tokenInFlight": n (token requests received and not
+//                          answered yet), "devicePolls": [{"at": ms, "answer": "authorization_pending"|...}]}
 //   POST /test/config  <- JSON merged into the settings below (deny, accessTtl, rotate, omitUnchangedRefresh,
-//                         tokenDelayMs, tokenFailStatus)
+//                         tokenDelayMs, tokenFailStatus, deviceCodeTtl, deviceInterval, slowDownOnce)
+//   GET  /test/api     a protected API: 200 {"client_id", "kind"} for a live access token (Bearer), else 401
 //   POST /test/forget-access-tokens -> {"forgotten": n}: drops every access token issued so far and nothing else
 //                         (grants and refresh tokens stay), as a provider does that revokes access tokens early;
 //                         its userinfo endpoint then answers 401 to them
@@ -28,9 +33,13 @@ const settings = {
   tokenDelayMs: 0, // before the token endpoint handles a request
   tokenResponseDelayMs: 0, // after it handled it (tokens issued, refresh token rotated), before the answer
   tokenFailStatus: 0,
+  deviceCodeTtl: 600, // seconds a device code lives (RFC 8628 §3.2 expires_in)
+  deviceInterval: 1, // the polling interval the device authorization response announces (§3.2 interval)
+  slowDownOnce: false, // answer the next pending device poll with slow_down (§3.5)
 };
 // tokenInFlight: token requests received and not yet answered (tests wait for 0 after killing a client).
-const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {}, tokenInFlight: 0 };
+const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {}, tokenInFlight: 0, devicePolls: [] };
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 // Everything in memory, unbounded: the built-in store is an LRU that forgets grants in long runs.
 const stores = new Map();
@@ -84,10 +93,19 @@ const provider = new Provider(issuer, {
     client_secret: env.CLIENT_SECRET ?? 'test-secret',
     application_type: 'native', // any port on a loopback redirect URI (RFC 8252 §7.3)
     redirect_uris: ['http://127.0.0.1/callback'],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'openid profile email offline_access', // not `api`: the tests' invalid_scope case
+  }, {
+    // A service: the client-credentials grant only (RFC 6749 §4.4), no user, no redirect.
+    client_id: `${env.CLIENT_ID ?? 'wasm-host-test'}-service`,
+    client_secret: env.CLIENT_SECRET ?? 'test-secret',
+    redirect_uris: [],
+    grant_types: ['client_credentials'],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'api',
   }, {
     // The same client registered with another redirect path: what a user who registered the wrong URI has.
     client_id: `${env.CLIENT_ID ?? 'wasm-host-test'}-other-redirect`,
@@ -111,6 +129,9 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: !settings.autoApprove },
     revocation: { enabled: true },
     userinfo: { enabled: true },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    deviceFlow: { enabled: true },
   },
   interactions: settings.autoApprove ? { url: (_ctx, interaction) => `/interaction/${interaction.uid}` } : undefined,
   clockTolerance: 0,
@@ -120,6 +141,8 @@ const provider = new Provider(issuer, {
   rotateRefreshToken: () => settings.rotate,
   ttl: {
     AccessToken: () => settings.accessTtl,
+    ClientCredentials: () => settings.accessTtl,
+    DeviceCode: () => settings.deviceCodeTtl,
     AuthorizationCode: 60,
     IdToken: 3600,
     RefreshToken: 14 * 24 * 3600,
@@ -134,6 +157,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 provider.use(async (ctx, next) => {
   if (ctx.path === '/test/stats') {
     ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/test/api') {
+    const bearer = /^Bearer (.+)$/.exec(ctx.get('authorization') ?? '')?.[1];
+    const token = bearer
+      && ((await provider.ClientCredentials.find(bearer)) ?? (await provider.AccessToken.find(bearer)));
+    if (!token) {
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
+    ctx.body = { client_id: token.clientId, kind: token.kind };
     return;
   }
   if (ctx.path === '/test/forget-access-tokens' && ctx.method === 'POST') {
@@ -181,6 +216,9 @@ provider.use(async (ctx, next) => {
     return;
   }
   await next();
+  if (ctx.path === '/device/auth' && ctx.body?.device_code) {
+    ctx.body.interval = settings.deviceInterval;
+  }
   if (ctx.path === '/token/revocation') {
     stats.revocation += 1;
   } else if (ctx.path === '/me') {
@@ -200,6 +238,13 @@ async function handleToken(ctx, next) {
   if (settings.tokenResponseDelayMs) await sleep(settings.tokenResponseDelayMs);
   const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
   stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
+  if (grantType === DEVICE_GRANT) {
+    if (settings.slowDownOnce && ctx.body?.error === 'authorization_pending') {
+      settings.slowDownOnce = false;
+      ctx.body = { error: 'slow_down', error_description: 'injected by the test' };
+    }
+    stats.devicePolls.push({ at: Date.now(), answer: ctx.body?.error ?? 'tokens' });
+  }
   if (settings.omitUnchangedRefresh && grantType === 'refresh_token'
       && ctx.body?.refresh_token === ctx.oidc.params.refresh_token) {
     delete ctx.body.refresh_token;

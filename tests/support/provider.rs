@@ -112,6 +112,30 @@ impl Provider {
         crate::http::follow_with_cookies(url)
     }
 
+    /// Plays the user of a device authorization (RFC 8628 §3.3) on the provider's own pages, with a cookie jar:
+    /// opens `verification_uri`, then submits `user_code` with "continue" (`approve`) or "abort". The provider's
+    /// automatic login and consent finish an approval. Returns the last page's status and text.
+    pub fn enter_user_code(verification_uri: &str, user_code: &str, approve: bool) -> (u16, String) {
+        let client = reqwest::blocking::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::limited(20))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let page = client.get(verification_uri).send().expect("open the verification page").text().unwrap();
+        // oidc-provider's form: <input type="hidden" name="xsrf" value="..."/>
+        let marker = r#"name="xsrf" value=""#;
+        let start = page.find(marker).unwrap_or_else(|| panic!("no xsrf field on the verification page: {page}")) + marker.len();
+        let xsrf = &page[start..start + page[start..].find('"').unwrap()];
+        let choice = if approve { ("confirm", "yes") } else { ("abort", "yes") };
+        let r = client
+            .post(verification_uri)
+            .form(&[("xsrf", xsrf), ("user_code", user_code), choice])
+            .send()
+            .expect("submit the user code");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
     /// Waits until the provider's clock has moved past an access token's lifetime.
     pub fn wait(d: Duration) {
         let end = Instant::now() + d;

@@ -4,7 +4,7 @@ use wasm_host_oauth::{
     endpoints::EndpointSettings, idtoken, token, AuthorizationRequest, CallbackError, CallbackServer, Outcome,
     ClientAuth, ClientCredentials, Http, ProviderEndpoints, TokenError,
 };
-use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
+use wasm_host_store::{now_unix, rfc3339, validate_name, Connection, Grant, NewTokens, RefreshUpdate, ResolvedEndpoints, SecretField};
 
 use crate::args::AuthorizeArgs;
 use crate::context::Context;
@@ -21,6 +21,16 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
+    if conn.options.grant == Grant::ClientCredentials {
+        return Err(coded(
+            Exit::NoAuthorizationStep,
+            format!(
+                "connection `{name}` uses the client-credentials grant, which has no authorization step: the host \
+                 requests its tokens with the client's own credentials when a function first uses it (change the \
+                 client with `wasm-host authconnection update {name}`)"
+            ),
+        ));
+    }
     let scopes = match &args.scopes {
         Some(list) => super::options::scopes(list),
         None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
@@ -35,6 +45,22 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
         coded(exit, e.to_string())
     })?;
+    if args.device {
+        let stored = super::device::authorize(&super::device::Device {
+            runtime: &runtime,
+            store: &store,
+            keys: &keys,
+            conn: &conn,
+            secret: &secret,
+            http: &http,
+            endpoints: &endpoints,
+            scopes: &scopes,
+            timeout,
+        })?;
+        output::connection(args.out.json, &stored.1)?;
+        note!("{}", stored.0);
+        return Ok(Exit::Ok);
+    }
     let server = runtime.block_on(CallbackServer::bind(args.port)).map_err(|e| {
         usage(format!(
             "cannot listen on 127.0.0.1:{} for the callback ({e}); pass --port with a free port, or --port 0 for any",
@@ -129,10 +155,31 @@ fn complete(
     }
     let mut metadata = callback.params.clone();
     metadata.extend(tokens.extra.iter().cloned());
+    let requested = Requested { scopes: &request.scopes, sent };
+    store_tokens(c.store, c.keys, conn, endpoints, &tokens, metadata, &requested)
+}
+
+/// What a token request asked for: the scopes, and when it was sent (Unix seconds).
+pub struct Requested<'a> {
+    pub scopes: &'a [String],
+    pub sent: i64,
+}
+
+/// Stores what an authorization (code or device) obtained, with the endpoints it resolved; the sentence to show
+/// and the connection as stored.
+pub fn store_tokens(
+    store: &wasm_host_store::Store,
+    keys: &wasm_host_store::Keys,
+    conn: &Connection,
+    endpoints: &ProviderEndpoints,
+    tokens: &wasm_host_oauth::TokenResponse,
+    metadata: Vec<(String, String)>,
+    requested: &Requested<'_>,
+) -> Result<(String, Connection)> {
     // A provider that issues a refresh token only at first consent answers a second authorization without one:
     // the stored one still belongs to this client's grant, so it is kept (and said so below).
     let kept_refresh =
-        tokens.refresh_token.is_none() && c.store.secret(&conn.name, SecretField::RefreshToken, c.keys)?.is_some();
+        tokens.refresh_token.is_none() && store.secret(&conn.name, SecretField::RefreshToken, keys)?.is_some();
     let refresh = match &tokens.refresh_token {
         Some(r) => RefreshUpdate::Replace(r),
         None => RefreshUpdate::Keep,
@@ -141,21 +188,21 @@ fn complete(
         Some(t) => RefreshUpdate::Replace(t),
         None => RefreshUpdate::Remove,
     };
-    let stored = c.store.put_tokens(
+    let stored = store.put_tokens(
         &conn.name,
         NewTokens {
             access_token: &tokens.access_token,
             refresh,
             id_token,
             token_type: tokens.token_type.clone(),
-            expires_at: tokens.expires_in.map(|s| sent + s),
-            scopes: tokens.scope.clone().unwrap_or_else(|| request.scopes.clone()),
+            expires_at: tokens.expires_in.map(|s| requested.sent + s),
+            scopes: tokens.scope.clone().unwrap_or_else(|| requested.scopes.to_vec()),
             metadata,
             credentials: tokens.credentials.clone(),
             resolved: Some(resolved(endpoints)),
             release_lease: None,
         },
-        c.keys,
+        keys,
     )?;
     let info = stored.token.as_ref().expect("just stored");
     let message = format!(

@@ -2,12 +2,13 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
-use wasm_host_store::{validate_name, validate_url, Endpoints, NewConnection, CONNECTION_TYPES};
+use wasm_host_oauth::{ClientAuth, EndpointSettings, Http};
+use wasm_host_store::{validate_name, validate_url, Endpoints, Grant, NewConnection, ProtocolOptions, CONNECTION_TYPES};
 use zeroize::Zeroizing;
 
 use crate::args::{CreateArgs, EndpointArgs};
 use crate::context::Context;
-use crate::exit::{usage, Exit};
+use crate::exit::{coded, usage, Exit};
 use crate::output::{self, note};
 
 pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
@@ -52,6 +53,19 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
         return Err(usage("--client-id is empty: give the client ID the provider issued for your app"));
     }
     let mut options = catalog.map(|c| c.options.clone()).unwrap_or_default();
+    let client_credentials = args.grant == Grant::ClientCredentials.as_str();
+    if client_credentials {
+        if let Some(c) = catalog.filter(|c| !c.client_credentials) {
+            return Err(usage(format!(
+                "the catalog does not list the client-credentials grant for provider `{}`; if its documentation \
+                 offers it, create the connection with --provider-url and --token-url instead of --provider",
+                c.provider_url
+            )));
+        }
+        options.grant = Grant::ClientCredentials;
+        // The catalog's scopes are what a user consents to; a client's own token takes those given here.
+        options.default_scopes.clear();
+    }
     super::options::apply(&args.protocol, &mut options)?;
     let secret = match client_secret(&args.name, args.client_secret.take(), args.client_secret_stdin)? {
         Some(secret) => secret,
@@ -70,15 +84,64 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
              (--client-secret-stdin, WASM_HOST_CLIENT_SECRET or --client-secret)",
         ));
     }
+    let mut new = new;
+    if client_credentials {
+        token_endpoint(&mut new, &mut options)?;
+    }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.create_with(new, options, &secret, &keys)?;
     output::connection(args.out.json, &conn)?;
-    note!(
-        "created connection `{}` ({}); next: authorize it with `wasm-host authconnection authorize {}`",
-        conn.name, conn.provider_url, conn.name
-    );
+    if client_credentials {
+        note!(
+            "created connection `{}` ({}, client-credentials grant, token endpoint {}); no `authorize` step: the host \
+             requests a token when a function granted `{}` first uses it",
+            conn.name,
+            conn.provider_url,
+            conn.endpoints.token_url.as_deref().unwrap_or("-"),
+            conn.name
+        );
+    } else {
+        note!(
+            "created connection `{}` ({}); next: authorize it with `wasm-host authconnection authorize {}`",
+            conn.name, conn.provider_url, conn.name
+        );
+    }
     Ok(Exit::Ok)
+}
+
+/// A client-credentials connection's token endpoint (and revocation endpoint and client authentication, where
+/// not given), found once at `create` from the flags, the catalog or discovery: the host, which requests its
+/// tokens, does no discovery.
+fn token_endpoint(new: &mut NewConnection, options: &mut ProtocolOptions) -> Result<()> {
+    if new.endpoints.token_url.is_some() {
+        return Ok(());
+    }
+    let settings = EndpointSettings {
+        provider_url: new.provider_url.clone(),
+        issuer_url: new.issuer_url.clone(),
+        auth_url: new.endpoints.auth_url.clone(),
+        token_url: None,
+        revocation_url: new.endpoints.revocation_url.clone(),
+        userinfo_url: new.endpoints.userinfo_url.clone(),
+        pkce: options.pkce,
+        client_auth: super::options::client_auth(options.client_auth.as_deref())?,
+        auth_params: Vec::new(),
+        scope_separator: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let found = runtime.block_on(wasm_host_oauth::resolve(&Http::default(), &settings)).map_err(|e| {
+        let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
+        coded(exit, format!("{e}; or give the token endpoint with --token-url"))
+    })?;
+    new.endpoints.token_url = Some(found.token.to_string());
+    if new.endpoints.revocation_url.is_none() {
+        new.endpoints.revocation_url = found.revocation.map(|u| u.to_string());
+    }
+    if options.client_auth.is_none() && found.client_auth == ClientAuth::Post {
+        options.client_auth = Some("post".into());
+    }
+    Ok(())
 }
 
 /// The endpoints given by hand, each checked (https, or http on loopback).

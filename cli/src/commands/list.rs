@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: ListArgs) -> Result<Exit> {
         note!("no connections yet; create one with `wasm-host authconnection create --help`");
         return Ok(Exit::Ok);
     }
-    let table: Vec<[String; 6]> = rows
+    let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
@@ -31,9 +31,10 @@ pub fn run(ctx: &Context, args: ListArgs) -> Result<Exit> {
                 r.status.to_owned(),
                 r.expires_at.clone().unwrap_or_else(|| "-".into()),
                 if r.scopes.is_empty() { "-".into() } else { r.scopes.join(" ") },
+                r.grant.to_owned(),
             ]
         })
         .collect();
-    output::table(["NAME", "TYPE", "PROVIDER", "STATUS", "EXPIRES", "SCOPES"], &table);
+    output::table(["NAME", "TYPE", "PROVIDER", "STATUS", "EXPIRES", "SCOPES", "GRANT"], &table);
     Ok(Exit::Ok)
 }

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod completion;
 pub mod create;
 pub mod delete;
+pub mod device;
 pub mod import_token;
 pub mod list;
 pub mod new;

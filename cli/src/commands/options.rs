@@ -34,6 +34,9 @@ pub fn apply(args: &ProtocolArgs, options: &mut ProtocolOptions) -> Result<()> {
     if let Some(list) = &args.default_scopes {
         options.default_scopes = scopes(list);
     }
+    if let Some(url) = &args.device_auth_url {
+        options.device_auth_url = Some(wasm_host_store::validate_url("--device-auth-url", url)?.to_string());
+    }
     Ok(())
 }
 

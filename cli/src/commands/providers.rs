@@ -32,6 +32,8 @@ pub struct Filled {
     pub issuer_url: Option<String>,
     pub endpoints: Endpoints,
     pub options: ProtocolOptions,
+    /// Whether the entry documents the client-credentials grant.
+    pub client_credentials: bool,
 }
 
 /// The connection settings of catalog entry `id` with its placeholders filled from `values`.
@@ -47,7 +49,15 @@ pub fn fill(id: &str, values: &BTreeMap<String, String>) -> Result<Filled> {
             userinfo_url: r.userinfo_url,
         },
     };
-    Ok(Filled { provider_url: r.provider_url, issuer_url: r.issuer, endpoints, options: options(entry) })
+    let mut options = options(entry);
+    options.device_auth_url = r.device_auth_url;
+    Ok(Filled {
+        provider_url: r.provider_url,
+        issuer_url: r.issuer,
+        endpoints,
+        options,
+        client_credentials: entry.client_credentials,
+    })
 }
 
 /// The protocol options an entry implies; `None`/empty where the defaults already do what it says.
@@ -60,5 +70,6 @@ fn options(entry: &Entry) -> ProtocolOptions {
         token_params: pairs(&entry.token_params),
         default_scopes: entry.scopes.clone(),
         scope_separator: entry.scope_separator.chars().next().filter(|c| *c != ' '),
+        ..ProtocolOptions::default()
     }
 }

@@ -26,6 +26,7 @@ pub fn run(ctx: &Context, args: ShowArgs) -> Result<Exit> {
     let mut lines: Vec<(&str, String)> = vec![
         ("name", c.name.to_owned()),
         ("type", c.kind.to_owned()),
+        ("grant", c.grant.to_owned()),
         ("status", match c.status_reason {
             Some(why) => format!("{} ({why})", c.status),
             None => c.status.to_owned(),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use secrecy::ExposeSecret;
-use wasm_host_store::{validate_name, validate_url, Status};
+use wasm_host_store::{validate_name, validate_url, Grant, Status};
 
 use crate::args::UpdateArgs;
 use crate::context::Context;
@@ -58,6 +58,12 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
                 }
             }
             c.options = options;
+            // A client-credentials connection the provider refused a token (a scope, a parameter): the changed
+            // registration is tried at the next use, as a new one would be.
+            if c.options.grant == Grant::ClientCredentials && c.status == Status::NeedsAuthorization {
+                c.status = Status::Created;
+                c.status_reason = None;
+            }
         }),
         secret.as_ref(),
         &keys,

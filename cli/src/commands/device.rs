@@ -1,0 +1,90 @@
+//! `authorize --device`: the device authorization grant (RFC 8628) for a machine without a browser. Prints where
+//! to go and the code to enter, polls the token endpoint (through [`wasm_host_oauth::device`], which keeps the
+//! provider's interval and adds 5 s at each `slow_down`) and stores the tokens as the code flow does.
+
+use anyhow::Result;
+use secrecy::SecretString;
+use url::Url;
+use wasm_host_oauth::{device, ClientCredentials, Http, ProviderEndpoints, TokenError};
+use wasm_host_store::{now_unix, Connection, Keys, Store};
+
+use super::authorize::{store_tokens, Requested};
+use crate::exit::{coded, usage, Exit};
+use crate::output::note;
+
+/// What the device flow of one `authorize` needs.
+pub struct Device<'a> {
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub store: &'a Store,
+    pub keys: &'a Keys,
+    pub conn: &'a Connection,
+    pub secret: &'a SecretString,
+    pub http: &'a Http,
+    pub endpoints: &'a ProviderEndpoints,
+    pub scopes: &'a [String],
+    /// The longest wait for the user (the code's own lifetime may be shorter).
+    pub timeout: std::time::Duration,
+}
+
+/// Runs the flow to its end: the sentence to show and the connection as stored, or an error with its exit code
+/// (11 denied or refused, 12 unavailable, 13 expired) and nothing stored.
+pub fn authorize(d: &Device<'_>) -> Result<(String, Connection)> {
+    let name = &d.conn.name;
+    // The connection's own setting (from --device-auth-url or the catalog) wins over discovery.
+    let device_url = match &d.conn.options.device_auth_url {
+        Some(u) => Some(Url::parse(u).map_err(|e| usage(format!("the stored device authorization URL of `{name}`: {e}")))?),
+        None => d.endpoints.device_authorization.clone(),
+    };
+    let device_url = device_url.ok_or_else(|| {
+        usage(format!(
+            "the provider of `{name}` publishes no device authorization endpoint (RFC 8628): give it with \
+             `wasm-host authconnection update {name} --device-auth-url URL`, or authorize in a browser without \
+             --device"
+        ))
+    })?;
+    let client = ClientCredentials { id: &d.conn.client_id, secret: d.secret, auth: d.endpoints.client_auth };
+    let started = d
+        .runtime
+        .block_on(device::start(d.http, &device_url, &d.endpoints.token, &client, d.scopes))
+        .map_err(|e| failure(name, "the device authorization request", e))?;
+    eprintln!("To authorize `{name}`, open {} on any device and enter the code {}", started.verification_uri, started.user_code);
+    if let Some(complete) = &started.verification_uri_complete {
+        eprintln!("(or open {complete}, which carries the code)");
+    }
+    note!(
+        "Waiting up to {} for the approval (asking the provider every {} s) ...",
+        humantime::format_duration(d.timeout.min(started.expires_in)),
+        started.interval.as_secs()
+    );
+    let tokens = d
+        .runtime
+        .block_on(device::poll(d.http, &d.endpoints.token, &client, &started, d.timeout, &d.conn.options.token_params))
+        .map_err(|e| failure(name, "waiting for the approval", e))?;
+    // Counted from the answer, the expiry is later than the provider's by that one poll's round trip (`oauth2`
+    // does not say when it sent it), well inside the refresh margin; one second off covers a loopback provider.
+    let sent = now_unix() - 1;
+    let requested = Requested { scopes: d.scopes, sent };
+    // No ID-token check here: the device flow has no nonce, and the ID token came straight from the token
+    // endpoint, which OpenID Connect Core §3.1.3.7 (6) accepts in place of its signature.
+    store_tokens(d.store, d.keys, d.conn, d.endpoints, &tokens, tokens.extra.clone(), &requested)
+}
+
+fn failure(name: &str, step: &str, e: TokenError) -> anyhow::Error {
+    let again = format!("nothing was stored; run `wasm-host authconnection authorize {name} --device` again");
+    match e.oauth_error() {
+        Some("access_denied") => coded(Exit::ProviderRefused, format!("the user denied the request at the provider; {again} and approve it")),
+        Some("expired_token") => coded(
+            Exit::CallbackTimeout,
+            format!("the code expired before the request was approved; {again} and enter the new code sooner"),
+        ),
+        Some("invalid_client" | "unauthorized_client") => coded(
+            Exit::ProviderRefused,
+            format!(
+                "{step} failed: {e}; check the client ID and secret, and that the app may use the device grant at \
+                 the provider; {again}"
+            ),
+        ),
+        _ if e.is_permanent() => coded(Exit::ProviderRefused, format!("{step} failed: {e}; {again}")),
+        _ => coded(Exit::ProviderUnavailable, format!("{step} failed: {e}; {again} later")),
+    }
+}

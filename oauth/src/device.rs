@@ -1,0 +1,87 @@
+//! The device authorization grant (RFC 8628) through `oauth2` 5's `devicecode` module: the device authorization
+//! request (§3.1, §3.2), then polling the token endpoint (§3.4) at the provider's interval, waiting 5 s more after
+//! each `slow_down` (§3.5, done by `oauth2`), until tokens, a refusal (`access_denied`), or expiry
+//! (`expired_token`, or the code's own `expires_in` passing). Requests go through our HTTP client as the other
+//! grants' do ([`crate::token`]).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse};
+use url::Url;
+
+use crate::token::{finish_any, oauth_client, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
+use crate::Http;
+
+/// What the user is shown (RFC 8628 §3.2), and what polling needs.
+pub struct DeviceAuthorization {
+    /// Where the user enters the code (`verification_uri`; Google's `verification_url` is read too).
+    pub verification_uri: String,
+    /// The same with the code in it, for a link or a QR code (`verification_uri_complete`), when given.
+    pub verification_uri_complete: Option<String>,
+    /// The code the user types (`user_code`): short-lived, and useless without the device code, which stays here.
+    pub user_code: String,
+    /// How long the codes live (`expires_in`).
+    pub expires_in: Duration,
+    /// The first polling interval (`interval`, 5 s when absent).
+    pub interval: Duration,
+    response: StandardDeviceAuthorizationResponse,
+}
+
+impl std::fmt::Debug for DeviceAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorization")
+            .field("verification_uri", &self.verification_uri)
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The device authorization request (RFC 8628 §3.1) for `scopes`, with the client's credentials as at the token
+/// endpoint. Errors as [`crate::token`]'s (a refused client, an unknown scope: `Rejected`).
+pub async fn start(
+    http: &Http,
+    device_url: &Url,
+    token_url: &Url,
+    client: &ClientCredentials<'_>,
+    scopes: &[String],
+) -> Result<DeviceAuthorization, TokenError> {
+    let oauth = oauth_client(client, token_url).set_device_authorization_url(DeviceAuthorizationUrl::from_url(device_url.clone()));
+    let (send, status) = sender(http);
+    let outcome = oauth
+        .exchange_device_code()
+        .add_scopes(scopes.iter().cloned().map(Scope::new))
+        .request_async::<_, oauth2::EmptyExtraDeviceAuthorizationFields>(&send)
+        .await;
+    let response = finish_any(outcome, status.load(Ordering::Relaxed))?;
+    Ok(DeviceAuthorization {
+        verification_uri: crate::shown(response.verification_uri().as_str(), 500),
+        verification_uri_complete: response.verification_uri_complete().map(|u| crate::shown(u.secret(), 500)),
+        user_code: crate::shown(response.user_code().secret(), 100),
+        expires_in: response.expires_in(),
+        interval: response.interval(),
+        response,
+    })
+}
+
+/// Polls the token endpoint (RFC 8628 §3.4) until the user approves (tokens), denies (`access_denied`), the code
+/// expires (`expired_token`: from the provider, or once `expires_in` or `timeout`, whichever is first, has passed),
+/// or the provider fails otherwise. `extra` token parameters go with every poll.
+pub async fn poll(
+    http: &Http,
+    token_url: &Url,
+    client: &ClientCredentials<'_>,
+    authorization: &DeviceAuthorization,
+    timeout: Duration,
+    extra: ExtraParams<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let oauth = oauth_client(client, token_url);
+    let (send, status) = sender(http);
+    let mut request = oauth.exchange_device_access_token(&authorization.response);
+    for (k, v) in extra {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let outcome = request.request_async(&send, tokio::time::sleep, Some(timeout.min(authorization.expires_in))).await;
+    finish_any(outcome, status.load(Ordering::Relaxed)).map(crate::token::Wire::into_response)
+}
