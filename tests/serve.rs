@@ -631,10 +631,10 @@ fn watch_reloads_on_a_changed_file() {
         assert!(Instant::now() < end, "hello never served:\n{}", server.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A component that no longer loads: the old one keeps serving, and the log says why.
-    let before = reloads(&server);
+    // A component that no longer loads: the old one keeps serving, and the log says why (waited for by its own
+    // line, not a count of reloads: the copy above may have come in two batches).
     std::fs::write(dir.join("echo.wasm"), b"not wasm").unwrap();
-    server.wait_log("reloaded", before + 1);
+    server.wait_log("keeps serving", 1);
     assert!(server.stderr().contains("function `echo`"), "{}", server.stderr());
     assert_eq!(post(&format!("{url}/moved"), "3").0, 200, "the old echo still serves");
 }
