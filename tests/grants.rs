@@ -215,6 +215,20 @@ fn client_credentials_create_errors_change_nothing() {
         "s",
     )
     .failure(12, "--token-url");
+    // Flags of a user's authorization only: refused, not stored unused.
+    env.run_stdin(
+        &[
+            "authconnection", "create", "--name", "x", "--type", "TYPE_OAUTH2", "--provider-url", &provider.issuer,
+            "--token-url", &format!("{}/token", provider.issuer), "--client-id", "x", "--client-secret-stdin",
+            "--grant", "client-credentials", "--pkce", "on", "--auth-param", "prompt=consent", "--expose-refresh-token",
+        ],
+        "s",
+    )
+    .failure(
+        2,
+        "--pkce, --auth-param, --expose-refresh-token apply only to the authorization-code grant, and `x` uses the \
+         client-credentials grant",
+    );
     assert_eq!(list(&env), serde_json::json!([]));
     // With --token-url no discovery is needed; a catalog provider that documents the grant takes no user scopes.
     env.run_stdin(
@@ -232,6 +246,9 @@ fn client_credentials_create_errors_change_nothing() {
     let c = store.connection("graph", &keys).unwrap().unwrap();
     assert_eq!(c.options.grant, wasm_host_store::Grant::ClientCredentials);
     assert_eq!(c.options.default_scopes, vec!["https://graph.microsoft.com/.default".to_owned()]);
+    drop(store);
+    env.run(&["authconnection", "update", "graph", "--device-auth-url", "https://login.example/device"])
+        .failure(2, "--device-auth-url applies only to the authorization-code grant");
 }
 
 /// A running `authorize NAME --device`: where the user is sent and the code, read from its stderr.

@@ -24,6 +24,12 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let mut current = store.connection(&args.name.name, &keys)?.ok_or_else(|| NotFound(args.name.name.clone()))?;
+    let client_credentials = current.options.grant == Grant::ClientCredentials;
+    if client_credentials {
+        let [pkce, auth_params, device] = super::options::authorization_flags(&args.protocol);
+        let auth_url = ("--auth-url", given.auth_url.is_some());
+        super::options::refuse_authorization_flags(&args.name.name, &[pkce, auth_params, device, auth_url])?;
+    }
     super::options::apply(&args.protocol, &mut current.options)?;
     let options = current.options;
     let token_url_changed = given.token_url.is_some();
@@ -60,7 +66,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
             c.options = options;
             // A client-credentials connection the provider refused a token (a scope, a parameter): the changed
             // registration is tried at the next use, as a new one would be.
-            if c.options.grant == Grant::ClientCredentials && c.status == Status::NeedsAuthorization {
+            if client_credentials && c.status == Status::NeedsAuthorization {
                 c.status = Status::Created;
                 c.status_reason = None;
             }
