@@ -737,4 +737,19 @@ fn client_credentials_requests_carry_the_entry_and_the_connection_parameters() {
     script(200, serde_json::json!({ "access_token": "cc-after-update", "expires_in": 3600 }));
     assert_eq!(probe(&env)["access_token"], "cc-after-update");
     assert_eq!(last_token_request().1["scope"], "read");
+    // The token held was issued for the old request: an update that changes the request (here the audience) makes
+    // the next use ask for a new one, not hand out the old one until it expires.
+    let asked = provider.token_requests.load(Ordering::SeqCst);
+    let updated = env.run(&["authconnection", "update", "hostile", "--token-param", "audience=https://api.example/v2"]);
+    assert!(updated.success().stderr.contains("the next use requests a new token"), "{}", updated.stderr);
+    assert_eq!(listed(&env)["status"], "created");
+    script(200, serde_json::json!({ "access_token": "cc-new-audience", "expires_in": 3600 }));
+    assert_eq!(probe(&env)["access_token"], "cc-new-audience");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), asked + 1);
+    assert_eq!(last_token_request().1["audience"], "https://api.example/v2");
+    // One that changes nothing the token request carries keeps the token.
+    env.run(&["authconnection", "update", "hostile", "--userinfo-url", &format!("{}/me", provider.base)]).success();
+    assert_eq!(listed(&env)["status"], "authorized");
+    assert_eq!(probe(&env)["access_token"], "cc-new-audience");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), asked + 1);
 }
