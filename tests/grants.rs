@@ -397,6 +397,22 @@ fn device_authorization_expired_ends_with_exit_13_and_stores_nothing() {
     assert!(!page.contains("Sign-in Success"), "{page}");
 }
 
+/// Nobody enters the code and `--timeout` (2 s) passes long before the code's own expiry: exit 13, saying that
+/// it was the timeout, nothing stored.
+#[test]
+fn device_authorization_timeout_ends_with_exit_13_naming_the_timeout() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceInterval": 1 }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--timeout", "2s"]);
+    let done = run.finish();
+    done.failure(13, "--timeout 2s passed before the request was approved");
+    assert!(!done.stderr.contains("the code expired"), "{}", done.stderr);
+    assert_eq!(list(&env)[0]["status"], "created");
+    assert!(device_polls(&provider).iter().all(|(_, a)| a == "authorization_pending"), "{:?}", device_polls(&provider));
+}
+
 /// A connection whose provider publishes no device endpoint, and a client-credentials one: usage errors.
 #[test]
 fn device_authorization_needs_an_endpoint_and_the_authorization_code_grant() {
