@@ -10,7 +10,7 @@ use std::time::Duration;
 use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse};
 use url::Url;
 
-use crate::token::{finish_any, oauth_client, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
+use crate::token::{finish_any, oauth_client, Endpoint, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
 use crate::Http;
 
 /// What the user is shown (RFC 8628 §3.2), and what polling needs.
@@ -54,7 +54,7 @@ pub async fn start(
         .add_scopes(scopes.iter().cloned().map(Scope::new))
         .request_async::<_, oauth2::EmptyExtraDeviceAuthorizationFields>(&send)
         .await;
-    let response = finish_any(outcome, status.load(Ordering::Relaxed))?;
+    let response = finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::DeviceAuthorization)?;
     Ok(DeviceAuthorization {
         verification_uri: crate::shown(response.verification_uri().as_str(), 500),
         verification_uri_complete: response.verification_uri_complete().map(|u| crate::shown(u.secret(), 500)),
@@ -83,5 +83,5 @@ pub async fn poll(
         request = request.add_extra_param(k.clone(), v.clone());
     }
     let outcome = request.request_async(&send, tokio::time::sleep, Some(timeout.min(authorization.expires_in))).await;
-    finish_any(outcome, status.load(Ordering::Relaxed)).map(crate::token::Wire::into_response)
+    finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token).map(crate::token::Wire::into_response)
 }
