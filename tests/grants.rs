@@ -296,6 +296,19 @@ impl DeviceRun {
         run
     }
 
+    /// Waits up to `limit` (a generous bound, not a measurement) for the command to end on its own.
+    fn ends_within(&mut self, limit: Duration) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        false
+    }
+
     /// Waits for the command to end: its exit code, stdout and everything it wrote on stderr.
     fn finish(mut self) -> wasm_host_tests::Run {
         use std::io::Read;
@@ -398,14 +411,15 @@ fn device_authorization_expired_ends_with_exit_13_and_stores_nothing() {
 }
 
 /// Nobody enters the code and `--timeout` (2 s) passes long before the code's own expiry: exit 13, saying that
-/// it was the timeout, nothing stored.
+/// it was the timeout, nothing stored. The provider's interval (10 minutes) does not stretch the wait.
 #[test]
 fn device_authorization_timeout_ends_with_exit_13_naming_the_timeout() {
     let provider = Provider::start(ProviderConfig::default());
-    provider.configure(serde_json::json!({ "deviceInterval": 1 }));
+    provider.configure(serde_json::json!({ "deviceInterval": 600, "deviceCodeTtl": 1200 }));
     let env = Env::new(BIN);
     env.create_for("tv", &provider).success();
-    let run = DeviceRun::start(&env, "tv", &["--timeout", "2s"]);
+    let mut run = DeviceRun::start(&env, "tv", &["--timeout", "2s"]);
+    assert!(run.ends_within(Duration::from_secs(90)), "a 2 s --timeout waited out the provider's 600 s interval");
     let done = run.finish();
     done.failure(13, "--timeout 2s passed before the request was approved");
     assert!(!done.stderr.contains("the code expired"), "{}", done.stderr);

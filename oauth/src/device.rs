@@ -82,6 +82,15 @@ pub async fn poll(
     for (k, v) in extra {
         request = request.add_extra_param(k.clone(), v.clone());
     }
-    let outcome = request.request_async(&send, tokio::time::sleep, Some(timeout.min(authorization.expires_in))).await;
-    finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token).map(crate::token::Wire::into_response)
+    let limit = timeout.min(authorization.expires_in);
+    // `oauth2` checks its deadline only before each poll, after sleeping the whole interval (which `slow_down`
+    // lengthens): bounded here too, so that the limit holds however long the interval.
+    match tokio::time::timeout(limit, request.request_async(&send, tokio::time::sleep, Some(limit))).await {
+        Ok(outcome) => finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token).map(crate::token::Wire::into_response),
+        Err(_) => Err(TokenError::Rejected {
+            status: 400,
+            error: "expired_token".into(),
+            description: Some("the device code expired, or the wait for the approval reached its limit".into()),
+        }),
+    }
 }
