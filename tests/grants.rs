@@ -427,6 +427,22 @@ fn device_authorization_timeout_ends_with_exit_13_naming_the_timeout() {
     assert!(device_polls(&provider).iter().all(|(_, a)| a == "authorization_pending"), "{:?}", device_polls(&provider));
 }
 
+/// A provider announcing `interval: 0` is not polled without pause: at most one poll a second.
+#[test]
+fn device_authorization_an_interval_of_zero_is_not_a_busy_loop() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceInterval": 0 }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--timeout", "3s"]);
+    let done = run.finish();
+    done.failure(13, "--timeout 3s passed");
+    assert!(done.stderr.contains("asking the provider every 1 s"), "{}", done.stderr);
+    let polls = device_polls(&provider);
+    // One at once, then one a second: 4 in 3 s; a busy loop makes hundreds.
+    assert!((1..=5).contains(&polls.len()), "{} polls in 3 s: {polls:?}", polls.len());
+}
+
 /// A connection whose provider publishes no device endpoint, and a client-credentials one: usage errors.
 #[test]
 fn device_authorization_needs_an_endpoint_and_the_authorization_code_grant() {

@@ -13,6 +13,10 @@ use url::Url;
 use crate::token::{finish_any, oauth_client, Endpoint, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
 use crate::Http;
 
+/// The shortest wait between polls: a provider's `interval` of 0 would otherwise have us poll without pause
+/// (RFC 8628 §3.2 gives no lower bound; hundreds of requests a second against a loopback provider).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the user is shown (RFC 8628 §3.2), and what polling needs.
 pub struct DeviceAuthorization {
     /// Where the user enters the code (`verification_uri`; Google's `verification_url` is read too).
@@ -23,7 +27,7 @@ pub struct DeviceAuthorization {
     pub user_code: String,
     /// How long the codes live (`expires_in`).
     pub expires_in: Duration,
-    /// The first polling interval (`interval`, 5 s when absent).
+    /// The first polling interval (`interval`, 5 s when absent, at least [`MIN_INTERVAL`]).
     pub interval: Duration,
     response: StandardDeviceAuthorizationResponse,
 }
@@ -60,7 +64,7 @@ pub async fn start(
         verification_uri_complete: response.verification_uri_complete().map(|u| crate::shown(u.secret(), 500)),
         user_code: crate::shown(response.user_code().secret(), 100),
         expires_in: response.expires_in(),
-        interval: response.interval(),
+        interval: response.interval().max(MIN_INTERVAL),
         response,
     })
 }
@@ -85,7 +89,8 @@ pub async fn poll(
     let limit = timeout.min(authorization.expires_in);
     // `oauth2` checks its deadline only before each poll, after sleeping the whole interval (which `slow_down`
     // lengthens): bounded here too, so that the limit holds however long the interval.
-    match tokio::time::timeout(limit, request.request_async(&send, tokio::time::sleep, Some(limit))).await {
+    let sleep = |interval: Duration| tokio::time::sleep(interval.max(MIN_INTERVAL));
+    match tokio::time::timeout(limit, request.request_async(&send, sleep, Some(limit))).await {
         Ok(outcome) => finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token).map(crate::token::Wire::into_response),
         Err(_) => Err(TokenError::Rejected {
             status: 400,
