@@ -249,6 +249,16 @@ fn client_credentials_create_errors_change_nothing() {
     drop(store);
     env.run(&["authconnection", "update", "graph", "--device-auth-url", "https://login.example/device"])
         .failure(2, "--device-auth-url applies only to the authorization-code grant");
+    // Moved to another host, it keeps its grant and what its token request sends.
+    let (other, bundle) = (Env::new(BIN), env.path("bundle.age"));
+    let key = other.run(&["store", "recipient"]).success().stdout.trim().to_owned();
+    env.run(&["store", "export", "-o", bundle.to_str().unwrap(), "--recipient", &key]).success();
+    other.run(&["store", "import", bundle.to_str().unwrap()]).success();
+    let row = &list(&other)[0];
+    assert_eq!((row["name"].as_str(), row["grant"].as_str()), (Some("graph"), Some("client-credentials")), "{row}");
+    let shown = other.run(&["authconnection", "show", "graph", "--json"]).success().json();
+    let token_url = "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    assert_eq!(shown["endpoints"]["token_url"], token_url, "{shown}");
 }
 
 /// A running `authorize NAME --device`: where the user is sent and the code, read from its stderr.
