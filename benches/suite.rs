@@ -633,14 +633,18 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(test_guest("token-probe"), dir.join("token.wasm")).unwrap();
     std::fs::write(dir.join("token.toml"), "[grants]\nconnections = [\"c\"]\n").unwrap();
+    // The broker's one line per refresh (where its time went), and nothing per request: a log line per request
+    // would be load of its own.
+    let log_path = env.path("serve.log");
     let mut cmd = env.cmd();
     cmd.env("WASM_HOST_CACHE_DIR", shared_cache())
+        .env("WASM_HOST_LOG", "warn,wasm_host_runtime::broker=info")
         .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(["--refresh-ahead", "off", "--refresh-margin", "1s", "--max-concurrent", "200"])
         .arg(dir.join("token.wasm"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::fs::File::create(&log_path).unwrap());
     let mut serve = KillOnDrop(cmd.spawn().expect("spawn wasm-host serve"));
     let mut out = std::io::BufReader::new(serve.0.stdout.take().unwrap());
     let mut line = |prefix: &str| {
@@ -650,7 +654,6 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
     };
     let url = format!("{}/token", line("listening on "));
     let metrics = format!("{}/metrics", line("operations on "));
-    let callers = scale.pick(200, 20);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = wasm_host_tests::reqwest::Client::new();
     // Sends `n` requests at once; each one's latency, in seconds.
@@ -671,33 +674,75 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
         text.lines().find_map(|l| l.strip_prefix(series)).map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
     };
     let stale = || std::thread::sleep(Duration::from_millis(2200));
-    // Warm-up: the component's first instances, and `callers` pooled connections.
-    storm(callers);
-    let (mut alone, mut provider_time, mut fresh_p99, mut p50, mut p99, mut requests) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..scale.rounds.min(9) {
-        stale();
-        let before = provider.refreshes();
-        alone.push(storm(1)[0]);
-        assert_eq!(provider.refreshes() - before, 1, "the lone request refreshed");
-        fresh_p99.push(Stats::percentile(&storm(callers), 0.99));
-        stale();
-        let (before, spent) = (provider.refreshes(), provider_seconds());
-        let lat = storm(callers);
-        requests.push((provider.refreshes() - before) as f64);
-        provider_time.push(provider_seconds() - spent);
-        p50.push(Stats::percentile(&lat, 0.5));
-        p99.push(Stats::percentile(&lat, 0.99));
+    // The storm's size, and one the machine is not saturated by (a 2-core machine: 200 instances at once queue).
+    let levels = scale.pick(vec![200, 30], vec![20]);
+    // Warm-up: the component's first instances, and pooled connections for the largest storm.
+    storm(levels[0]);
+    let ms = |v: f64| v * 1e3;
+    let mut rows = Vec::new();
+    let (mut alone, mut alone_fresh, mut alone_over) = (Vec::new(), Vec::new(), Vec::new());
+    for &callers in &levels {
+        let (mut p50, mut p99, mut fresh_p99, mut provider_time, mut bound, mut over, mut requests) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..scale.rounds.min(9) {
+            stale();
+            let (before, spent) = (provider.refreshes(), provider_seconds());
+            let lone = storm(1)[0];
+            assert_eq!(provider.refreshes() - before, 1, "the lone request refreshed");
+            let lone_provider = provider_seconds() - spent;
+            let lone_fresh = storm(1)[0];
+            alone.push(lone);
+            alone_fresh.push(lone_fresh);
+            alone_over.push(ms(lone - lone_provider - lone_fresh));
+            let fresh = Stats::percentile(&storm(callers), 0.99);
+            stale();
+            let (before, spent) = (provider.refreshes(), provider_seconds());
+            let lat = storm(callers);
+            requests.push((provider.refreshes() - before) as f64);
+            let refresh = provider_seconds() - spent;
+            let tail = Stats::percentile(&lat, 0.99);
+            // The target's honest form: the storm's p99 against the provider's time for its refresh plus the
+            // p99 the same storm has on a fresh token (the HTTP and instance queueing the refresh does not cause).
+            fresh_p99.push(fresh);
+            provider_time.push(refresh);
+            bound.push(refresh + fresh);
+            over.push(ms(tail - refresh - fresh));
+            p50.push(Stats::percentile(&lat, 0.5));
+            p99.push(tail);
+        }
+        rows.push(
+            Row::new(format!("serve: {callers} concurrent requests on an expired token: p99"), "s", Stats::of(p99))
+                .against("the provider's refresh time + the same storm's p99 on a fresh token", Stats::of(bound)),
+        );
+        rows.push(Row::new(
+            format!("serve, {callers} concurrent: p99 − (provider's refresh time + p99 on a fresh token), target ≤ 5"),
+            "ms",
+            Stats::of(over),
+        ));
+        rows.push(Row::new("the same: p50", "s", Stats::of(p50)).against("the provider's refresh time", Stats::of(provider_time)));
+        rows.push(Row::new(format!("serve: {callers} concurrent requests on a fresh token: p99"), "s", Stats::of(fresh_p99)));
+        rows.push(Row::new(format!("serve storm of {callers}: provider refresh requests per storm"), "requests", Stats::of(requests)));
     }
-    let provider_time = Stats::of(provider_time);
-    vec![
-        Row::new(format!("serve: {callers} concurrent requests on an expired token: p99"), "s", Stats::of(p99))
-            .against("the provider's refresh time (the server's histogram)", provider_time),
-        Row::new("the same: p50", "s", Stats::of(p50)).against("the provider's refresh time", provider_time),
-        Row::new(format!("serve: {callers} concurrent requests on a fresh token: p99"), "s", Stats::of(fresh_p99)),
-        Row::new("serve: one request on an expired token", "s", Stats::of(alone)),
-        Row::new("serve storm: provider refresh requests per storm", "requests", Stats::of(requests)),
-    ]
+    rows.push(Row::new("serve: one request on an expired token", "s", Stats::of(alone)).against("one request on a fresh token", Stats::of(alone_fresh)));
+    rows.push(Row::new("the same: minus the provider's refresh time and a fresh request's time", "ms", Stats::of(alone_over)));
+    // Where the refreshes' time went, from the server's log lines.
+    drop(serve);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let field = |line: &str, key: &str| -> Option<f64> {
+        line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse::<f64>().ok())
+    };
+    let refreshes: Vec<&str> = log.lines().filter(|l| l.contains(" refresh ") && l.contains("lease_us=")).collect();
+    assert!(!refreshes.is_empty(), "no refresh lines in the server's log:\n{log}");
+    for (key, what) in [
+        ("lease_us", "a refresh's lease (a durable commit)"),
+        ("read_us", "its read of the grant (two decrypts)"),
+        ("provider_us", "the provider's answer"),
+        ("commit_us", "the commit of the new tokens"),
+    ] {
+        let samples: Vec<f64> = refreshes.iter().filter_map(|l| field(l, key)).map(|us| us / 1e6).collect();
+        rows.push(Row::new(format!("refresh step: {what}"), "s", Stats::of(samples)));
+    }
+    rows
 }
 
 /// A child process killed (and reaped) when dropped.

@@ -215,6 +215,20 @@ fn client_credentials_create_errors_change_nothing() {
         "s",
     )
     .failure(12, "--token-url");
+    // Flags of a user's authorization only: refused, not stored unused.
+    env.run_stdin(
+        &[
+            "authconnection", "create", "--name", "x", "--type", "TYPE_OAUTH2", "--provider-url", &provider.issuer,
+            "--token-url", &format!("{}/token", provider.issuer), "--client-id", "x", "--client-secret-stdin",
+            "--grant", "client-credentials", "--pkce", "on", "--auth-param", "prompt=consent", "--expose-refresh-token",
+        ],
+        "s",
+    )
+    .failure(
+        2,
+        "--pkce, --auth-param, --expose-refresh-token apply only to the authorization-code grant, and `x` uses the \
+         client-credentials grant",
+    );
     assert_eq!(list(&env), serde_json::json!([]));
     // With --token-url no discovery is needed; a catalog provider that documents the grant takes no user scopes.
     env.run_stdin(
@@ -232,6 +246,19 @@ fn client_credentials_create_errors_change_nothing() {
     let c = store.connection("graph", &keys).unwrap().unwrap();
     assert_eq!(c.options.grant, wasm_host_store::Grant::ClientCredentials);
     assert_eq!(c.options.default_scopes, vec!["https://graph.microsoft.com/.default".to_owned()]);
+    drop(store);
+    env.run(&["authconnection", "update", "graph", "--device-auth-url", "https://login.example/device"])
+        .failure(2, "--device-auth-url applies only to the authorization-code grant");
+    // Moved to another host, it keeps its grant and what its token request sends.
+    let (other, bundle) = (Env::new(BIN), env.path("bundle.age"));
+    let key = other.run(&["store", "recipient"]).success().stdout.trim().to_owned();
+    env.run(&["store", "export", "-o", bundle.to_str().unwrap(), "--recipient", &key]).success();
+    other.run(&["store", "import", bundle.to_str().unwrap()]).success();
+    let row = &list(&other)[0];
+    assert_eq!((row["name"].as_str(), row["grant"].as_str()), (Some("graph"), Some("client-credentials")), "{row}");
+    let shown = other.run(&["authconnection", "show", "graph", "--json"]).success().json();
+    let token_url = "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    assert_eq!(shown["endpoints"]["token_url"], token_url, "{shown}");
 }
 
 /// A running `authorize NAME --device`: where the user is sent and the code, read from its stderr.
@@ -277,6 +304,19 @@ impl DeviceRun {
             run.shown.push(line);
         }
         run
+    }
+
+    /// Waits up to `limit` (a generous bound, not a measurement) for the command to end on its own.
+    fn ends_within(&mut self, limit: Duration) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        false
     }
 
     /// Waits for the command to end: its exit code, stdout and everything it wrote on stderr.
@@ -378,6 +418,39 @@ fn device_authorization_expired_ends_with_exit_13_and_stores_nothing() {
     // The code is dead at the provider too.
     let (_, page) = Provider::enter_user_code(&format!("{}/device", provider.issuer), &code, true);
     assert!(!page.contains("Sign-in Success"), "{page}");
+}
+
+/// Nobody enters the code and `--timeout` (2 s) passes long before the code's own expiry: exit 13, saying that
+/// it was the timeout, nothing stored. The provider's interval (10 minutes) does not stretch the wait.
+#[test]
+fn device_authorization_timeout_ends_with_exit_13_naming_the_timeout() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceInterval": 600, "deviceCodeTtl": 1200 }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let mut run = DeviceRun::start(&env, "tv", &["--timeout", "2s"]);
+    assert!(run.ends_within(Duration::from_secs(90)), "a 2 s --timeout waited out the provider's 600 s interval");
+    let done = run.finish();
+    done.failure(13, "--timeout 2s passed before the request was approved");
+    assert!(!done.stderr.contains("the code expired"), "{}", done.stderr);
+    assert_eq!(list(&env)[0]["status"], "created");
+    assert!(device_polls(&provider).iter().all(|(_, a)| a == "authorization_pending"), "{:?}", device_polls(&provider));
+}
+
+/// A provider announcing `interval: 0` is not polled without pause: at most one poll a second.
+#[test]
+fn device_authorization_an_interval_of_zero_is_not_a_busy_loop() {
+    let provider = Provider::start(ProviderConfig::default());
+    provider.configure(serde_json::json!({ "deviceInterval": 0 }));
+    let env = Env::new(BIN);
+    env.create_for("tv", &provider).success();
+    let run = DeviceRun::start(&env, "tv", &["--timeout", "3s"]);
+    let done = run.finish();
+    done.failure(13, "--timeout 3s passed");
+    assert!(done.stderr.contains("asking the provider every 1 s"), "{}", done.stderr);
+    let polls = device_polls(&provider);
+    // One at once, then one a second: 4 in 3 s; a busy loop makes hundreds.
+    assert!((1..=5).contains(&polls.len()), "{} polls in 3 s: {polls:?}", polls.len());
 }
 
 /// A connection whose provider publishes no device endpoint, and a client-credentials one: usage errors.

@@ -737,4 +737,49 @@ fn client_credentials_requests_carry_the_entry_and_the_connection_parameters() {
     script(200, serde_json::json!({ "access_token": "cc-after-update", "expires_in": 3600 }));
     assert_eq!(probe(&env)["access_token"], "cc-after-update");
     assert_eq!(last_token_request().1["scope"], "read");
+    // The token held was issued for the old request: an update that changes the request (here the audience) makes
+    // the next use ask for a new one, not hand out the old one until it expires.
+    let asked = provider.token_requests.load(Ordering::SeqCst);
+    let updated = env.run(&["authconnection", "update", "hostile", "--token-param", "audience=https://api.example/v2"]);
+    assert!(updated.success().stderr.contains("the next use requests a new token"), "{}", updated.stderr);
+    assert_eq!(listed(&env)["status"], "created");
+    script(200, serde_json::json!({ "access_token": "cc-new-audience", "expires_in": 3600 }));
+    assert_eq!(probe(&env)["access_token"], "cc-new-audience");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), asked + 1);
+    assert_eq!(last_token_request().1["audience"], "https://api.example/v2");
+    // One that changes nothing the token request carries keeps the token.
+    env.run(&["authconnection", "update", "hostile", "--userinfo-url", &format!("{}/me", provider.base)]).success();
+    assert_eq!(listed(&env)["status"], "authorized");
+    assert_eq!(probe(&env)["access_token"], "cc-new-audience");
+    assert_eq!(provider.token_requests.load(Ordering::SeqCst), asked + 1);
+}
+
+/// Issue 13, §2: a device authorization endpoint (RFC 8628 §3.1) that answers badly is named as such, not as the
+/// token endpoint, and nothing is stored.
+#[test]
+fn a_broken_device_authorization_answer_names_that_endpoint() {
+    let provider = Provider::start();
+    provider.set(Mode::Scripted);
+    let env = Env::new(BIN);
+    let (token, device) = (format!("{}/token", provider.base), format!("{}/device", provider.base));
+    env.run_stdin(
+        &[
+            "authconnection", "create", "--name", "hostile", "--type", "TYPE_OAUTH2", "--provider-url", &provider.base,
+            "--auth-url", &format!("{}/authorize", provider.base), "--token-url", &token, "--device-auth-url", &device,
+            "--client-id", "client-1", "--client-secret-stdin",
+        ],
+        CLIENT_SECRET,
+    )
+    .success();
+    let script = |status: u16, body: serde_json::Value| *provider.script.lock().unwrap() = (status, body);
+    let authorize = || env.run(&["authconnection", "authorize", "hostile", "--device", "--timeout", "30s"]);
+    // `expires_in` is required (§3.2).
+    script(200, serde_json::json!({ "device_code": "dc-1", "user_code": "AB-CD", "verification_uri": "http://127.0.0.1:9/v" }));
+    authorize().failure(12, "the provider's device authorization response is unusable: missing field `expires_in`");
+    script(500, serde_json::json!("Internal Server Error"));
+    authorize().failure(12, "the device authorization endpoint answered HTTP 500 without an OAuth error");
+    let log = provider.log.lock().unwrap();
+    assert!(log.iter().all(|r| r.starts_with("POST /device")), "only the device endpoint was asked");
+    drop(log);
+    assert_eq!(listed(&env)["status"], "created");
 }

@@ -153,8 +153,9 @@ pub enum Command {
         "a function. Each takes its grants, limits and route from the TOML manifest beside it (FILE.toml; route\n",
         "defaults to /NAME). A component of the `function` world answers POST /ROUTE with run(body); one of the\n",
         "`http-function` world (wasi:http/proxy) answers every request under /ROUTE.\n",
-        "SIGHUP reloads components and manifests; SIGTERM or SIGINT stops accepting, lets requests in flight\n",
-        "finish (at most --drain-timeout) and exits 0."
+        "SIGHUP, or with --watch a changed .wasm or .toml file, reloads components and manifests;\n",
+        "SIGTERM or SIGINT stops accepting, lets requests in flight finish (at most --drain-timeout) and\n",
+        "exits 0."
     ))]
     Serve(ServeArgs),
 
@@ -681,6 +682,9 @@ pub struct ServeArgs {
     /// manifests]
     #[arg(long, value_name = "DURATION")]
     pub refresh_margin: Option<String>,
+    /// Reload when a .wasm or .toml file changes in the functions' directories, as SIGHUP does
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

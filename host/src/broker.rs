@@ -79,8 +79,10 @@ pub struct TokenBroker {
     keys: Arc<Keys>,
     margin: Duration,
     cache: Mutex<HashMap<String, Arc<Cached>>>,
-    /// One refresh per connection in this process: callers queue here and re-read what the first one stored.
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One refresh per connection in this process: the refresher holds it for writing; callers that find it held
+    /// wait for reading, so the refresh's end wakes them all at once (not one after another through a mutex),
+    /// and each finds what it stored in the cache.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     http: Http,
     /// Names this process in refresh leases.
     holder: String,
@@ -269,7 +271,17 @@ impl TokenBroker {
             return Ok(token);
         }
         let gate = self.gates.lock().expect("gates poisoned").entry(name.to_owned()).or_default().clone();
-        let _turn = gate.lock().await;
+        let _turn = match gate.try_write() {
+            Ok(turn) => turn,
+            Err(_) => {
+                // A refresh is under way: wait for its end, then look at what it stored.
+                drop(gate.read().await);
+                if let Some(token) = self.ready(self.current(name)?, need) {
+                    return Ok(token);
+                }
+                gate.write().await
+            }
+        };
         // Whoever held the gate before us may have refreshed already.
         let token = self.current(name)?;
         let token = match token {
@@ -365,28 +377,24 @@ impl TokenBroker {
                 )));
             }
         };
-        let info = connection.token.clone().expect("a snapshot comes with token info");
-        let token = Arc::new(IssuedToken {
-            access_token: snapshot.access_token,
-            token_type: info.token_type,
-            expires_at: info.expires_at,
-            refresh_token: snapshot.refresh_token,
-            scopes: info.scopes,
-            metadata: connection.metadata.into_iter().collect(),
-            expires_at_text: info.expires_at.map(wasm_host_store::rfc3339),
-            refreshed_at: info.refreshed.then_some(info.obtained_at),
-        });
-        let cached = self.entry(connection.revision, generation, token.clone());
-        self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);
+        let revision = connection.revision;
+        let token = issued(connection, snapshot.access_token, snapshot.refresh_token);
+        self.remember(name, revision, generation, token.clone());
         Ok(Some(token))
+    }
+
+    fn remember(&self, name: &str, revision: u64, generation: Option<u64>, token: Arc<IssuedToken>) {
+        let cached = self.entry(revision, generation, token);
+        self.cache.lock().expect("token cache poisoned").insert(name.to_owned(), cached);
     }
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (with the lease released in the same transaction) before anyone receives them.
     async fn refresh(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
         let deadline = wasm_host_store::now_millis() + LEASE_WAIT_MS;
+        let started = std::time::Instant::now();
         loop {
-            match self.store.try_lease(name, &self.holder, LEASE_MS).map_err(write_internal)? {
+            match blocking(|| self.store.try_lease(name, &self.holder, LEASE_MS)).map_err(write_internal)? {
                 Lease::Acquired => break,
                 Lease::Held { .. } => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -401,34 +409,37 @@ impl TokenBroker {
                 }
             }
         }
+        let leased = started.elapsed();
         let renewing = async {
             loop {
                 tokio::time::sleep(LEASE_RENEW_EVERY).await;
                 // A failed renewal changes nothing here: the commit is refused if another holder took over.
-                let _ = self.store.try_lease(name, &self.holder, LEASE_MS);
+                let _ = blocking(|| self.store.try_lease(name, &self.holder, LEASE_MS));
             }
         };
         // The renewal runs only while the refresh is pending, in this task: never after the commit that ends it.
         let result = tokio::select! {
-            result = self.refresh_holding_lease(name, need) => result,
+            result = self.refresh_holding_lease(name, need, leased) => result,
             never = renewing => never,
         };
         if result.is_err() {
             // Success and a refused refresh release the lease in their own write; this covers the rest.
-            let _ = self.store.release_lease(name, &self.holder);
+            let _ = blocking(|| self.store.release_lease(name, &self.holder));
         }
         result
     }
 
+    /// `leased`: how long taking the lease took, for the refresh's log line.
     async fn refresh_holding_lease(
         &self,
         name: &str,
         need: Need<'_>,
+        leased: Duration,
     ) -> Result<Arc<IssuedToken>, TokenError> {
         // A command that changes the connection while we refresh (import-token, revoke, authorize, delete) wins:
         // our result is dropped and we look again, a bounded number of times.
         for _ in 0..3 {
-            if let Some(token) = self.refresh_once(name, need).await? {
+            if let Some(token) = self.refresh_once(name, need, leased).await? {
                 return Ok(token);
             }
         }
@@ -437,11 +448,29 @@ impl TokenBroker {
 
     /// One refresh from what the store holds now; `None` when the connection changed before our result could be
     /// committed (nothing was written).
-    async fn refresh_once(&self, name: &str, need: Need<'_>) -> Result<Option<Arc<IssuedToken>>, TokenError> {
-        // Another process may have finished a refresh between our check and our lease.
-        let token = self.load(name)?;
+    async fn refresh_once(
+        &self,
+        name: &str,
+        need: Need<'_>,
+        leased: Duration,
+    ) -> Result<Option<Arc<IssuedToken>>, TokenError> {
+        let read_started = std::time::Instant::now();
+        // The connection, its refresh token and client secret from one snapshot, whose revision our commit needs.
+        let grant = self
+            .store
+            .refresh_grant(name, &self.keys)
+            .map_err(internal)?
+            .ok_or_else(|| TokenError::NotFound(printable(name)))?;
+        // Another process may have finished a refresh between our check and our lease: the revision says so. The
+        // token judged unusable (cached, of this revision) needs no second decrypt.
+        let revision = grant.connection.revision;
+        let same = self.cache.lock().expect("token cache poisoned").get(name).filter(|c| c.revision == revision).map(|c| c.token.clone());
+        let token = match same {
+            Some(token) => Some(token),
+            None => self.load(name)?,
+        };
         if let Some(token) = self.ready(token.clone(), need) {
-            let _ = self.store.release_lease(name, &self.holder);
+            let _ = blocking(|| self.store.release_lease(name, &self.holder));
             return Ok(Some(token));
         }
         if let (false, Some((token, until))) =
@@ -449,12 +478,7 @@ impl TokenBroker {
         {
             return Err(self.refreshed_too_recently(name, token, until));
         }
-        // The connection, its refresh token and client secret from one snapshot, whose revision our commit needs.
-        let grant = self
-            .store
-            .refresh_grant(name, &self.keys)
-            .map_err(internal)?
-            .ok_or_else(|| TokenError::NotFound(printable(name)))?;
+        let read = read_started.elapsed();
         let connection = grant.connection;
         let client_credentials = connection.options.grant == Grant::ClientCredentials;
         let (request, resolved) = if client_credentials {
@@ -516,8 +540,23 @@ impl TokenBroker {
         if let Some(observe) = self.refresh_observer.get() {
             observe(elapsed, response.is_ok());
         }
-        let grant_name = connection.options.grant.as_str();
-        tracing::info!(connection = name, grant = grant_name, elapsed_ms = elapsed.as_millis() as u64, ok = response.is_ok(), "refresh");
+        let response_ok = response.is_ok();
+        let commit_started = std::time::Instant::now();
+        // Where a refresh's time goes, in µs: the lease (a durable commit), the read of the grant, the provider,
+        // and the commit of the result (`commit_us`: 0 when there is nothing to store).
+        let log = |commit: Option<Duration>| {
+            tracing::info!(
+                connection = name,
+                grant = connection.options.grant.as_str(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                ok = response_ok,
+                lease_us = leased.as_micros() as u64,
+                read_us = read.as_micros() as u64,
+                provider_us = elapsed.as_micros() as u64,
+                commit_us = commit.map_or(0, |c| c.as_micros() as u64),
+                "refresh"
+            )
+        };
         match response {
             Ok(r) => {
                 let (refresh, requested, resolved) = match &r.refresh_token {
@@ -531,7 +570,7 @@ impl TokenBroker {
                     None => RefreshUpdate::Keep,
                 };
                 let previous = connection.token.as_ref().map(|t| t.scopes.clone());
-                let stored = self.store.put_refreshed(
+                let stored = blocking(|| self.store.put_refreshed(
                         name,
                         NewTokens {
                             access_token: &r.access_token,
@@ -547,10 +586,24 @@ impl TokenBroker {
                         },
                         &self.keys,
                         connection.revision,
-                    );
+                    ));
+                log(Some(commit_started.elapsed()));
                 match stored {
-                    // `None` only if another command changed the connection since our commit: look again.
-                    Ok(_) => self.load(name),
+                    // Built from what was just committed: no read, no decrypt. The store's generation moved with
+                    // the commit, and another process's change may have followed it: the entry carries none, so
+                    // the next call confirms its revision (a read, no decrypt) before trusting it.
+                    Ok(stored) => {
+                        let refresh_token = match (&request, &r.refresh_token) {
+                            _ if client_credentials || !stored.expose_refresh_token => None,
+                            (_, Some(new)) => Some(new.clone()),
+                            (Request::Refresh(kept), None) => Some(kept.clone()),
+                            (Request::ClientCredentials, None) => None,
+                        };
+                        let revision = stored.revision;
+                        let token = issued(stored, r.access_token, refresh_token);
+                        self.remember(name, revision, None, token.clone());
+                        Ok(Some(token))
+                    }
                     Err(e) => changed(e),
                 }
             }
@@ -562,7 +615,8 @@ impl TokenBroker {
                     "the provider refused the client registration ({e}): update it with `wasm-host authconnection \
                      update {name} --client-secret-stdin` (or --client-id, --client-auth){kept}"
                 );
-                if let Err(e) = self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys) {
+                log(None);
+                if let Err(e) = blocking(|| self.store.mark_client_refused(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys)) {
                     return changed(e);
                 }
                 Err(TokenError::NeedsAuthorization(format!("connection `{name}`: {reason}")))
@@ -570,9 +624,11 @@ impl TokenBroker {
             // Any answer that will be the same on every retry, whatever its shape: recorded, so later calls are
             // told at once instead of asking the provider again.
             Err(e) if e.is_permanent() => {
+                log(None);
                 let reason = e.to_string();
-                let marked =
-                    self.store.mark_needs_authorization(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys);
+                let marked = blocking(|| {
+                    self.store.mark_needs_authorization(name, &reason, Some(&self.holder), Some(connection.revision), &self.keys)
+                });
                 if let Err(e) = marked {
                     return changed(e);
                 }
@@ -584,10 +640,36 @@ impl TokenBroker {
                 )))
             }
             Err(e) => {
+                log(None);
                 let what = if client_credentials { "requesting a token for" } else { "refreshing" };
                 Err(TokenError::Unavailable(format!("{what} `{name}` failed, try again later: {e}")))
             }
         }
+    }
+}
+
+/// The token a function is given, from a connection's record and its opened secrets.
+fn issued(connection: Connection, access_token: SecretString, refresh_token: Option<SecretString>) -> Arc<IssuedToken> {
+    let info = connection.token.expect("an authorized connection's record has token info");
+    Arc::new(IssuedToken {
+        access_token,
+        token_type: info.token_type,
+        expires_at: info.expires_at,
+        refresh_token,
+        scopes: info.scopes,
+        metadata: connection.metadata.into_iter().collect(),
+        expires_at_text: info.expires_at.map(wasm_host_store::rfc3339),
+        refreshed_at: info.refreshed.then_some(info.obtained_at),
+    })
+}
+
+/// Runs blocking store work (a commit waits for fsyncs: milliseconds on a virtual disk) without stalling the
+/// requests that share this runtime thread: on a multi-threaded runtime they move to another worker first. On a
+/// current-thread runtime (`run`, one invocation) it simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -389,10 +389,12 @@ impl FunctionHost {
     /// Hands `request` to an HTTP function, in a fresh instance: the response once the function has set it,
     /// its body streamed by the function as it writes. The whole invocation (response and body) is bounded by
     /// `settings.timeout`; a function that traps or runs out of time before responding gives the error.
+    /// `https`: the request came over TLS, so the function's `incoming-request.scheme` is `https` (else `http`).
     pub async fn handle_http<B>(
         &self,
         function: &LoadedFunction,
         request: http::Request<B>,
+        https: bool,
         settings: &InvocationSettings,
     ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
     where
@@ -407,7 +409,8 @@ impl FunctionHost {
         let (name, max_log) = (settings.name.clone(), settings.max_log);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut view = store.data_mut().http();
-        let req = view.new_incoming_request(Scheme::Http, request).map_err(host_err)?;
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        let req = view.new_incoming_request(scheme, request).map_err(host_err)?;
         let out = view.new_response_outparam(tx).map_err(host_err)?;
         let pre = pre.clone();
         let timeout = settings.timeout;

@@ -10,8 +10,12 @@ use std::time::Duration;
 use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse};
 use url::Url;
 
-use crate::token::{finish_any, oauth_client, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
+use crate::token::{finish_any, oauth_client, Endpoint, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
 use crate::Http;
+
+/// The shortest wait between polls: a provider's `interval` of 0 would otherwise have us poll without pause
+/// (RFC 8628 §3.2 gives no lower bound; hundreds of requests a second against a loopback provider).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the user is shown (RFC 8628 §3.2), and what polling needs.
 pub struct DeviceAuthorization {
@@ -23,7 +27,7 @@ pub struct DeviceAuthorization {
     pub user_code: String,
     /// How long the codes live (`expires_in`).
     pub expires_in: Duration,
-    /// The first polling interval (`interval`, 5 s when absent).
+    /// The first polling interval (`interval`, 5 s when absent, at least [`MIN_INTERVAL`]).
     pub interval: Duration,
     response: StandardDeviceAuthorizationResponse,
 }
@@ -54,13 +58,13 @@ pub async fn start(
         .add_scopes(scopes.iter().cloned().map(Scope::new))
         .request_async::<_, oauth2::EmptyExtraDeviceAuthorizationFields>(&send)
         .await;
-    let response = finish_any(outcome, status.load(Ordering::Relaxed))?;
+    let response = finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::DeviceAuthorization)?;
     Ok(DeviceAuthorization {
         verification_uri: crate::shown(response.verification_uri().as_str(), 500),
         verification_uri_complete: response.verification_uri_complete().map(|u| crate::shown(u.secret(), 500)),
         user_code: crate::shown(response.user_code().secret(), 100),
         expires_in: response.expires_in(),
-        interval: response.interval(),
+        interval: response.interval().max(MIN_INTERVAL),
         response,
     })
 }
@@ -82,6 +86,16 @@ pub async fn poll(
     for (k, v) in extra {
         request = request.add_extra_param(k.clone(), v.clone());
     }
-    let outcome = request.request_async(&send, tokio::time::sleep, Some(timeout.min(authorization.expires_in))).await;
-    finish_any(outcome, status.load(Ordering::Relaxed)).map(crate::token::Wire::into_response)
+    let limit = timeout.min(authorization.expires_in);
+    // `oauth2` checks its deadline only before each poll, after sleeping the whole interval (which `slow_down`
+    // lengthens): bounded here too, so that the limit holds however long the interval.
+    let sleep = |interval: Duration| tokio::time::sleep(interval.max(MIN_INTERVAL));
+    match tokio::time::timeout(limit, request.request_async(&send, sleep, Some(limit))).await {
+        Ok(outcome) => finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token).map(crate::token::Wire::into_response),
+        Err(_) => Err(TokenError::Rejected {
+            status: 400,
+            error: "expired_token".into(),
+            description: Some("the device code expired, or the wait for the approval reached its limit".into()),
+        }),
+    }
 }

@@ -77,6 +77,33 @@ pub enum TokenError {
     /// A 2xx answer that is not a usable token response.
     #[error("the provider's token response is unusable: {0}")]
     Malformed(String),
+    /// A 2xx answer of the device authorization endpoint that is not a usable RFC 8628 §3.2 response.
+    #[error("the provider's device authorization response is unusable: {0}")]
+    MalformedDeviceAuthorization(String),
+}
+
+/// Which endpoint answered, for [`finish_any`]'s words.
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    Token,
+    /// RFC 8628 §3.1.
+    DeviceAuthorization,
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token endpoint",
+            Endpoint::DeviceAuthorization => "device authorization endpoint",
+        }
+    }
+
+    fn malformed(self, why: String) -> TokenError {
+        match self {
+            Endpoint::Token => TokenError::Malformed(why),
+            Endpoint::DeviceAuthorization => TokenError::MalformedDeviceAuthorization(why),
+        }
+    }
 }
 
 impl TokenError {
@@ -287,7 +314,7 @@ use std::future::Future as _;
 /// `oauth2`'s outcome as a [`TokenError`], `status` being the provider's own. `RequestTokenError::Parse` carries
 /// the raw body, which may hold tokens: it is wiped here and never shown.
 fn finish(outcome: Outcome, status: u16) -> Result<TokenResponse, TokenError> {
-    finish_any(outcome, status).map(Wire::into_response)
+    finish_any(outcome, status, Endpoint::Token).map(Wire::into_response)
 }
 
 /// [`finish`] for any answer `oauth2` reads (a token response, a device authorization response) and any of its
@@ -295,12 +322,13 @@ fn finish(outcome: Outcome, status: u16) -> Result<TokenResponse, TokenError> {
 pub(crate) fn finish_any<R, T>(
     outcome: Result<R, RequestTokenError<SendError, oauth2::StandardErrorResponse<T>>>,
     status: u16,
+    endpoint: Endpoint,
 ) -> Result<R, TokenError>
 where
     T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display,
 {
     let success = (200..300).contains(&status);
-    let no_oauth_error = || TokenError::Unavailable(format!("the token endpoint answered HTTP {status} without an OAuth error"));
+    let no_oauth_error = || TokenError::Unavailable(format!("the {} answered HTTP {status} without an OAuth error", endpoint.name()));
     match outcome {
         Ok(answer) => Ok(answer),
         Err(RequestTokenError::ServerResponse(e)) => Err(TokenError::Rejected {
@@ -311,7 +339,7 @@ where
         Err(RequestTokenError::Request(SendError::Unreachable(why))) => Err(TokenError::Unavailable(why)),
         Err(RequestTokenError::Request(SendError::Body { status, error })) => match error {
             // A success too large to be a token response is a broken provider, not a passing failure.
-            BodyError::TooLarge(_) if (200..300).contains(&status) => Err(TokenError::Malformed(error.to_string())),
+            BodyError::TooLarge(_) if (200..300).contains(&status) => Err(endpoint.malformed(error.to_string())),
             _ => Err(TokenError::Unavailable(error.to_string())),
         },
         Err(RequestTokenError::Parse(e, body)) => {
@@ -320,16 +348,16 @@ where
                 return Err(no_oauth_error());
             }
             let object = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() && body.trim_ascii_start().starts_with(b"{");
-            Err(TokenError::Malformed(if !object {
+            Err(endpoint.malformed(if !object {
                 format!("HTTP {status} with a body that is not a JSON object ({} bytes)", body.len())
             } else if e.inner().classify() == serde_json::error::Category::Data {
                 // Our own reasons from `Wire::deserialize`: they name a field, never a value.
                 crate::shown(&e.inner().to_string(), 200)
             } else {
-                "the token response could not be read".to_owned()
+                format!("the {} answer could not be read", endpoint.name())
             }))
         }
-        Err(RequestTokenError::Other(why)) if success => Err(TokenError::Malformed(crate::shown(&why, 200))),
+        Err(RequestTokenError::Other(why)) if success => Err(endpoint.malformed(crate::shown(&why, 200))),
         Err(RequestTokenError::Other(_)) => Err(no_oauth_error()),
     }
 }

@@ -13,6 +13,7 @@ mod refresher;
 mod routes;
 mod server;
 pub mod tls;
+pub mod watch;
 
 pub use admission::{Admission, Refused};
 pub use routes::{FunctionSpec, RouteError, Routes};

@@ -248,13 +248,13 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let watcher = graceful.watcher();
             match &tls {
-                None => self.clone().spawn_connection(watcher, TokioIo::new(stream), peer, permit),
+                None => self.clone().spawn_connection(watcher, TokioIo::new(stream), peer, false, permit),
                 Some(acceptor) => {
                     let (server, acceptor) = (self.clone(), acceptor.clone());
                     let handshake_timeout = self.limits.header_timeout;
                     tokio::spawn(async move {
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => server.spawn_connection(watcher, TokioIo::new(stream), peer, permit),
+                            Ok(Ok(stream)) => server.spawn_connection(watcher, TokioIo::new(stream), peer, true, permit),
                             Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
@@ -308,6 +308,7 @@ impl Server {
         watcher: hyper_util::server::graceful::Watcher,
         io: I,
         peer: SocketAddr,
+        https: bool,
         permit: OwnedSemaphorePermit,
     ) where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -315,7 +316,7 @@ impl Server {
         let server = self.clone();
         let service = hyper::service::service_fn(move |req| {
             let server = server.clone();
-            async move { Ok::<_, Infallible>(server.handle(req).await) }
+            async move { Ok::<_, Infallible>(server.handle(req, https).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -337,8 +338,8 @@ impl Server {
         format!("{:08x}-{:08x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// One request: routed, admitted, invoked, answered, and logged in one line.
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    /// One request: routed, admitted, invoked, answered, and logged in one line. `https`: it came over TLS.
+    async fn handle(&self, req: Request<Incoming>, https: bool) -> Response<Body> {
         let id = self.request_id();
         let started = Instant::now();
         let method = req.method().clone();
@@ -350,7 +351,7 @@ impl Server {
                 (r, Some(served.spec.name.as_str()), o)
             }
             Target::Http(served) => {
-                let (r, o) = self.http(served, req).await;
+                let (r, o) = self.http(served, req, https).await;
                 (r, Some(served.spec.name.as_str()), o)
             }
             Target::None => {
@@ -463,7 +464,7 @@ impl Server {
     }
 
     /// Any request under the route of an HTTP function: handed to it as it came, its answer streamed back.
-    async fn http(&self, served: &Arc<Served>, req: Request<Incoming>) -> (Response<Body>, &'static str) {
+    async fn http(&self, served: &Arc<Served>, req: Request<Incoming>, https: bool) -> (Response<Body>, &'static str) {
         if self.declared_too_large(&req) {
             return self.refuse_declared(req).await;
         }
@@ -483,7 +484,7 @@ impl Server {
             })
         });
         let spec = &served.spec;
-        match self.host.handle_http(&served.function, req, &spec.settings).await {
+        match self.host.handle_http(&served.function, req, https, &spec.settings).await {
             Ok(response) => (response.map(|body| Holding { body, _permit: permit }.boxed_unsync()), "ok"),
             Err(e) => {
                 tracing::warn!(function = %spec.name, "{e}");

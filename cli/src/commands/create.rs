@@ -62,6 +62,17 @@ pub fn run(ctx: &Context, mut args: CreateArgs) -> Result<Exit> {
                 c.provider_url
             )));
         }
+        let [pkce, auth_params, device] = super::options::authorization_flags(&args.protocol);
+        super::options::refuse_authorization_flags(
+            &args.name,
+            &[
+                pkce,
+                auth_params,
+                device,
+                ("--auth-url", args.endpoints.auth_url.is_some()),
+                ("--expose-refresh-token", args.expose_refresh_token),
+            ],
+        )?;
         options.grant = Grant::ClientCredentials;
         // The catalog's scopes are what a user consents to; a client's own token takes those given here.
         options.default_scopes.clear();

@@ -56,10 +56,27 @@ pub fn authorize(d: &Device<'_>) -> Result<(String, Connection)> {
         humantime::format_duration(d.timeout.min(started.expires_in)),
         started.interval.as_secs()
     );
+    let polling = std::time::Instant::now();
     let tokens = d
         .runtime
         .block_on(device::poll(d.http, &d.endpoints.token, &client, &started, d.timeout, &d.conn.options.token_params))
-        .map_err(|e| failure(name, "waiting for the approval", e))?;
+        .map_err(|e| {
+            // `oauth2` reports its own deadline as `expired_token` too; when ours (--timeout) came first, say so.
+            let ours = d.timeout < started.expires_in && polling.elapsed() >= d.timeout;
+            if ours && e.oauth_error() == Some("expired_token") {
+                return coded(
+                    Exit::CallbackTimeout,
+                    format!(
+                        "--timeout {} passed before the request was approved (the code lives {}); nothing was \
+                         stored; run `wasm-host authconnection authorize {name} --device` again with a longer \
+                         --timeout",
+                        humantime::format_duration(d.timeout),
+                        humantime::format_duration(started.expires_in)
+                    ),
+                );
+            }
+            failure(name, "waiting for the approval", e)
+        })?;
     // Counted from the answer, the expiry is later than the provider's by that one poll's round trip (`oauth2`
     // does not say when it sent it), well inside the refresh margin; one second off covers a loopback provider.
     let sent = now_unix() - 1;

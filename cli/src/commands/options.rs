@@ -40,6 +40,33 @@ pub fn apply(args: &ProtocolArgs, options: &mut ProtocolOptions) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, on a client-credentials connection `name`, the flags that shape only a user's authorization (the
+/// authorization request, PKCE, the device flow, the refresh token): RFC 6749 §4.4 has none of these, so a value
+/// given would be stored and never used. `given` pairs each such flag with whether it was given.
+pub fn refuse_authorization_flags(name: &str, given: &[(&str, bool)]) -> Result<()> {
+    let flags: Vec<&str> = given.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+    if flags.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{} {} only to the authorization-code grant, and `{name}` uses the client-credentials grant (RFC 6749 §4.4: \
+         no authorization request, PKCE, device code or refresh token); leave {} out (its token request takes \
+         --token-url, --client-auth, --token-param and --default-scopes)",
+        flags.join(", "),
+        if flags.len() == 1 { "applies" } else { "apply" },
+        if flags.len() == 1 { "it" } else { "them" }
+    )))
+}
+
+/// The flags of `args` that [`refuse_authorization_flags`] refuses, each with whether it was given.
+pub fn authorization_flags(args: &ProtocolArgs) -> [(&'static str, bool); 3] {
+    [
+        ("--pkce", args.pkce.is_some()),
+        ("--auth-param", !args.auth_params.is_empty()),
+        ("--device-auth-url", args.device_auth_url.is_some()),
+    ]
+}
+
 /// `basic` or `post` as the OAuth library's [`ClientAuth`]; `None` when not set.
 pub fn client_auth(value: Option<&str>) -> Result<Option<ClientAuth>> {
     match value {

@@ -72,6 +72,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
     let reread = Box::new(move || catalog(&functions, &reload_store).map(|(specs, _)| specs).map_err(|e| format!("{e:#}")));
     let server = Arc::new(Server::new(host, specs, reread, limits)?);
 
+    let (watch, functions_args) = (args.watch, args.functions.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let signals = Signals::install()?;
@@ -90,6 +91,15 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
                 Some(l)
             }
             None => None,
+        };
+        let _watching = match watch {
+            true => Some(wasm_host_server::watch::watch(
+                server.clone(),
+                &watched_dirs(&functions_args),
+                wasm_host_server::watch::DEFAULT_DEBOUNCE,
+                tokio::runtime::Handle::current(),
+            )?),
+            false => None,
         };
         tracing::info!(functions = ?server.routes().names(), "serving on {local}");
         server.run(listener, tls, operations, signals).await?;
@@ -115,6 +125,24 @@ fn catalog(functions: &[String], store: &Store) -> Result<(Vec<FunctionSpec>, Du
         }
     }
     Ok((specs, margin))
+}
+
+/// The directories `--watch` watches: each directory argument, and the directory of each file argument (so that
+/// a manifest created beside it, or a file replaced by a rename, is seen too).
+fn watched_dirs(functions: &[String]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = functions
+        .iter()
+        .map(|arg| {
+            let path = Path::new(arg.split_once('=').map_or(arg.as_str(), |(_, p)| p));
+            match path.is_dir() {
+                true => path.to_owned(),
+                false => path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned(),
+            }
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// `FILE.wasm`, `NAME=FILE.wasm` or a directory (each `.wasm` in it, named after its file) as (name, path).

@@ -24,9 +24,24 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let mut current = store.connection(&args.name.name, &keys)?.ok_or_else(|| NotFound(args.name.name.clone()))?;
+    let client_credentials = current.options.grant == Grant::ClientCredentials;
+    if client_credentials {
+        let [pkce, auth_params, device] = super::options::authorization_flags(&args.protocol);
+        let auth_url = ("--auth-url", given.auth_url.is_some());
+        super::options::refuse_authorization_flags(&args.name.name, &[pkce, auth_params, device, auth_url])?;
+    }
     super::options::apply(&args.protocol, &mut current.options)?;
     let options = current.options;
     let token_url_changed = given.token_url.is_some();
+    // What the host sends for a client-credentials token: a token it holds was issued for the old request (other
+    // scopes, audience, client), so the next use requests a new one.
+    let p = &args.protocol;
+    let request_changed = client_id.is_some()
+        || secret.is_some()
+        || token_url_changed
+        || p.client_auth.is_some()
+        || !p.token_params.is_empty()
+        || p.default_scopes.is_some();
     let was = current.status;
     let conn = store.update_registration(
         &args.name.name,
@@ -58,9 +73,10 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
                 }
             }
             c.options = options;
-            // A client-credentials connection the provider refused a token (a scope, a parameter): the changed
-            // registration is tried at the next use, as a new one would be.
-            if c.options.grant == Grant::ClientCredentials && c.status == Status::NeedsAuthorization {
+            // A client-credentials connection the provider refused a token (a scope, a parameter), or whose token
+            // request changed: the next use requests a token with the changed registration, as a new one would.
+            let stale = c.status == Status::Authorized && request_changed;
+            if client_credentials && (c.status == Status::NeedsAuthorization || stale) {
                 c.status = Status::Created;
                 c.status_reason = None;
             }
@@ -71,6 +87,7 @@ pub fn run(ctx: &Context, mut args: UpdateArgs) -> Result<Exit> {
     let grant = match (was, conn.status) {
         (Status::ClientRefused, Status::Authorized) => "; its grant is kept and the next use refreshes with the new registration",
         (_, Status::Authorized) => "; its tokens are kept",
+        (Status::Authorized, Status::Created) => "; the next use requests a new token with the changed request",
         _ => "",
     };
     crate::output::connection(args.out.json, &conn)?;

@@ -1,12 +1,13 @@
 //! A component of the `http-function` world (`wasi:http/proxy` plus `authconnection`), served by
 //! `wasm-host serve`. `GET .../token/NAME` answers `{"token_type": ..., "expires_at": ...}` from
 //! `get-connection-token(NAME)` (or `{"error": CASE}` with status 502); `.../loop` never answers (the timeout
-//! test); `.../trap` panics; `.../sleep/MS` answers after MS milliseconds; anything else answers 200 with `{"method", "path", "body_bytes"}`.
+//! test); `.../trap` panics; `.../sleep/MS` answers after MS milliseconds; anything else answers 200 with `{"method", "path", "scheme", "body_bytes"}`
+//! (`scheme` as the request reports it: `http`, or `https` behind `--tls-cert`).
 
 wit_bindgen::generate!({ world: "http-function", path: "../../../wit", generate_all });
 
 use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme};
 use wasm_host::authconnection::authconnection::{get_connection_token, Error};
 
 struct Hello;
@@ -46,8 +47,14 @@ impl Guest for Hello {
         } else if path.ends_with("/trap") {
             panic!("asked to trap");
         } else {
+            let scheme = match request.scheme() {
+                Some(Scheme::Http) => "http".to_owned(),
+                Some(Scheme::Https) => "https".to_owned(),
+                Some(Scheme::Other(other)) => other,
+                None => String::new(),
+            };
             let body_bytes = read_body(&request);
-            (200, serde_json::json!({ "method": method, "path": path, "body_bytes": body_bytes }))
+            (200, serde_json::json!({ "method": method, "path": path, "scheme": scheme, "body_bytes": body_bytes }))
         };
         respond(out, status, &body.to_string());
     }
