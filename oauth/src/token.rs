@@ -328,7 +328,16 @@ where
     T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display,
 {
     let success = (200..300).contains(&status);
-    let no_oauth_error = || TokenError::Unavailable(format!("the {} answered HTTP {status} without an OAuth error", endpoint.name()));
+    let no_oauth_error = || match status {
+        // RFC 6749 §5.2: a failed client authentication "MAY" be answered 401; some providers send no OAuth body
+        // with it. Retrying with the same credentials gets the same answer, so it is the client refused.
+        401 => TokenError::Rejected {
+            status,
+            error: "invalid_client".to_owned(),
+            description: Some(format!("the {} answered HTTP 401 without an OAuth error", endpoint.name())),
+        },
+        _ => TokenError::Unavailable(format!("the {} answered HTTP {status} without an OAuth error", endpoint.name())),
+    };
     match outcome {
         Ok(answer) => Ok(answer),
         Err(RequestTokenError::ServerResponse(e)) => Err(TokenError::Rejected {

@@ -249,6 +249,16 @@ async fn a_500_with_an_html_body() {
 }
 
 #[tokio::test]
+async fn a_401_without_an_oauth_error_is_the_client_refused() {
+    // Retrying with the same credentials gets the same 401: never "try again later".
+    for (kind, body) in [("text/html", "<h1>Unauthorized</h1>"), ("application/json", "{}"), ("text/plain", "")] {
+        let e = refresh_error(move || Answer::Full(401, kind, body.as_bytes().to_vec())).await;
+        assert!(e.is_client_refused() && e.is_permanent(), "{kind} {body:?}: {e:?}");
+        assert!(e.to_string().contains("HTTP 401 without an OAuth error"), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn a_token_endpoint_that_never_answers_times_out() {
     let cases: [(fn() -> Answer, &str); 2] = [(|| Answer::Silent, "never answers"), (|| Answer::Stall, "stalls mid-body")];
     for (answer, what) in cases {
