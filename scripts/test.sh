@@ -12,6 +12,11 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# A throwaway PostgreSQL cluster for the PostgreSQL backend's tests (scripts/postgres.sh): Debian's postgresql
+# installed when missing, WASM_HOST_TEST_POSTGRES exported, the server stopped by PID on any exit.
+source scripts/postgres.sh
+postgres_start
+
 cargo test --workspace --locked
 
 # Bench smoke: `wasm-host serve` under wrk and h2load for a second per case, on the build the tests just made

@@ -36,13 +36,16 @@ Exit codes:
  19  build-js: Node.js or npm is missing, or componentize-js could not be installed
  20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)
  21  authorize: the connection's grant has no authorization step (client credentials)
+ 22  the store's database (postgres://) cannot be reached now; retrying later may work
 
 Environment:
   WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
                          such as wasm_host_runtime=debug,wasm_host_oauth=trace [default: warn]; -v and
                          -q override it
   WASM_HOST_LOG_FORMAT   text or json (one JSON object per line), as --log-format
-  WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity
+  WASM_HOST_STORE, WASM_HOST_IDENTITY, WASM_HOST_IDENTITY_KEY    see --store and --identity; give a
+                         postgres:// URL with a password in WASM_HOST_STORE, not in --store (other
+                         users can read argument lists)
   WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
   WASM_HOST_CACHE_DIR            compiled components [default: $XDG_CACHE_HOME/wasm-host]
   WASM_HOST_CACHE_MAX            the compile cache's size cap, e.g. 2GiB [default: 1GiB]
@@ -75,8 +78,9 @@ pub fn long_version() -> String {
     after_help = EXIT_CODES
 )]
 pub struct Cli {
-    /// The connection store [default: $XDG_DATA_HOME/wasm-host/store.redb]
-    #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH", value_hint = ValueHint::FilePath)]
+    /// The connection store: a redb file, or a postgres:// URL several hosts share (see README)
+    /// [default: $XDG_DATA_HOME/wasm-host/store.redb]
+    #[arg(long, global = true, env = "WASM_HOST_STORE", value_name = "PATH|URL", value_hint = ValueHint::FilePath)]
     pub store: Option<PathBuf>,
 
     /// The age identity that encrypts the store's secrets [default: $XDG_CONFIG_HOME/wasm-host/identity.txt].
@@ -218,6 +222,11 @@ pub enum StoreCommand {
         could have changed. Check the endpoints it prints: a token or authorization URL you did not set\n\
         means the store was tampered with (restore it from a backup and rotate the client secrets).")]
     Upgrade(UpgradeArgs),
+    /// Create or update a PostgreSQL store's tables to this version's schema (done on first use too)
+    #[command(after_help = "Example:\n  WASM_HOST_STORE=postgres://wasm_host@db.internal:5432/wasm_host wasm-host store migrate\n\n\
+        Run it once when deploying a new version, before starting its hosts; a database whose schema is\n\
+        newer than this wasm-host is refused (exit 5): upgrade wasm-host. A redb store needs no migration.")]
+    Migrate(UpgradeArgs),
     /// Re-encrypt every secret to a new identity, in one transaction, and retire the old identity
     #[command(after_help = "Example:\n  wasm-host store rekey\n  \
         WASM_HOST_IDENTITY_KEY=... wasm-host store rekey --new-identity-file /run/secrets/new-key.txt\n\n\

@@ -23,9 +23,11 @@ pub struct Context {
 
 impl Context {
     pub fn resolve(cli: &Cli) -> Result<Self> {
-        let store_path = match &cli.store {
-            Some(p) => p.clone(),
-            None => paths::default_store()?,
+        let store_path = match (&cli.store, crate::secret_env::store_url()) {
+            (Some(p), _) => p.clone(),
+            // A database URL in WASM_HOST_STORE, taken out of the environment at start (it may hold a password).
+            (None, Some(url)) => PathBuf::from(url.expose_secret()),
+            (None, None) => paths::default_store()?,
         };
         let identity = match (&cli.identity, crate::secret_env::identity_key()) {
             (Some(p), _) => IdentityChoice::File(p.clone()),

@@ -53,6 +53,9 @@ pub enum Exit {
     BadBundle = 20,
     /// `authorize`: the connection's grant has no authorization step (client credentials).
     NoAuthorizationStep = 21,
+    /// The store's database cannot be reached now (down, restarting, no pooled connection free): retrying later
+    /// may work.
+    StoreUnavailable = 22,
 }
 
 /// A failure that already knows its exit code (the provider refused, a build failed, a tool is missing).
@@ -110,6 +113,14 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         }
         if let Some(e) = cause.downcast_ref::<WriteError>() {
             return write_exit(e);
+        }
+        if cause.downcast_ref::<ReadError>().is_some_and(ReadError::is_unavailable)
+            || matches!(cause.downcast_ref::<OpenError>(), Some(OpenError::Unavailable { .. }))
+        {
+            return Exit::StoreUnavailable;
+        }
+        if matches!(cause.downcast_ref::<OpenError>(), Some(OpenError::BadLocation { .. })) {
+            return Exit::Usage;
         }
         if let Some(e) = cause.downcast_ref::<BundleError>() {
             return match e {
@@ -179,6 +190,7 @@ fn write_exit(e: &WriteError) -> Exit {
     match e {
         WriteError::NotFound(_) => Exit::NotFound,
         WriteError::AlreadyExists(_) => Exit::Conflict,
+        e if e.is_unavailable() => Exit::StoreUnavailable,
         _ => Exit::Store,
     }
 }

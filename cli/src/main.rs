@@ -80,6 +80,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             match verb {
                 StoreCommand::Recipient(a) => commands::store::recipient(&ctx, a),
                 StoreCommand::Upgrade(a) => commands::store::upgrade(&ctx, a),
+                StoreCommand::Migrate(a) => commands::store::migrate(&ctx, a),
                 StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
                 StoreCommand::Export(a) => commands::store::export(&ctx, a),
                 StoreCommand::Import(a) => commands::store::import(&ctx, a),

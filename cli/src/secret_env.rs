@@ -14,10 +14,14 @@ pub const IDENTITY_KEY: &str = "WASM_HOST_IDENTITY_KEY";
 pub const CLIENT_SECRET: &str = "WASM_HOST_CLIENT_SECRET";
 /// Every variable of this kind. Add a new secret-bearing variable here, never read it with `std::env`.
 pub const SECRET_VARIABLES: [&str; 2] = [IDENTITY_KEY, CLIENT_SECRET];
+/// The store location: taken out like the others when it is a `postgres://` URL (which may carry a password); a
+/// path stays, for clap to read.
+pub const STORE: &str = "WASM_HOST_STORE";
 
 struct Taken {
     identity_key: Option<SecretString>,
     client_secret: Option<SecretString>,
+    store_url: Option<SecretString>,
 }
 
 static TAKEN: OnceLock<Taken> = OnceLock::new();
@@ -27,8 +31,13 @@ static TAKEN: OnceLock<Taken> = OnceLock::new();
 pub fn take() {
     // A value that is not UTF-8 cannot be a key or a secret we use; it is removed all the same.
     let read = |name: &str| std::env::var_os(name).and_then(|v| v.into_string().ok()).map(SecretString::from);
-    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET) };
-    for name in SECRET_VARIABLES {
+    let store_url = std::env::var_os(STORE)
+        .filter(|v| wasm_host_store::is_postgres(std::path::Path::new(v)))
+        .and_then(|v| v.into_string().ok())
+        .map(SecretString::from);
+    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET), store_url };
+    let store = taken.store_url.as_ref().map(|_| STORE);
+    for name in SECRET_VARIABLES.into_iter().chain(store) {
         // SAFETY: called at the start of `main`, before any other thread exists (none reads the environment
         // concurrently), which is what `remove_var` requires.
         unsafe { std::env::remove_var(name) };
@@ -44,4 +53,9 @@ pub fn identity_key() -> Option<&'static SecretString> {
 /// `WASM_HOST_CLIENT_SECRET` as it was at start.
 pub fn client_secret() -> Option<&'static SecretString> {
     TAKEN.get().and_then(|t| t.client_secret.as_ref())
+}
+
+/// `WASM_HOST_STORE` as it was at start, when it was a `postgres://` URL.
+pub fn store_url() -> Option<&'static SecretString> {
+    TAKEN.get().and_then(|t| t.store_url.as_ref())
 }

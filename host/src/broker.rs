@@ -134,8 +134,14 @@ pub const REJECTION_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// How long before expiry a token stops being handed out, by default.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-/// A refresh lease outlives the provider call it covers: a process killed mid-refresh blocks others this long.
-const LEASE_MS: i64 = (wasm_host_oauth::http::DEFAULT_TIMEOUT.as_millis() as i64) + 5_000;
+/// A refresh lease lasts this long unless renewed: a host killed mid-refresh blocks the others at most this long
+/// (on one machine, the redb backend takes over from a dead process at once).
+const LEASE_MS: i64 = 10_000;
+/// The holder renews its lease this often while its provider call runs (the call may take up to the HTTP
+/// timeout), so a slow provider never lets a second host in with the same refresh token.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(3);
+/// How long a caller waits for another host's refresh: the longest a live holder can take, plus a lapsed lease.
+const LEASE_WAIT_MS: i64 = (wasm_host_oauth::http::DEFAULT_TIMEOUT.as_millis() as i64) + LEASE_MS + 5_000;
 
 impl TokenBroker {
     pub fn new(store: Arc<Store>, keys: Arc<Keys>) -> Self {
@@ -385,7 +391,7 @@ impl TokenBroker {
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (with the lease released in the same transaction) before anyone receives them.
     async fn refresh(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
-        let deadline = wasm_host_store::now_millis() + LEASE_MS + 5_000;
+        let deadline = wasm_host_store::now_millis() + LEASE_WAIT_MS;
         let started = std::time::Instant::now();
         loop {
             match blocking(|| self.store.try_lease(name, &self.holder, LEASE_MS)).map_err(write_internal)? {
@@ -404,7 +410,18 @@ impl TokenBroker {
             }
         }
         let leased = started.elapsed();
-        let result = self.refresh_holding_lease(name, need, leased).await;
+        let renewing = async {
+            loop {
+                tokio::time::sleep(LEASE_RENEW_EVERY).await;
+                // A failed renewal changes nothing here: the commit is refused if another holder took over.
+                let _ = blocking(|| self.store.try_lease(name, &self.holder, LEASE_MS));
+            }
+        };
+        // The renewal runs only while the refresh is pending, in this task: never after the commit that ends it.
+        let result = tokio::select! {
+            result = self.refresh_holding_lease(name, need, leased) => result,
+            never = renewing => never,
+        };
         if result.is_err() {
             // Success and a refused refresh release the lease in their own write; this covers the rest.
             let _ = blocking(|| self.store.release_lease(name, &self.holder));
@@ -723,12 +740,13 @@ fn changed(e: wasm_host_store::WriteError) -> Result<Option<Arc<IssuedToken>>, T
     }
 }
 
+/// A store that cannot be reached now (a database down or restarting) is `unavailable`: the call may succeed later.
 fn write_internal(e: wasm_host_store::WriteError) -> TokenError {
-    TokenError::Internal(e.to_string())
+    if e.is_unavailable() { TokenError::Unavailable(e.to_string()) } else { TokenError::Internal(e.to_string()) }
 }
 
 fn internal(e: ReadError) -> TokenError {
-    TokenError::Internal(e.to_string())
+    if e.is_unavailable() { TokenError::Unavailable(e.to_string()) } else { TokenError::Internal(e.to_string()) }
 }
 
 #[cfg(test)]

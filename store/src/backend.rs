@@ -166,7 +166,8 @@ pub fn now_millis() -> i64 {
 /// The repository of connections: what a store backend does. One implementation per backend ([`crate::RedbStore`]
 /// today); callers reach it through [`crate::Store`].
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// Where the store is, as messages name it (the redb file).
+    /// Where the store is, as messages name it: the redb file, or `postgres://USER@HOST:PORT/DATABASE` (never the
+    /// password).
     fn path(&self) -> &Path;
 
     /// The age public key the store's secrets are sealed to, once any secret has been stored.

@@ -1,4 +1,6 @@
-//! One error enum per family of store operations. Messages name the file and what to do; none holds a secret.
+//! One error enum per family of store operations. Messages name the store (a file, or a PostgreSQL database as
+//! `postgres://USER@HOST:PORT/DATABASE`, never with its password) and what to do; none holds a secret. Each
+//! `path` field holds that location as [`crate::Backend::path`] gives it: safe to print for either backend.
 
 use std::path::PathBuf;
 
@@ -33,6 +35,23 @@ pub enum OpenError {
     /// Not a `source`: the message carries the problem, so it is printed once.
     #[error("cannot use the store {path}: {problem}")]
     UnsafeDirectory { path: PathBuf, problem: crate::DirError },
+    /// A `postgres://` location that does not parse; `detail` never holds the password.
+    #[error(
+        "the store location is not a usable PostgreSQL URL ({detail}); give one like \
+         postgres://USER@HOST:PORT/DATABASE?sslmode=require with --store or WASM_HOST_STORE"
+    )]
+    BadLocation { detail: String },
+    /// The database could not be reached or refused the session (down, restarting, wrong password).
+    #[error(
+        "cannot reach the store {path}: {detail}; check that PostgreSQL is running there, that this host may \
+         connect to it, and the user and password the URL gives"
+    )]
+    Unavailable { path: PathBuf, detail: String },
+    /// The server refused this host's session: unknown user, wrong password, no such database.
+    #[error("the database server refused the store {path}: {detail}; check the user, password and database name the URL gives")]
+    Refused { path: PathBuf, detail: String },
+    #[error("the store {path} refused to set up its tables: {detail}")]
+    Postgres { path: PathBuf, detail: String },
 }
 
 #[derive(Debug, Error)]
@@ -57,6 +76,12 @@ pub enum ReadError {
          them); if you did not, the store may have been tampered with: restore it from a backup you trust"
     )]
     NotUpgraded { path: PathBuf },
+    /// A database store that cannot be reached now (down, restarting, every pooled connection busy): a later
+    /// call may succeed.
+    #[error("the store {path} cannot be reached: {detail}; the call may succeed once the database is back")]
+    Unavailable { path: PathBuf, detail: String },
+    #[error("the store {path} refused a query: {detail}")]
+    Database { path: PathBuf, detail: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -89,8 +114,28 @@ pub enum WriteError {
     NotUpgraded { path: PathBuf, connections: u64 },
     #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
     Storage { path: PathBuf, source: redb::Error },
+    /// As [`ReadError::Unavailable`]; nothing was written.
+    #[error("the store {path} cannot be reached: {detail}; nothing was written, and the write may succeed once the database is back")]
+    Unavailable { path: PathBuf, detail: String },
+    #[error("the store {path} refused a write: {detail}; nothing was written")]
+    Database { path: PathBuf, detail: String },
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+}
+
+impl ReadError {
+    /// The store could not be reached (a database down or restarting, no pooled connection free in time): the
+    /// same call may succeed later, unlike every other error here.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ReadError::Unavailable { .. })
+    }
+}
+
+impl WriteError {
+    /// As [`ReadError::is_unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, WriteError::Unavailable { .. } | WriteError::Read(ReadError::Unavailable { .. }))
+    }
 }

@@ -3,7 +3,8 @@
 //! A store holds every connection: its public record (what `list` shows) and, in rows of their own, its secrets,
 //! each sealed with age to an X25519 identity kept in another file. The store never holds a secret in plaintext,
 //! and no type here prints one. Callers hold a [`Store`]; its operations are the [`Backend`] trait's, implemented
-//! by each backend: [`RedbStore`], one redb file (the embedded default).
+//! by each backend: [`RedbStore`], one redb file (the embedded default), and [`PgStore`], a PostgreSQL
+//! database that several hosts share.
 
 mod backend;
 mod bundle;
@@ -13,9 +14,11 @@ mod keys;
 mod place;
 mod private_dir;
 mod record;
+mod pg_store;
 mod record_auth;
 mod redb_store;
 mod rekey;
+mod sealed_rows;
 mod store;
 mod validate;
 mod x25519_unwrap;
@@ -28,6 +31,7 @@ pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
     TokenSnapshot, GENERATION_MAX_AGE,
 };
+pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
 pub use redb_store::{RedbStore, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
 pub use error::{OpenError, ReadError, WriteError};

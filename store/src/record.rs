@@ -176,6 +176,37 @@ impl Connection {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a connection record always serializes")
     }
+
+    /// The record of a connection just registered at `now` (Unix seconds), before the store gives it a revision.
+    pub(crate) fn created(new: NewConnection, options: ProtocolOptions, now: i64) -> Self {
+        Connection {
+            name: new.name,
+            kind: new.kind,
+            provider_url: new.provider_url,
+            issuer_url: new.issuer_url,
+            client_id: new.client_id,
+            endpoints: new.endpoints,
+            expose_refresh_token: new.expose_refresh_token,
+            options,
+            status: Status::Created,
+            token: None,
+            resolved: None,
+            status_reason: None,
+            metadata: Default::default(),
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        }
+    }
+
+    /// After a new client registration: a connection the provider refused as a client is `authorized` again when
+    /// it holds tokens (the next refresh tries the new registration), `created` otherwise.
+    pub(crate) fn reinstate_refused_client(&mut self) {
+        if self.status == Status::ClientRefused {
+            self.status = if self.token.is_some() { Status::Authorized } else { Status::Created };
+            self.status_reason = None;
+        }
+    }
 }
 
 /// Why a stored record cannot be decoded: serde's words, as one line with control characters escaped.

@@ -1,7 +1,6 @@
 //! The redb backend: one file with typed tables, its schema version, and every read and write of connections and
 //! their sealed secrets.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -11,13 +10,13 @@ use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefi
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::{
-    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection, TokenSnapshot,
+    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
 use crate::generation::Generation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
-use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status, TokenInfo};
-use crate::record_auth::RecordView;
+use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
+use crate::sealed_rows::{apply_tokens, view, SealedRows};
 
 /// The layout this build reads and writes. A later release that changes a table bumps it and migrates.
 /// Version 2 added [`TAGS`]; a version-1 store is upgraded (its records tagged) by [`Backend::upgrade`].
@@ -38,9 +37,6 @@ pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
 /// with a key derived from the identity: every read that acts on a connection checks it.
 pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags");
 
-/// The sealed rows of a connection, in [`SecretField::ALL`] order.
-type SealedRows = [Option<Vec<u8>>; 5];
-
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
     T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
@@ -50,36 +46,6 @@ where
         *slot = secrets.get((name, field.as_str()))?.map(|v| v.value().to_vec());
     }
     Ok(rows)
-}
-
-fn view<'a>(name: &'a str, revision: u64, record: &'a [u8], rows: &'a SealedRows) -> RecordView<'a> {
-    RecordView { name, revision, record, sealed: [0, 1, 2, 3, 4].map(|i| rows[i].as_deref()) }
-}
-
-/// The sealed [`SecretField::Credentials`] row holding `kept` (an earlier row's JSON, when a refresh adds to it)
-/// with `new` over it; `None` when there is nothing to hold.
-fn sealed_credentials(
-    name: &str,
-    kept: Option<&SecretString>,
-    new: &[(String, SecretString)],
-    keys: &Keys,
-) -> Result<Option<Vec<u8>>, WriteError> {
-    let mut all: BTreeMap<String, SecretString> = match kept {
-        // Our own row, opened and authenticated: a row that does not parse was written by no version of this code.
-        Some(json) => serde_json::from_str::<BTreeMap<String, String>>(json.expose_secret())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, SecretString::from(v)))
-            .collect(),
-        None => BTreeMap::new(),
-    };
-    all.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if all.is_empty() {
-        return Ok(None);
-    }
-    let plain: BTreeMap<&str, &str> = all.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
-    let json = zeroize::Zeroizing::new(serde_json::to_vec(&plain).expect("strings always serialize"));
-    Ok(Some(keys.seal(name, SecretField::Credentials, &json)?))
 }
 
 /// Tags connection `name` as it now stands in `txn`: `record` as stored, and the sealed rows read back from
@@ -535,25 +501,7 @@ impl Backend for RedbStore {
         keys: &Keys,
     ) -> Result<Connection, WriteError> {
         let sealed = keys.seal(&new.name, SecretField::ClientSecret, client_secret.expose_secret().as_bytes())?;
-        let now = now_unix();
-        let mut conn = Connection {
-            name: new.name,
-            kind: new.kind,
-            provider_url: new.provider_url,
-            issuer_url: new.issuer_url,
-            client_id: new.client_id,
-            endpoints: new.endpoints,
-            expose_refresh_token: new.expose_refresh_token,
-            options,
-            status: Status::Created,
-            token: None,
-            resolved: None,
-            status_reason: None,
-            metadata: Default::default(),
-            created_at: now,
-            updated_at: now,
-            revision: 0,
-        };
+        let mut conn = Connection::created(new, options, now_unix());
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
@@ -608,20 +556,12 @@ impl Backend for RedbStore {
         keys: &Keys,
         expect_revision: Option<u64>,
     ) -> Result<Connection, WriteError> {
-        let access = keys.seal(name, SecretField::AccessToken, tokens.access_token.expose_secret().as_bytes())?;
-        let refresh = match &tokens.refresh {
-            RefreshUpdate::Replace(r) => Some(keys.seal(name, SecretField::RefreshToken, r.expose_secret().as_bytes())?),
-            _ => None,
-        };
-        let id = match &tokens.id_token {
-            RefreshUpdate::Replace(t) => Some(keys.seal(name, SecretField::IdToken, t.expose_secret().as_bytes())?),
-            _ => None,
-        };
         let e = self.write_err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
         let stored_revision = stored_revision(&txn, name).map_err(&e)?;
+        let holder = tokens.release_lease;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
@@ -630,77 +570,23 @@ impl Backend for RedbStore {
                 Some(v) => self.verified_in(name, v.value(), stored_revision, &secrets, &tags, keys)?,
                 None => return Err(WriteError::NotFound(name.to_owned())),
             };
-            secrets.insert((name, SecretField::AccessToken.as_str()), access.as_slice()).map_err(|x| e(x.into()))?;
-            let has_refresh = match (&tokens.refresh, &refresh) {
-                (_, Some(sealed)) => {
-                    secrets
-                        .insert((name, SecretField::RefreshToken.as_str()), sealed.as_slice())
-                        .map_err(|x| e(x.into()))?;
-                    true
-                }
-                (RefreshUpdate::Keep, None) => {
-                    secrets.get((name, SecretField::RefreshToken.as_str())).map_err(|x| e(x.into()))?.is_some()
-                }
-                _ => {
-                    secrets.remove((name, SecretField::RefreshToken.as_str())).map_err(|x| e(x.into()))?;
-                    false
-                }
-            };
-            match (&id, &tokens.id_token) {
-                (Some(sealed), _) => {
-                    secrets.insert((name, SecretField::IdToken.as_str()), sealed.as_slice()).map_err(|x| e(x.into()))?;
-                }
-                (None, RefreshUpdate::Keep) => {}
-                (None, _) => {
-                    secrets.remove((name, SecretField::IdToken.as_str())).map_err(|x| e(x.into()))?;
-                }
-            }
-            // A refresh whose answer has no credential fields leaves the sealed row as it is: nothing to open or
-            // seal again. Otherwise a refresh adds to the kept fields, and an authorization replaces them.
-            let refreshed = expect_revision.is_some();
-            if !(refreshed && tokens.credentials.is_empty()) {
-                let kept = match refreshed {
-                    true => secrets
-                        .get((name, SecretField::Credentials.as_str()))
-                        .map_err(|x| e(x.into()))?
-                        .map(|row| keys.open_string(name, SecretField::Credentials, row.value()))
-                        .transpose()?,
-                    false => None,
-                };
-                match sealed_credentials(name, kept.as_ref(), &tokens.credentials, keys)? {
-                    Some(sealed) => {
-                        secrets
-                            .insert((name, SecretField::Credentials.as_str()), sealed.as_slice())
-                            .map_err(|x| e(x.into()))?;
+            let before = sealed_rows(&secrets, name).map_err(&e)?;
+            let mut rows = before.clone();
+            apply_tokens(name, &mut conn, &mut rows, tokens, keys, expect_revision.is_some())?;
+            // Only the rows that changed are written (a refresh leaves the client secret and credentials alone).
+            for ((field, was), now) in SecretField::ALL.iter().zip(&before).zip(&rows) {
+                match now {
+                    Some(row) if was.as_ref() != Some(row) => {
+                        secrets.insert((name, field.as_str()), row.as_slice()).map_err(|x| e(x.into()))?;
                     }
-                    None => {
-                        secrets.remove((name, SecretField::Credentials.as_str())).map_err(|x| e(x.into()))?;
+                    None if was.is_some() => {
+                        secrets.remove((name, field.as_str())).map_err(|x| e(x.into()))?;
                     }
+                    _ => {}
                 }
             }
-            let now = now_unix();
-            conn.status = Status::Authorized;
-            conn.token = Some(TokenInfo {
-                token_type: tokens.token_type,
-                expires_at: tokens.expires_at,
-                scopes: tokens.scopes,
-                has_refresh_token: has_refresh,
-                obtained_at: now,
-                refreshed,
-            });
-            // A new authorization (or import) describes a new grant: nothing of the old one's metadata lingers.
-            // A refresh answer often repeats only some fields (Slack's `team` comes at authorization): it adds.
-            if !refreshed {
-                conn.metadata.clear();
-            }
-            conn.metadata.extend(tokens.metadata);
-            conn.status_reason = None;
-            if tokens.resolved.is_some() {
-                conn.resolved = tokens.resolved;
-            }
-            conn.updated_at = now;
-            if let Some(holder) = tokens.release_lease {
-                release_in(&txn, name, holder).map_err(|x| e(x))?;
+            if let Some(holder) = holder {
+                release_in(&txn, name, holder).map_err(&e)?;
             }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
@@ -835,10 +721,7 @@ impl Backend for RedbStore {
         let put = sealed.as_deref().map(|sealed| (SecretField::ClientSecret, sealed));
         self.update_with(name, None, None, keys, |conn| {
             change(conn);
-            if conn.status == Status::ClientRefused {
-                conn.status = if conn.token.is_some() { Status::Authorized } else { Status::Created };
-                conn.status_reason = None;
-            }
+            conn.reinstate_refused_client();
         }, &[], put)
     }
 

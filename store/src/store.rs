@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::OpenError;
+use crate::pg_store::{is_postgres, PgStore};
 use crate::redb_store::RedbStore;
 
 /// An open store. Its operations are those of [`Backend`], reached through `Deref`: `store.get(name)`,
@@ -16,18 +17,28 @@ pub struct Store {
 /// (the cached token read loads [`Backend::generation`] through here) compile to direct calls.
 enum Backends {
     Redb(RedbStore),
+    Postgres(PgStore),
 }
 
 impl Store {
-    /// Opens the redb store at `path`: see [`RedbStore::open`].
-    pub fn open(path: &Path) -> Result<Self, OpenError> {
-        RedbStore::open(path).map(Self::from)
+    /// Opens the store at `location`: a PostgreSQL database when it is a `postgres://` or `postgresql://` URL (see
+    /// [`PgStore::open`]), else the redb file at that path (see [`RedbStore::open`]).
+    pub fn open(location: &Path) -> Result<Self, OpenError> {
+        if is_postgres(location) {
+            let url = location.to_str().expect("is_postgres checked it is UTF-8");
+            return PgStore::open(url).map(|store| Store { backend: Backends::Postgres(store) });
+        }
+        RedbStore::open(location).map(Self::from)
     }
 
     /// The redb store at `path` if one exists there, for commands that only read (or have nothing to do without a
     /// store): `None` where no store was ever made, and nothing is created to find that out. Anything else at
     /// `path` (a directory, a file without permission) is for [`Store::open`] to describe.
+    /// A database (`postgres://`) always exists for this purpose: it is opened, and its tables made if missing.
     pub fn open_existing(path: &Path) -> Result<Option<Self>, OpenError> {
+        if is_postgres(path) {
+            return Self::open(path).map(Some);
+        }
         match std::fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             _ => Self::open(path).map(Some),
@@ -53,6 +64,7 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &(dyn Backend + 'static) {
         match &self.backend {
             Backends::Redb(store) => store,
+            Backends::Postgres(store) => store,
         }
     }
 }
@@ -61,6 +73,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.backend {
             Backends::Redb(store) => store.fmt(f),
+            Backends::Postgres(store) => store.fmt(f),
         }
     }
 }

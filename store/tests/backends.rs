@@ -1,5 +1,6 @@
 //! The store's behavioural suite, run against every backend: each case in suite/cases.rs becomes one test per
-//! backend (`redb::create_get_list_delete`, ...), so a backend is done when the whole list passes on it.
+//! backend (`redb::create_get_list_delete`, `postgres::...`), so a backend is done when the whole list passes on it.
+//! The PostgreSQL cases need `WASM_HOST_TEST_POSTGRES` (scripts/postgres.sh); without it they fail saying so.
 
 mod suite;
 
@@ -33,3 +34,10 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(redb, crate::suite::Redb);
+backend_suite!(postgres, crate::suite::Postgres);
+
+/// redb → PostgreSQL → redb through `store export` / `store import` bundles.
+#[test]
+fn a_bundle_moves_a_store_from_redb_to_postgres_and_back() {
+    suite::cases::a_bundle_moves_a_store_between_backends::<suite::Redb, suite::Postgres>();
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod http;
+pub mod postgres;
 pub mod provider;
 pub mod snapshot;
 
@@ -35,6 +36,8 @@ fn guest_path(dir: &str, name: &str) -> PathBuf {
 pub struct Env {
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
+    /// A `postgres://` store every command of this env uses (`WASM_HOST_STORE`) instead of the redb file.
+    pub store_url: Option<String>,
 }
 
 /// What one run of the binary gave.
@@ -70,15 +73,24 @@ impl Run {
 
 impl Env {
     pub fn new(bin: &str) -> Self {
-        Self { bin: PathBuf::from(bin), dir: tempfile::tempdir().expect("tempdir") }
+        Self { bin: PathBuf::from(bin), dir: tempfile::tempdir().expect("tempdir"), store_url: None }
+    }
+
+    /// An env whose store is the PostgreSQL database `url`.
+    pub fn on_postgres(bin: &str, url: String) -> Self {
+        Self { store_url: Some(url), ..Self::new(bin) }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
+    /// The store location: the redb file, or the `postgres://` URL (which `Store::open` takes as well).
     pub fn store(&self) -> PathBuf {
-        self.path("data/wasm-host/store.redb")
+        match &self.store_url {
+            Some(url) => PathBuf::from(url),
+            None => self.path("data/wasm-host/store.redb"),
+        }
     }
 
     pub fn identity(&self) -> PathBuf {
@@ -98,6 +110,9 @@ impl Env {
             .env("XDG_DATA_HOME", self.path("data"))
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_CACHE_HOME", self.path("cache"));
+        if let Some(url) = &self.store_url {
+            cmd.env("WASM_HOST_STORE", url);
+        }
         cmd
     }
 

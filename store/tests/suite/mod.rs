@@ -52,3 +52,35 @@ impl Fixture for Redb {
         self.open()
     }
 }
+
+#[path = "../../../tests/support/postgres.rs"]
+#[allow(dead_code)] // each includer uses part of it
+mod database;
+
+/// The PostgreSQL backend: a database of its own on the cluster `WASM_HOST_TEST_POSTGRES` names (scripts/test.sh
+/// starts one), dropped when the fixture is.
+pub struct Postgres {
+    db: database::Database,
+}
+
+impl Fixture for Postgres {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Postgres { db: database::Database::new(&format!("store_{n}")) }
+    }
+
+    fn open(&self) -> Store {
+        Store::open(std::path::Path::new(&self.db.url())).expect("the PostgreSQL store opens")
+    }
+
+    fn plant_sealed_row(&self, store: Store, name: &str, field: SecretField, sealed: &[u8]) -> Store {
+        let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+        self.db.execute(&format!(
+            "INSERT INTO wasm_host_secrets VALUES ('{name}', '{}', '\\x{hex}') \
+             ON CONFLICT (name, field) DO UPDATE SET sealed = EXCLUDED.sealed",
+            field.as_str()
+        ));
+        store
+    }
+}

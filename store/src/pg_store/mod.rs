@@ -1,0 +1,216 @@
+//! The PostgreSQL backend: one database shared by every host, for deployments that outgrow one machine's redb
+//! file. Same records (the JSON [`crate::Connection`]), same sealed rows and tags as redb (record_auth.rs), so
+//! the database and its backups never see a secret in plaintext and a row changed without the identity is
+//! refused. Tables are described in schema.rs; the change signal in signal.rs; the operations in ops.rs.
+//!
+//! The [`crate::Backend`] trait is blocking and its callers may run on a tokio runtime of their own (`serve`, the
+//! broker), where `Runtime::block_on` panics. The store therefore owns a small runtime (one worker thread) that
+//! drives the database connections, and each call polls its future on the caller's thread with the store's
+//! runtime entered: no thread hop per call, and the caller's runtime is never asked to block on itself.
+
+mod location;
+mod ops;
+mod schema;
+mod signal;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+
+use crate::error::{OpenError, ReadError, WriteError};
+
+pub use location::is_postgres;
+pub use schema::PG_SCHEMA_VERSION;
+
+/// How long a call waits for a pooled connection (all busy) or for a new one to be made before it fails.
+pub const POOL_WAIT: Duration = Duration::from_secs(5);
+/// Connections each host keeps to the database at most.
+pub const POOL_SIZE: usize = 8;
+
+/// A store in a PostgreSQL database, opened from a `postgres://` URL.
+pub struct PgStore {
+    /// `postgres://USER@HOST:PORT/DATABASE`: what messages name; never the password.
+    location: PathBuf,
+    pool: Pool,
+    signal: Arc<signal::Signal>,
+    /// Dropped last (see `Drop`): the pool's connections and the listener run on it.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.signal.stop();
+        // A runtime dropped inside another one panics; this one's tasks only hold connections, which may close
+        // without waiting.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database `url` names (libpq's URL form; `sslmode` `disable`, `prefer` (the default),
+    /// `require`, or `verify-ca`/`verify-full`, which rustls always does when TLS is used: certificates are
+    /// checked against the Web PKI roots and the host name), creates or migrates its tables (schema.rs), and
+    /// starts listening for changes. Errors name `postgres://USER@HOST:PORT/DATABASE`, never the password.
+    pub fn open(url: &str) -> Result<Self, OpenError> {
+        Self::connect(url).map(|(store, _)| store)
+    }
+
+    /// `wasm-host store migrate`: opens the store (which brings its tables to [`PG_SCHEMA_VERSION`]), returning it
+    /// and the schema version the database had before (0: it had none).
+    pub fn migrate(url: &str) -> Result<(Self, u64), OpenError> {
+        Self::connect(url)
+    }
+
+    fn connect(url: &str) -> Result<(Self, u64), OpenError> {
+        let (config, location) = location::parse(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasm-host-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| OpenError::Io { path: location.clone(), source: e })?;
+        let tls = location::tls();
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .expect("a pool with a runtime and timeouts builds");
+        let signal = Arc::new(signal::Signal::default());
+        let store = PgStore { location, pool, signal, runtime: Some(runtime) };
+        let found = store.run(schema::migrate(&store.pool)).map_err(|e| match e {
+            schema::MigrateError::Newer(found) => OpenError::NewerSchema {
+                path: store.location.clone(),
+                found,
+                supported: PG_SCHEMA_VERSION,
+            },
+            schema::MigrateError::Db(fail) => store.open_err(fail),
+        })?;
+        let first = store.run(signal::read_counter(&store.pool)).map_err(|e| store.open_err(e))?;
+        store.signal.seen(first);
+        store.signal.set_live(true);
+        let runtime = store.runtime.as_ref().expect("set above");
+        runtime.spawn(signal::listen(config, tls, store.signal.clone()));
+        Ok((store, found))
+    }
+
+    /// Polls `f` to completion on this thread, with the store's runtime entered so that the connections it makes
+    /// and the timers it sets are driven by that runtime's thread.
+    fn run<F: Future>(&self, f: F) -> F::Output {
+        let _entered = self.runtime.as_ref().expect("present until drop").enter();
+        futures_executor::block_on(f)
+    }
+
+    fn open_err(&self, fail: impl Into<Fail>) -> OpenError {
+        let path = self.location.clone();
+        match fail.into() {
+            Fail::Unavailable(detail) => OpenError::Unavailable { path, detail },
+            Fail::Refused(detail) => OpenError::Refused { path, detail },
+            Fail::Database(detail) => OpenError::Postgres { path, detail },
+        }
+    }
+
+    fn read_err(&self, fail: impl Into<Fail>) -> ReadError {
+        let path = self.location.clone();
+        match fail.into() {
+            Fail::Unavailable(detail) => ReadError::Unavailable { path, detail },
+            Fail::Database(detail) | Fail::Refused(detail) => ReadError::Database { path, detail },
+        }
+    }
+
+    fn write_err(&self, fail: impl Into<Fail>) -> WriteError {
+        let path = self.location.clone();
+        match fail.into() {
+            Fail::Unavailable(detail) => WriteError::Unavailable { path, detail },
+            Fail::Database(detail) | Fail::Refused(detail) => WriteError::Database { path, detail },
+        }
+    }
+
+    pub(crate) fn location(&self) -> &Path {
+        &self.location
+    }
+}
+
+/// A database failure, sorted into "may work later" and the rest; the text never holds the password (the server
+/// never repeats it, and the URL is not part of any error here).
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Unavailable(String),
+    /// The server refused the session itself: unknown user, wrong password, no such database (SQLSTATE classes
+    /// 28 and 3D). Retrying will not help.
+    Refused(String),
+    Database(String),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        classify(&e)
+    }
+}
+
+impl From<PoolError> for Fail {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => classify(&e),
+            PoolError::Timeout(_) => Fail::Unavailable(format!(
+                "no database connection could be had within {} s (this host keeps at most {POOL_SIZE}; all busy, \
+                 or the database does not answer)",
+                POOL_WAIT.as_secs()
+            )),
+            other => Fail::Database(other.to_string()),
+        }
+    }
+}
+
+/// Connection failures, a closed connection, the server shutting down or starting (SQLSTATE classes 08 and 57)
+/// and too many connections (53300) are `Unavailable`; the rest (a refused statement) are `Database`.
+fn classify(e: &tokio_postgres::Error) -> Fail {
+    let text = one_line(e);
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            if code.starts_with("08") || code.starts_with("57") || code == "53300" {
+                Fail::Unavailable(text)
+            } else if code.starts_with("28") || code.starts_with("3D") {
+                Fail::Refused(text)
+            } else {
+                Fail::Database(text)
+            }
+        }
+        None if e.is_closed() || std::error::Error::source(e).is_some() => Fail::Unavailable(text),
+        None => Fail::Database(text),
+    }
+}
+
+/// The error and its causes on one line, each said once.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
