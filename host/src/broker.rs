@@ -389,7 +389,7 @@ impl TokenBroker {
     }
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
-    /// committed (with the lease released in the same transaction) before anyone receives them.
+    /// committed (the lease ending with that write) before anyone receives them.
     async fn refresh(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
         let deadline = wasm_host_store::now_millis() + LEASE_WAIT_MS;
         let started = std::time::Instant::now();

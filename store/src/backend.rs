@@ -9,7 +9,11 @@
 //!   and re-created connection never reuses one), then moves the [`Backend::generation`] signal;
 //! - conditional writes ([`Backend::write_tokens`] with a revision, [`Backend::mark`] with one) write nothing
 //!   when the connection changed since that revision;
-//! - the refresh lease has one holder at a time until it lapses or is released.
+//! - the refresh lease has one holder at a time until it is released (by the holder, or by the write that ends
+//!   it, once that write commits) or lapses. How it lapses is each backend's own: redb's is an OS lock beside
+//!   the store and lapses only when its holder's handle is gone (its process dead); PostgreSQL's is a row timed
+//!   by the database's clock and lapses when not renewed in time, as hosts on other machines cannot see each
+//!   other's processes.
 //!
 //! The operations are blocking, as redb's are: a caller on an async runtime calls them from its task, the way it
 //! calls redb today.
@@ -26,7 +30,8 @@ use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoint
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
     Acquired,
-    /// Another holder has it until this Unix time in milliseconds.
+    /// Another holder has it until this Unix time in milliseconds: on PostgreSQL when it lapses unless renewed;
+    /// on redb the deadline the holder stated, a hint, as that lease lasts while its holder lives.
     Held { until_ms: i64 },
 }
 
@@ -237,8 +242,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         self.write_tokens(name, tokens, keys, Some(revision))
     }
 
-    /// [`Backend::put_tokens`] (`expect_revision` `None`) or [`Backend::put_refreshed`] (`Some`), releasing
-    /// `tokens.release_lease` in the same transaction.
+    /// [`Backend::put_tokens`] (`expect_revision` `None`) or [`Backend::put_refreshed`] (`Some`), ending
+    /// `tokens.release_lease`'s lease when it commits (in the same transaction on PostgreSQL; just after the
+    /// commit on redb). Refused with [`WriteError::Changed`], nothing written, when another holder has the lease.
     fn write_tokens(
         &self,
         name: &str,
@@ -262,16 +268,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// What a refresh of `name` starts from (see [`RefreshGrant`]); `None` when there is no such connection.
     fn refresh_grant(&self, name: &str, keys: &Keys) -> Result<Option<RefreshGrant>, ReadError>;
 
-    /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has an unexpired one.
-    /// The same holder asking again renews it. Holders are named `<pid>-<start ms>`: the redb backend, whose
-    /// holders share one machine, also takes over at once from a holder whose process is gone.
+    /// Takes the refresh lease of `name` for `ttl_ms` unless another holder has it. The same holder asking again
+    /// (through the same handle, on redb) renews it. Holders are named `<pid>-<start ms>`.
+    ///
+    /// redb: an exclusive OS lock on the connection's lock file in `<store>.leases/` (no commit), which lasts
+    /// until released or until its holder's handle is closed, its process dead, whatever `ttl_ms` says; two
+    /// handles are two holders even in one process. [`WriteError::LeaseLock`] when the lock file cannot be made
+    /// (a read-only store directory). PostgreSQL: a row that lapses `ttl_ms` after it was last taken, by the
+    /// database's clock.
     fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError>;
 
     /// Gives the lease back, if `holder` still has it.
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError>;
 
-    /// Marks a connection as needing authorization (the provider refused its refresh token) and releases the
-    /// lease, in one transaction. Its secrets stay: a refused refresh never destroys the stored refresh token.
+    /// Marks a connection as needing authorization (the provider refused its refresh token), in one transaction,
+    /// and ends `holder`'s lease with it (as [`Backend::write_tokens`] does). Its secrets stay: a refused refresh never destroys the stored refresh token.
     /// With `revision` (that of the refused [`RefreshGrant`]), refused with [`WriteError::Changed`] when the
     /// connection changed since: new tokens stored meanwhile are not marked.
     fn mark_needs_authorization(
@@ -285,8 +296,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         self.mark(name, Status::NeedsAuthorization, reason, holder, revision, keys)
     }
 
-    /// Marks a connection whose client the provider refused (`invalid_client`), releasing the lease, in one
-    /// transaction; every secret stays, the refresh token included. `revision` as for
+    /// Marks a connection whose client the provider refused (`invalid_client`), in one transaction, ending
+    /// `holder`'s lease with it; every secret stays, the refresh token included. `revision` as for
     /// [`Backend::mark_needs_authorization`].
     fn mark_client_refused(
         &self,
@@ -300,7 +311,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// Sets a refused connection's status and reason, keeping every secret.
-    /// Releases `holder`'s lease in the same transaction; `revision` as for [`Backend::mark_needs_authorization`].
+    /// Ends `holder`'s lease with the write (as [`Backend::write_tokens`] does); `revision` as for
+    /// [`Backend::mark_needs_authorization`].
     fn mark(
         &self,
         name: &str,

@@ -114,6 +114,12 @@ pub enum WriteError {
     NotUpgraded { path: PathBuf, connections: u64 },
     #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
     Storage { path: PathBuf, source: redb::Error },
+    /// The redb backend's refresh lease is a lock file beside the store (lease_lock.rs).
+    #[error(
+        "cannot take the refresh lease of connection `{name}`: its lock file {path}: {source}; wasm-host keeps one \
+         lock file per connection in the directory beside the store, so the store's directory must be writable by you"
+    )]
+    LeaseLock { name: String, path: PathBuf, source: std::io::Error },
     /// As [`ReadError::Unavailable`]; nothing was written.
     #[error("the store {path} cannot be reached: {detail}; nothing was written, and the write may succeed once the database is back")]
     Unavailable { path: PathBuf, detail: String },

@@ -11,6 +11,7 @@ mod bundle;
 mod error;
 mod generation;
 mod keys;
+mod lease_lock;
 mod place;
 mod private_dir;
 mod record;

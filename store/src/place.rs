@@ -53,8 +53,17 @@ fn remove_abandoned(path: &Path, what: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        if file.strip_prefix(&prefix).is_some_and(|rest| !crate::redb_store::holder_alive(rest)) {
+        if file.strip_prefix(&prefix).is_some_and(|rest| !process_alive(rest)) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether the process of a name that starts `<pid>-` still runs; where /proc is missing it is assumed to.
+fn process_alive(name: &str) -> bool {
+    let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return true };
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
 }

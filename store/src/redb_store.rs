@@ -13,6 +13,7 @@ use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
 use crate::generation::Generation;
+use crate::lease_lock::LeaseLocks;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
@@ -30,12 +31,16 @@ pub const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conn
 pub const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
 /// Connection name → revision, kept apart so a process can check for changes without decoding a record.
 pub const REVISIONS: TableDefinition<&str, u64> = TableDefinition::new("revisions");
-/// Connection name → refresh lease: `<holder>\n<until, Unix milliseconds>`. Whoever holds an unexpired lease is
-/// the one process refreshing that connection; the others wait and read what it stores.
+/// Connection name → refresh lease: `<holder>\n<until, Unix milliseconds>`, as wasm-host wrote it before its
+/// leases became lock files beside the store (lease_lock.rs). No longer read or written; kept so the schema (and
+/// a store's tables) stay as they are.
 pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
 /// Connection name → HMAC-SHA256 tag over its name, revision, record and sealed rows (see record_auth.rs), made
 /// with a key derived from the identity: every read that acts on a connection checks it.
 pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags");
+
+/// The deadline a write that ends a lease states while it commits (a hint only: see lease_lock.rs).
+const WRITE_LEASE_MS: i64 = 10_000;
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -72,6 +77,7 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     generation: Option<Generation>,
+    leases: LeaseLocks,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -117,7 +123,8 @@ impl RedbStore {
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
         let generation = Generation::open(&path);
-        let store = RedbStore { db, path, generation };
+        let leases = LeaseLocks::new(&path);
+        let store = RedbStore { db, path, generation, leases };
         store.check_schema()?;
         Ok(store)
     }
@@ -240,6 +247,23 @@ impl RedbStore {
         })
     }
 
+    /// A write that ends `holder`'s lease is made under it: `holder` has it (or takes it now), or the write is
+    /// refused with [`WriteError::Changed`], as another holder may be refreshing from the same grant.
+    fn hold_for_write(&self, name: &str, holder: Option<&str>) -> Result<(), WriteError> {
+        match holder.map(|holder| self.try_lease(name, holder, WRITE_LEASE_MS)).transpose()? {
+            Some(Lease::Held { .. }) => Err(WriteError::Changed(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends `holder`'s lease once the write that ends it is committed (never before: another process must not
+    /// refresh from what that write replaces). A write refused or failed keeps it, for the holder to retry.
+    fn release_after_commit(&self, name: &str, holder: Option<&str>) {
+        if let Some(holder) = holder {
+            self.leases.release(name, holder);
+        }
+    }
+
     /// Commits a change to connection data, then tells other processes through the generation counter.
     fn commit_change(&self, txn: redb::WriteTransaction) -> Result<(), redb::CommitError> {
         txn.commit()?;
@@ -342,6 +366,7 @@ impl RedbStore {
         put: Option<(SecretField, &[u8])>,
     ) -> Result<Connection, WriteError> {
         let e = self.write_err();
+        self.hold_for_write(name, holder)?;
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
@@ -366,12 +391,10 @@ impl RedbStore {
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
             write_tag(&mut tags, &secrets, name, conn.revision, &json, keys).map_err(&e)?;
-            if let Some(holder) = holder {
-                release_in(&txn, name, holder).map_err(&e)?;
-            }
             conn
         };
         self.commit_change(txn).map_err(|x| e(x.into()))?;
+        self.release_after_commit(name, holder);
         Ok(conn)
     }
 
@@ -557,11 +580,12 @@ impl Backend for RedbStore {
         expect_revision: Option<u64>,
     ) -> Result<Connection, WriteError> {
         let e = self.write_err();
+        let holder = tokens.release_lease;
+        self.hold_for_write(name, holder)?;
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         self.claim_recipient(&txn, keys)?;
         expect_unchanged(&txn, name, expect_revision).map_err(|x| x.into_write(&e))?;
         let stored_revision = stored_revision(&txn, name).map_err(&e)?;
-        let holder = tokens.release_lease;
         let conn = {
             let mut conns = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?;
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
@@ -585,9 +609,6 @@ impl Backend for RedbStore {
                     _ => {}
                 }
             }
-            if let Some(holder) = holder {
-                release_in(&txn, name, holder).map_err(&e)?;
-            }
             conn.revision = bump_revision(&txn, name).map_err(&e)?;
             let json = conn.encode();
             conns.insert(name, json.as_slice()).map_err(|x| e(x.into()))?;
@@ -595,6 +616,7 @@ impl Backend for RedbStore {
             conn
         };
         self.commit_change(txn).map_err(|x| e(x.into()))?;
+        self.release_after_commit(name, holder);
         Ok(conn)
     }
 
@@ -667,30 +689,17 @@ impl Backend for RedbStore {
         Ok(Some(RefreshGrant { connection, refresh_token, client_secret }))
     }
 
+    /// A lock file per connection, not a row: see lease_lock.rs. `ttl_ms` only sets the deadline
+    /// [`Lease::Held`] reports; the lease lasts until released or its holder's process is gone.
     fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError> {
-        let e = self.write_err();
-        let now = now_millis();
-        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        {
-            let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
-            if let Some(row) = leases.get(name).map_err(|x| e(x.into()))? {
-                let (who, until) = parse_lease(row.value());
-                if who != holder && until > now && holder_alive(who) {
-                    return Ok(Lease::Held { until_ms: until });
-                }
-            }
-            let value = format!("{holder}\n{}", now + ttl_ms);
-            leases.insert(name, value.as_str()).map_err(|x| e(x.into()))?;
-        }
-        txn.commit().map_err(|x| e(x.into()))?;
-        Ok(Lease::Acquired)
+        self.leases
+            .try_take(name, holder, now_millis() + ttl_ms)
+            .map_err(|(path, source)| WriteError::LeaseLock { name: name.to_owned(), path, source })
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
-        let e = self.write_err();
-        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
-        release_in(&txn, name, holder).map_err(&e)?;
-        txn.commit().map_err(|x| e(x.into()))
+        self.leases.release(name, holder);
+        Ok(())
     }
 
     fn mark(
@@ -822,7 +831,6 @@ impl Backend for RedbStore {
                 return Ok(ImportOutcome::Conflicts(existing));
             }
             let mut secrets = txn.open_table(SECRETS).map_err(|x| e(x.into()))?;
-            let mut leases = txn.open_table(LEASES).map_err(|x| e(x.into()))?;
             let mut tags = txn.open_table(TAGS).map_err(|x| e(x.into()))?;
             let now = now_unix();
             for (mut conn, sealed) in entries {
@@ -833,7 +841,6 @@ impl Backend for RedbStore {
                 for (field, value) in &sealed {
                     secrets.insert((name.as_str(), field.as_str()), value.as_slice()).map_err(|x| e(x.into()))?;
                 }
-                leases.remove(name.as_str()).map_err(|x| e(x.into()))?;
                 conn.revision = bump_revision(&txn, &name).map_err(&e)?;
                 conn.updated_at = now;
                 let json = conn.encode();
@@ -860,26 +867,10 @@ fn initialize(path: &Path) -> Result<(), OpenError> {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(tmp)
             .map_err(|e| open_error(tmp, e))?;
-        RedbStore { db, path: tmp.to_path_buf(), generation: None }.check_schema()
+        RedbStore { db, leases: LeaseLocks::new(tmp), path: tmp.to_path_buf(), generation: None }.check_schema()
     };
     crate::place::create_whole(path, "init", made, io)?;
     Ok(())
-}
-
-fn parse_lease(value: &str) -> (&str, i64) {
-    let (who, until) = value.split_once('\n').unwrap_or((value, "0"));
-    (who, until.parse().unwrap_or(0))
-}
-
-/// A lease names its holder `<pid>-<start ms>`. A holder whose process is gone (killed mid-refresh) cannot
-/// finish, so its lease is taken over at once instead of after it expires. Where /proc is missing, the
-/// holder is assumed alive and the lease simply expires.
-pub(crate) fn holder_alive(holder: &str) -> bool {
-    let Some(pid) = holder.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return true };
-    if !Path::new("/proc/self").exists() {
-        return true;
-    }
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Bumps a connection's revision inside `txn` and returns it: every write to a connection goes through here, so a
@@ -919,15 +910,6 @@ fn expect_unchanged(txn: &redb::WriteTransaction, name: &str, expected: Option<u
     let current = revs.get(name).map_err(|x| Unchanged::Storage(x.into()))?.map(|v| v.value());
     let exists = conns.get(name).map_err(|x| Unchanged::Storage(x.into()))?.is_some();
     if exists && current == Some(expected) { Ok(()) } else { Err(Unchanged::Changed(name.to_owned())) }
-}
-
-fn release_in(txn: &redb::WriteTransaction, name: &str, holder: &str) -> Result<(), redb::Error> {
-    let mut leases = txn.open_table(LEASES)?;
-    let mine = leases.get(name)?.is_some_and(|row| parse_lease(row.value()).0 == holder);
-    if mine {
-        leases.remove(name)?;
-    }
-    Ok(())
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {

@@ -10,7 +10,7 @@ use wasm_host_store::{
 
 use super::Fixture;
 
-fn connection(name: &str) -> NewConnection {
+pub fn connection(name: &str) -> NewConnection {
     NewConnection {
         name: name.into(),
         kind: TYPE_OAUTH2.into(),
@@ -151,8 +151,9 @@ pub fn tokens_replace_keep_remove_and_snapshots<F: Fixture>() {
 }
 
 /// One holder at a time: the others are told until when; the holder renews; a release by anyone else changes
-/// nothing; a lapsed lease, a release, or a write that ends the lease lets the next one in.
-pub fn the_lease_has_one_holder_until_released_or_lapsed<F: Fixture>() {
+/// nothing; a release, or a write that ends the lease, lets the next one in; a write refused because the
+/// connection changed keeps it. How a lease lapses differs by backend (below).
+pub fn the_lease_has_one_holder_until_released<F: Fixture>() {
     let fixture = F::new();
     let (store, other) = (fixture.open(), fixture.open());
     let keys = Keys::generate();
@@ -161,20 +162,39 @@ pub fn the_lease_has_one_holder_until_released_or_lapsed<F: Fixture>() {
     let (me, you) = (format!("{}-1", std::process::id()), format!("{}-2", std::process::id()));
     assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
     assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { until_ms } if until_ms > wasm_host_store::now_millis()));
+    assert!(matches!(store.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }), "another holder, same handle");
     assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired, "the holder renews");
     other.release_lease("c", &you).unwrap();
+    store.release_lease("c", &you).unwrap();
     assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }), "not the holder's release");
     store.release_lease("c", &me).unwrap();
     assert_eq!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Acquired);
 
-    // A write that ends the lease (new tokens, a refusal) releases it in the same transaction.
+    // A write that ends the lease (new tokens, a refusal) releases it with its commit...
     let access = SecretString::from("t");
     other.put_tokens("c", NewTokens { release_lease: Some(&you), ..NewTokens::bearer(&access) }, &keys).unwrap();
     assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
+    // ...and only then: refused (the connection changed since the revision read), it keeps the lease.
+    let read = store.refresh_grant("c", &keys).unwrap().unwrap().connection.revision;
+    other.put_tokens("c", NewTokens::bearer(&access), &keys).unwrap();
+    let refused = store.put_refreshed("c", NewTokens { release_lease: Some(&me), ..NewTokens::bearer(&access) }, &keys, read);
+    assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
+    let refused = store.mark_needs_authorization("c", "refused", Some(&me), Some(read), &keys);
+    assert!(matches!(refused, Err(WriteError::Changed(_))), "{refused:?}");
+    assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }), "a refused write keeps the lease");
     store.mark_needs_authorization("c", "refused", Some(&me), None, &keys).unwrap();
-    assert_eq!(other.try_lease("c", &you, 1).unwrap(), Lease::Acquired);
+    assert_eq!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Acquired);
+}
 
-    // Lapsed: taken over.
+/// PostgreSQL: a lease is a row timed by the database's clock, so a holder that stops renewing (its host gone,
+/// or cut off) loses it when it lapses.
+pub fn a_lease_lapses_at_its_time<F: Fixture>() {
+    let fixture = F::new();
+    let (store, other) = (fixture.open(), fixture.open());
+    let keys = Keys::generate();
+    store.create(connection("c"), &SecretString::from("cs"), &keys).unwrap();
+    let (me, you) = (format!("{}-1", std::process::id()), format!("{}-2", std::process::id()));
+    assert_eq!(other.try_lease("c", &you, 1).unwrap(), Lease::Acquired);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match store.try_lease("c", &me, 60_000).unwrap() {
@@ -183,6 +203,28 @@ pub fn the_lease_has_one_holder_until_released_or_lapsed<F: Fixture>() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// redb: a lease is an OS lock, so it outlives its stated time while its holder lives, and ends when the
+/// holder's handle is gone (closed, or its process dead: tests/backends.rs kills one).
+pub fn a_lease_lapses_when_its_holder_is_gone<F: Fixture>() {
+    let fixture = F::new();
+    let (store, other) = (fixture.open(), fixture.open());
+    let keys = Keys::generate();
+    store.create(connection("c"), &SecretString::from("cs"), &keys).unwrap();
+    let (me, you) = (format!("{}-1", std::process::id()), format!("{}-2", std::process::id()));
+    assert_eq!(other.try_lease("c", &you, 1).unwrap(), Lease::Acquired);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match store.try_lease("c", &me, 60_000).unwrap() {
+            Lease::Held { until_ms } if until_ms < wasm_host_store::now_millis() => break,
+            Lease::Held { .. } => assert!(std::time::Instant::now() < deadline, "the holder's time never passed"),
+            Lease::Acquired => panic!("a live holder's lease was taken over"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(other);
+    assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
 }
 
 /// Refusals keep every secret; a new registration makes a refused client authorized again; a revocation forgets
