@@ -189,18 +189,32 @@ pub fn the_lease_has_one_holder_until_released<F: Fixture>() {
 /// PostgreSQL: a lease is a row timed by the database's clock, so a holder that stops renewing (its host gone,
 /// or cut off) loses it when it lapses.
 pub fn a_lease_lapses_at_its_time<F: Fixture>() {
+    let (_fixture, store, _other) = a_lease_of_1_ms::<F>();
+    until_within_10_s("a 1 ms lease never lapsed", || match store.try_lease("c", &holder(1), 60_000).unwrap() {
+        Lease::Acquired => true,
+        Lease::Held { .. } => false,
+    });
+}
+
+/// Two handles on a new store with connection `c`, whose lease the second one took for 1 ms as `holder(2)`.
+fn a_lease_of_1_ms<F: Fixture>() -> (F, Store, Store) {
     let fixture = F::new();
     let (store, other) = (fixture.open(), fixture.open());
-    let keys = Keys::generate();
-    store.create(connection("c"), &SecretString::from("cs"), &keys).unwrap();
-    let (me, you) = (format!("{}-1", std::process::id()), format!("{}-2", std::process::id()));
-    assert_eq!(other.try_lease("c", &you, 1).unwrap(), Lease::Acquired);
+    store.create(connection("c"), &SecretString::from("cs"), &Keys::generate()).unwrap();
+    assert_eq!(other.try_lease("c", &holder(2), 1).unwrap(), Lease::Acquired);
+    (fixture, store, other)
+}
+
+/// A holder named as the broker names them, `<pid>-<ms>`: this process, alive.
+fn holder(n: u32) -> String {
+    format!("{}-{n}", std::process::id())
+}
+
+/// Polls `done` every 5 ms until it is true, failing with `what` after 10 s.
+fn until_within_10_s(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match store.try_lease("c", &me, 60_000).unwrap() {
-            Lease::Acquired => break,
-            Lease::Held { .. } => assert!(std::time::Instant::now() < deadline, "a 1 ms lease never lapsed"),
-        }
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -208,23 +222,13 @@ pub fn a_lease_lapses_at_its_time<F: Fixture>() {
 /// redb: a lease is an OS lock, so it outlives its stated time while its holder lives, and ends when the
 /// holder's handle is gone (closed, or its process dead: tests/backends.rs kills one).
 pub fn a_lease_lapses_when_its_holder_is_gone<F: Fixture>() {
-    let fixture = F::new();
-    let (store, other) = (fixture.open(), fixture.open());
-    let keys = Keys::generate();
-    store.create(connection("c"), &SecretString::from("cs"), &keys).unwrap();
-    let (me, you) = (format!("{}-1", std::process::id()), format!("{}-2", std::process::id()));
-    assert_eq!(other.try_lease("c", &you, 1).unwrap(), Lease::Acquired);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match store.try_lease("c", &me, 60_000).unwrap() {
-            Lease::Held { until_ms } if until_ms < wasm_host_store::now_millis() => break,
-            Lease::Held { .. } => assert!(std::time::Instant::now() < deadline, "the holder's time never passed"),
-            Lease::Acquired => panic!("a live holder's lease was taken over"),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let (_fixture, store, other) = a_lease_of_1_ms::<F>();
+    until_within_10_s("the holder's stated time never passed", || match store.try_lease("c", &holder(1), 60_000).unwrap() {
+        Lease::Held { until_ms } => until_ms < wasm_host_store::now_millis(),
+        Lease::Acquired => panic!("a live holder's lease was taken over"),
+    });
     drop(other);
-    assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
+    assert_eq!(store.try_lease("c", &holder(1), 60_000).unwrap(), Lease::Acquired);
 }
 
 /// Refusals keep every secret; a new registration makes a refused client authorized again; a revocation forgets
