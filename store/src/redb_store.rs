@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::admin_token::AdminToken;
 use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
@@ -36,6 +37,11 @@ pub const LEASES: TableDefinition<&str, &str> = TableDefinition::new("leases");
 /// Connection name → HMAC-SHA256 tag over its name, revision, record and sealed rows (see record_auth.rs), made
 /// with a key derived from the identity: every read that acts on a connection checks it.
 pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags");
+
+/// Admin token name → (JSON [`AdminToken`] record, its HMAC-SHA256 tag). Never the token: only its hash.
+/// Added after schema 2 without a bump: a store that lacks the table has no admin token, and the first one made
+/// creates it.
+pub const ADMIN_TOKENS: TableDefinition<&str, (&[u8], &[u8])> = TableDefinition::new("admin_tokens");
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -157,6 +163,7 @@ impl RedbStore {
                     txn.open_table(REVISIONS).map_err(|e| err(e.into()))?;
                     txn.open_table(LEASES).map_err(|e| err(e.into()))?;
                     txn.open_table(TAGS).map_err(|e| err(e.into()))?;
+                    txn.open_table(ADMIN_TOKENS).map_err(|e| err(e.into()))?;
                 }
                 txn.commit().map_err(|e| err(e.into()))
             }
@@ -403,6 +410,34 @@ impl RedbStore {
             .open(path)
             .map_err(|e| open_error(path, e))?;
         db.check_integrity().map_err(|e| open_error(path, e))
+    }
+}
+
+impl RedbStore {
+    /// Every admin token row (name, record, tag) in name order; none in a store made before the table existed.
+    fn admin_token_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = match txn.open_table(ADMIN_TOKENS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(x) => return Err(e(x.into())),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|x| e(x.into()))? {
+            let (name, value) = row.map_err(|x| e(x.into()))?;
+            let (record, tag) = value.value();
+            out.push((name.value().to_owned(), record.to_vec(), tag.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
+        AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            detail: x.to_string(),
+        })
     }
 }
 
@@ -844,6 +879,53 @@ impl Backend for RedbStore {
         self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(ImportOutcome::Imported { replaced: existing })
     }
+
+    fn create_admin_token(&self, token: &AdminToken, keys: &Keys) -> Result<(), WriteError> {
+        let record = token.encode();
+        let tag = keys.admin_token_tag(&record);
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        {
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            if table.get(token.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
+                return Err(WriteError::AdminTokenExists(token.name.clone()));
+            }
+            table.insert(token.name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, ReadError> {
+        self.admin_token_rows()?.iter().map(|(name, record, _)| self.decode_admin_token(name, record)).collect()
+    }
+
+    fn revoke_admin_token(&self, name: &str) -> Result<bool, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let removed = {
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            let removed = table.remove(name).map_err(|x| e(x.into()))?.is_some();
+            removed
+        };
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(removed)
+    }
+
+    fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError> {
+        // A scan: an operator has a handful of tokens, and the hash of a random token leaks nothing by its timing.
+        for (name, record, tag) in self.admin_token_rows()? {
+            let token = self.decode_admin_token(&name, &record)?;
+            if token.sha256 == sha256 {
+                if token.name != name || !keys.admin_token_tag_matches(&record, &tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name });
+                }
+                return Ok(Some(token));
+            }
+        }
+        Ok(None)
+    }
+
 }
 
 /// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number
