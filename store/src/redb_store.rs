@@ -803,6 +803,23 @@ impl Backend for RedbStore {
             rows.len()
         };
         let connections = records.len();
+        {
+            // Admin tokens' tags are made with the identity's key too: vouched for again by `new`, or none is.
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            let mut rows = Vec::new();
+            for row in table.iter().map_err(|x| e(x.into()))? {
+                let (name, value) = row.map_err(|x| e(x.into()))?;
+                let (record, tag) = value.value();
+                rows.push((name.value().to_owned(), record.to_vec(), tag.to_vec()));
+            }
+            for (name, record, tag) in &rows {
+                if !old.admin_token_tag_matches(record, tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name: name.clone() }.into());
+                }
+                let tag = new.admin_token_tag(record);
+                table.insert(name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
+            }
+        }
         txn.open_table(META)
             .map_err(|x| e(x.into()))?
             .insert("recipient", new.recipient().as_str())

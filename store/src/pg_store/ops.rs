@@ -582,6 +582,20 @@ impl Backend for PgStore {
                     }
                 }
             }
+            // Admin tokens' tags are made with the identity's key too: vouched for again by `new`, or none is.
+            let tokens = query(&tx, "SELECT name, record, tag FROM wasm_host_admin_tokens FOR UPDATE", &[])
+                .await
+                .map_err(&e)?;
+            for row in &tokens {
+                let (name, record, tag): (String, Vec<u8>, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+                if !old.admin_token_tag_matches(&record, &tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name }.into());
+                }
+                let tag = new.admin_token_tag(&record).to_vec();
+                execute(&tx, "UPDATE wasm_host_admin_tokens SET tag = $2 WHERE name = $1", &[&name, &tag])
+                    .await
+                    .map_err(&e)?;
+            }
             execute(&tx, "UPDATE wasm_host_meta SET value = $1 WHERE key = 'recipient'", &[&new.recipient()])
                 .await
                 .map_err(&e)?;

@@ -445,6 +445,13 @@ pub fn admin_tokens_are_kept_as_hashes_found_and_revoked<F: Fixture>() {
     assert_eq!(other.admin_tokens().unwrap(), vec![audit]);
     // The name is free again.
     store.create_admin_token(&again, &keys).unwrap();
+
+    // A rekey vouches for the tokens with the new identity: found with it, refused with the retired one.
+    let new = Keys::generate();
+    store.reseal(&keys, &new).unwrap();
+    let audit_hash = admin_token_hash(audit_token.expose_secret());
+    assert_eq!(other.admin_token_by_hash(&audit_hash, &new).unwrap().map(|t| t.name), Some("audit".to_owned()));
+    assert!(matches!(other.admin_token_by_hash(&audit_hash, &keys), Err(ReadError::TamperedAdminToken { .. })));
 }
 
 /// A bundle moves a store from backend `A` to `B` and back to another `A`: every connection, secret, token and
