@@ -701,6 +701,10 @@ pub struct ServeArgs {
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, apart from the functions
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
+    /// Serve the admin API (GET /v1/connections, for `admin token` holders) on this loopback address
+    /// [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
     /// Invocations running at once (the instance pool's size); more requests queue
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_concurrent: usize,
