@@ -682,6 +682,8 @@ fn the_admin_api_lists_connections_for_a_valid_token_only() {
         answers.push(body.to_string());
     }
     assert_eq!(expected[0]["name"], "github");
+    let lower = client().get(&list).header("authorization", format!("bearer {ro_token}")).send().unwrap();
+    assert_eq!(lower.status().as_u16(), 200, "the scheme is case-insensitive");
     let (status, body, _) = call(reqwest::Method::POST, Some(&ro_token));
     assert_eq!((status, body["error"].as_str()), (403, Some("read-only")), "{body}");
     answers.push(body.to_string());

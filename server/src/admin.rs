@@ -65,8 +65,9 @@ impl AdminApi {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            // The scheme is case-insensitive (RFC 7235 §2.1).
+            .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+            .map(|(_, token)| token.trim())
             .filter(|t| t.starts_with(ADMIN_TOKEN_PREFIX));
         let Some(token) = token else {
             return Err(unauthorized("send an admin token as `Authorization: Bearer wha_...` (`wasm-host admin token create`)"));
