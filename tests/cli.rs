@@ -287,6 +287,8 @@ fn reading_verbs_create_nothing() {
     env.run(&["store", "export", "-o", out.to_str().unwrap(), "--recipient",
               "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"])
         .failure(3, "there is no store at");
+    assert_eq!(env.run(&["admin", "token", "list", "--json"]).success().json(), serde_json::json!([]));
+    env.run(&["admin", "token", "revoke", "ci"]).failure(3, "no admin token named `ci`");
     env.run(&["cache", "list"]).success();
     env.run(&["cache", "clean"]).success();
     env.run(&["completion", "bash"]).success();
@@ -590,4 +592,51 @@ fn a_new_javascript_function_builds_and_runs_as_its_readme_says() {
         &[("WASM_HOST_JS_TOOLS", wasm_host_tests::js_tools()), ("WASM_HOST_CACHE_DIR", wasm_host_tests::shared_cache())],
     );
     assert_eq!(out.stdout.trim(), r#"{"hello":{"name":"world"}}"#);
+}
+
+/// `admin token`: `create` prints a prefixed token once and stores only its hash; `list` shows name, scope and
+/// time, never the token; a name is taken once; `revoke` removes it, and a second revoke finds nothing.
+#[test]
+fn admin_tokens_are_printed_once_listed_without_the_token_and_revoked() {
+    let env = env();
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    let ops = env.run(&["admin", "token", "create", "--name", "ops"]);
+    ops.success();
+    let ops_token = ops.stdout.trim().to_owned();
+    assert!(ops_token.starts_with("wha_") && ops_token.len() == 47 && ops.stdout.lines().count() == 1, "{}", ops.stdout);
+    assert!(ops.stderr.contains("shown only this once") && !ops.stderr.contains(&ops_token), "{}", ops.stderr);
+    let ci = json_of("admin-token-create", env.run(&["admin", "token", "create", "--name", "ci", "--read-only", "--json"]), f);
+    assert_eq!((ci["name"].as_str(), ci["scope"].as_str()), (Some("ci"), Some("read-only")), "{ci}");
+    let ci_token = ci["token"].as_str().unwrap().to_owned();
+    assert!(ci_token.starts_with("wha_") && ci_token != ops_token, "{ci}");
+
+    env.run(&["admin", "token", "create", "--name", "ops"]).failure(4, "an admin token named `ops` already exists");
+    env.run(&["admin", "token", "create", "--name", "Not_A_Name"]).failure(2, "Not_A_Name");
+    env.run(&["admin", "token", "revoke", "Bad"]).failure(2, "Bad");
+
+    let listed = json_of("admin-token-list", env.run(&["admin", "token", "list", "--json"]), f);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!((listed[0]["name"].as_str(), listed[0]["scope"].as_str()), (Some("ci"), Some("read-only")));
+    assert_eq!((listed[1]["name"].as_str(), listed[1]["scope"].as_str()), (Some("ops"), Some("admin")));
+    assert_eq!(listed[0]["created_at"], ci["created_at"]);
+    let text = env.run(&["admin", "token", "list"]);
+    text.success();
+    assert_eq!(text.stdout.lines().map(|l| l.split('\t').next().unwrap()).collect::<Vec<_>>(), ["ci", "ops"]);
+    // Neither token is anywhere but in create's answer: not in list, not in the store file.
+    let store = std::fs::read(env.store()).unwrap();
+    for token in [&ops_token, &ci_token] {
+        let random = &token["wha_".len()..];
+        for out in [&listed.to_string(), &text.stdout, &text.stderr] {
+            assert!(!out.contains(random), "a token in list output: {out}");
+        }
+        assert!(!store.windows(random.len()).any(|w| w == random.as_bytes()), "a token in the store file");
+    }
+
+    let revoked = json_of("admin-token-revoke", env.run(&["admin", "token", "revoke", "ops", "--json"]), f);
+    assert_eq!(revoked, serde_json::json!({ "name": "ops", "revoked": true }));
+    env.run(&["admin", "token", "revoke", "ops"]).failure(3, "no admin token named `ops`");
+    let listed = env.run(&["admin", "token", "list", "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect::<Vec<_>>(), ["ci"]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

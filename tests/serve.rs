@@ -18,6 +18,8 @@ struct Serving {
     child: Child,
     url: String,
     ops: String,
+    /// The admin API's base URL, when `--admin-listen` was given.
+    admin: Option<String>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -57,7 +59,8 @@ impl Serving {
         };
         let url = read("listening on ");
         let ops = read("operations on ");
-        Self { child, url, ops, stderr }
+        let admin = args.contains(&"--admin-listen").then(|| read("admin API on "));
+        Self { child, url, ops, admin, stderr }
     }
 
     fn pid(&self) -> u32 {
@@ -637,4 +640,68 @@ fn watch_reloads_on_a_changed_file() {
     server.wait_log("keeps serving", 1);
     assert!(server.stderr().contains("function `echo`"), "{}", server.stderr());
     assert_eq!(post(&format!("{url}/moved"), "3").0, 200, "the old echo still serves");
+}
+
+/// `--admin-listen`: the admin API answers only a valid admin token (401 otherwise, also once revoked), shows the
+/// connections as `authconnection list --json` does and never a secret, refuses a change from a read-only token
+/// (403); a non-loopback address is refused at start.
+#[test]
+fn the_admin_api_lists_connections_for_a_valid_token_only() {
+    let env = Env::new(BIN);
+    let (secret, access) = ("admin-api-client-secret-3f9", "admin-api-access-token-8c1");
+    env.create("github", secret).success();
+    env.import_token("github", &format!(r#"{{"access_token":"{access}","refresh_token":"rt-admin-api-77","expires_in":3600}}"#))
+        .success();
+    let ops_token = env.run(&["admin", "token", "create", "--name", "ops"]).success().stdout.trim().to_owned();
+    let ro_token = env.run(&["admin", "token", "create", "--name", "audit", "--read-only"]).success().stdout.trim().to_owned();
+    let trivial = function(&env.path("functions"), "echo", &test_guest("trivial"), "");
+    let server = Serving::start(&env, &["--admin-listen", "127.0.0.1:0", &trivial]);
+    let admin = server.admin.clone().unwrap();
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    let list = format!("{admin}/v1/connections");
+    let call = |method: reqwest::Method, token: Option<&str>| {
+        let mut request = client().request(method, &list);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().unwrap())
+    };
+
+    let mut answers = Vec::new();
+    for token in [None, Some("wha_not-a-token"), Some("not-even-the-prefix")] {
+        let (status, body, headers) = call(reqwest::Method::GET, token);
+        assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{token:?}: {body}");
+        assert_eq!(headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
+        answers.push(body.to_string());
+    }
+    let expected = env.run(&["authconnection", "list", "--json"]).success().json();
+    for token in [&ops_token, &ro_token] {
+        let (status, body, _) = call(reqwest::Method::GET, Some(token));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, expected);
+        answers.push(body.to_string());
+    }
+    assert_eq!(expected[0]["name"], "github");
+    let lower = client().get(&list).header("authorization", format!("bearer {ro_token}")).send().unwrap();
+    assert_eq!(lower.status().as_u16(), 200, "the scheme is case-insensitive");
+    let (status, body, _) = call(reqwest::Method::POST, Some(&ro_token));
+    assert_eq!((status, body["error"].as_str()), (403, Some("read-only")), "{body}");
+    answers.push(body.to_string());
+    let (status, body, _) = call(reqwest::Method::DELETE, Some(&ops_token));
+    assert_eq!(status, 405, "{body}");
+    let (status, body, _) = answer(client().get(format!("{admin}/v1/other")).bearer_auth(&ops_token).send().unwrap());
+    assert_eq!(status, 404, "{body}");
+
+    // Revoked while the server runs: refused from the next request on.
+    env.run(&["admin", "token", "revoke", "ops"]).success();
+    let (status, _, _) = call(reqwest::Method::GET, Some(&ops_token));
+    assert_eq!(status, 401);
+    assert_eq!(call(reqwest::Method::GET, Some(&ro_token)).0, 200);
+    for text in answers.iter().chain([&server.stderr()]) {
+        for value in [secret, access, "rt-admin-api-77", &ops_token[4..], &ro_token[4..]] {
+            assert!(!text.contains(value), "a secret or token in an answer or the log: {text}");
+        }
+    }
+
+    env.run(&["serve", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", &trivial]).failure(2, "loopback");
 }

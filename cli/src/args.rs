@@ -132,6 +132,10 @@ pub enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
 
+    /// Manage admin tokens: the bearer credentials operators present to a server's admin API
+    #[command(subcommand)]
+    Admin(AdminCommand),
+
     /// Run a function component once: `run(input)` is called and its JSON result printed on stdout
     #[command(after_help = concat!(
         "Example:\n  wasm-host run userinfo.wasm --allow-connection google \\\n",
@@ -250,6 +254,56 @@ pub enum StoreCommand {
         changes. Imported connections keep their status and tokens; their secrets are re-encrypted\n\
         to this host's identity.")]
     Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create, list and revoke admin tokens (the store keeps only a hash of each)
+    #[command(subcommand)]
+    Token(AdminTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Make a token and print it once on stdout; the store keeps only its SHA-256, name, scope and time
+    #[command(after_help = "Example:\n  (umask 077; wasm-host admin token create --name ci --read-only > ci-token.txt)\n\n\
+        The token (wha_ followed by 43 characters) is printed once and cannot be shown again: keep it in\n\
+        a secret manager. Lost or leaked, revoke it with `wasm-host admin token revoke NAME` and create\n\
+        another.")]
+    Create(AdminTokenCreateArgs),
+    /// List the admin tokens: name, scope and creation time (never a token, never a hash)
+    #[command(after_help = "Example:\n  wasm-host admin token list --json")]
+    List(AdminTokenListArgs),
+    /// Delete an admin token: requests presenting it are refused from then on
+    #[command(after_help = "Example:\n  wasm-host admin token revoke ci")]
+    Revoke(AdminTokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminTokenCreateArgs {
+    /// Token name: lowercase letters, digits and single hyphens, at most 63 characters
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: String,
+    /// The token may read but not change anything
+    #[arg(long)]
+    pub read_only: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminTokenListArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminTokenRevokeArgs {
+    /// The token's name, as given to `create` (`admin token list` shows them)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -647,6 +701,10 @@ pub struct ServeArgs {
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, apart from the functions
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
+    /// Serve the admin API (GET /v1/connections, for `admin token` holders) on this loopback address
+    /// [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
     /// Invocations running at once (the instance pool's size); more requests queue
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_concurrent: usize,

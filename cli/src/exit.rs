@@ -189,7 +189,7 @@ pub fn classify(err: &anyhow::Error) -> Exit {
 fn write_exit(e: &WriteError) -> Exit {
     match e {
         WriteError::NotFound(_) => Exit::NotFound,
-        WriteError::AlreadyExists(_) => Exit::Conflict,
+        WriteError::AlreadyExists(_) | WriteError::AdminTokenExists(_) => Exit::Conflict,
         e if e.is_unavailable() => Exit::StoreUnavailable,
         _ => Exit::Store,
     }

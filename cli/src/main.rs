@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::args::{AuthConnection, CacheCommand, Cli, Command, StoreCommand, Workspace};
+use crate::args::{AdminCommand, AdminTokenCommand, AuthConnection, CacheCommand, Cli, Command, StoreCommand, Workspace};
 use crate::context::Context;
 use crate::exit::Exit;
 
@@ -84,6 +84,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 StoreCommand::Rekey(a) => commands::store::rekey(&ctx, a),
                 StoreCommand::Export(a) => commands::store::export(&ctx, a),
                 StoreCommand::Import(a) => commands::store::import(&ctx, a),
+            }
+        }
+        Command::Admin(AdminCommand::Token(verb)) => {
+            let ctx = ctx?;
+            match verb {
+                AdminTokenCommand::Create(a) => commands::admin_token::create(&ctx, a),
+                AdminTokenCommand::List(a) => commands::admin_token::list(&ctx, a),
+                AdminTokenCommand::Revoke(a) => commands::admin_token::revoke(&ctx, a),
             }
         }
         Command::Run(a) => commands::run::run(&ctx?, a),

@@ -4,6 +4,7 @@
 //! manifest, resolved by the caller into [`FunctionSpec`]s; the engine, the instance pool and the token broker
 //! are the runtime's ([`wasm_host_runtime::FunctionHost`]), shared by every function and request.
 
+pub mod admin;
 mod admission;
 mod body;
 pub mod answer;
@@ -12,6 +13,7 @@ mod ops;
 mod refresher;
 mod routes;
 mod server;
+mod side_listener;
 pub mod tls;
 pub mod watch;
 

@@ -278,29 +278,14 @@ impl Server {
         Ok(())
     }
 
-    /// Accepts connections to the operations listener until aborted; a few at a time is all it needs.
+    /// Serves the operations listener until aborted.
     async fn operations_loop(self: Arc<Self>, listener: TcpListener) {
-        let connections = Arc::new(Semaphore::new(16));
-        loop {
-            let Ok(permit) = connections.clone().acquire_owned().await else { return };
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+        let timeout = self.limits.header_timeout;
+        crate::side_listener::serve(listener, timeout, move |req| {
             let server = self.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.operations(&req)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(self.limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::spawn(async move {
-                let _ = conn.await;
-                drop(permit);
-            });
-        }
+            async move { server.operations(&req) }
+        })
+        .await
     }
 
     fn spawn_connection<I>(

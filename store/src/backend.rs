@@ -22,6 +22,7 @@ use std::path::Path;
 
 use secrecy::SecretString;
 
+use crate::admin_token::AdminToken;
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
@@ -351,4 +352,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// already is a conflict, and nothing is written, unless `replace`: then its record and every secret row are
     /// replaced. Revisions count on from what this store had, so running hosts notice the change.
     fn import_sealed(&self, entries: Vec<SealedConnection>, keys: &Keys, replace: bool) -> Result<ImportOutcome, WriteError>;
+
+    /// Stores a new admin token's record (`token` from [`AdminToken::issue`]) with its tag under `keys`, after
+    /// checking that `keys` are the store's. [`WriteError::AdminTokenExists`] when the name is taken.
+    fn create_admin_token(&self, token: &AdminToken, keys: &Keys) -> Result<(), WriteError>;
+
+    /// Every admin token's record, in name order, **not authenticated** (for showing them, like [`Backend::list`]).
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, ReadError>;
+
+    /// Removes the admin token `name`; `false` when there is none. Requests presenting it are refused from then on.
+    fn revoke_admin_token(&self, name: &str) -> Result<bool, WriteError>;
+
+    /// The admin token whose SHA-256 is `sha256` (lowercase hex, [`crate::admin_token_hash`] of the presented
+    /// token), authenticated with `keys`: `None` when no token has that hash;
+    /// [`ReadError::TamperedAdminToken`] when its row is not what a holder of the identity wrote.
+    fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError>;
 }

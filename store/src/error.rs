@@ -70,6 +70,14 @@ pub enum ReadError {
          then `create` and `authorize`)"
     )]
     Tampered { path: PathBuf, name: String },
+    /// An admin token's row is not what a holder of the identity wrote (planted to grant someone access).
+    #[error(
+        "admin token `{name}` in the store {path} was written by someone without the store's identity (its record          does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke          {name}`) and find out who can write the store"
+    )]
+    TamperedAdminToken { path: PathBuf, name: String },
+    /// An admin token's row that does not decode.
+    #[error("the admin token `{name}` in {path} cannot be decoded ({detail}); revoke it and create another")]
+    CorruptAdminToken { path: PathBuf, name: String, detail: String },
     #[error(
         "the store {path} was written by an older wasm-host and its records are not authenticated yet; if you \
          upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \
@@ -93,6 +101,11 @@ pub enum WriteError {
          `wasm-host authconnection delete {0}` followed by `create`"
     )]
     AlreadyExists(String),
+    #[error(
+        "an admin token named `{0}` already exists; choose another name, or revoke it first with \
+         `wasm-host admin token revoke {0}`"
+    )]
+    AdminTokenExists(String),
     #[error("no connection named `{0}`; `wasm-host authconnection list` shows the existing ones")]
     NotFound(String),
     /// A write that depended on what it had read (a refresh) found the connection changed since: nothing written.

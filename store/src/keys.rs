@@ -201,6 +201,16 @@ impl Keys {
         crate::record_auth::verify(self.opener.record_key(), view, stored)
     }
 
+    /// The tag of an admin token's stored record under this identity.
+    pub(crate) fn admin_token_tag(&self, record: &[u8]) -> [u8; crate::record_auth::TAG_BYTES] {
+        crate::record_auth::admin_token_tag(self.opener.record_key(), record)
+    }
+
+    /// Whether `stored` is the tag of an admin token's `record` under this identity (constant-time).
+    pub(crate) fn admin_token_tag_matches(&self, record: &[u8], stored: &[u8]) -> bool {
+        crate::record_auth::admin_token_verify(self.opener.record_key(), record, stored)
+    }
+
     /// Encrypts `value` for the `field` of connection `name`, binding both into the plaintext.
     pub fn seal(&self, name: &str, field: SecretField, value: &[u8]) -> Result<Vec<u8>, SecretError> {
         let mut plain = Zeroizing::new(Vec::with_capacity(SEAL_MAGIC.len() + name.len() + 24 + value.len()));

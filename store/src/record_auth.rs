@@ -64,6 +64,29 @@ pub(crate) fn verify(key: &[u8; 32], view: &RecordView<'_>, stored: &[u8]) -> bo
     mac(key, view).verify_slice(stored).is_ok()
 }
 
+/// The domain of an admin token's tag: a token's record can never pass for a connection's, nor the reverse.
+const ADMIN_TOKEN_DOMAIN: &[u8] = b"wasm-host-admin-token-tag/1";
+
+fn admin_token_mac(key: &[u8; 32], record: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    for part in [ADMIN_TOKEN_DOMAIN, record] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+/// The tag of an admin token's record (its name, scope, creation time and token hash, as stored): without it,
+/// anyone who can write the store could plant the hash of a token of their own and be let in.
+pub(crate) fn admin_token_tag(key: &[u8; 32], record: &[u8]) -> [u8; TAG_BYTES] {
+    admin_token_mac(key, record).finalize().into_bytes().into()
+}
+
+/// Compares in constant time.
+pub(crate) fn admin_token_verify(key: &[u8; 32], record: &[u8], stored: &[u8]) -> bool {
+    admin_token_mac(key, record).verify_slice(stored).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::admin_token::AdminToken;
 use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
@@ -41,6 +42,11 @@ pub const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("record_tags
 
 /// The deadline a write that ends a lease states while it commits (a hint only: see lease_lock.rs).
 const WRITE_LEASE_MS: i64 = 10_000;
+
+/// Admin token name → (JSON [`AdminToken`] record, its HMAC-SHA256 tag). Never the token: only its hash.
+/// Added after schema 2 without a bump: a store that lacks the table has no admin token, and the first one made
+/// creates it.
+pub const ADMIN_TOKENS: TableDefinition<&str, (&[u8], &[u8])> = TableDefinition::new("admin_tokens");
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -164,6 +170,7 @@ impl RedbStore {
                     txn.open_table(REVISIONS).map_err(|e| err(e.into()))?;
                     txn.open_table(LEASES).map_err(|e| err(e.into()))?;
                     txn.open_table(TAGS).map_err(|e| err(e.into()))?;
+                    txn.open_table(ADMIN_TOKENS).map_err(|e| err(e.into()))?;
                 }
                 txn.commit().map_err(|e| err(e.into()))
             }
@@ -426,6 +433,34 @@ impl RedbStore {
             .open(path)
             .map_err(|e| open_error(path, e))?;
         db.check_integrity().map_err(|e| open_error(path, e))
+    }
+}
+
+impl RedbStore {
+    /// Every admin token row (name, record, tag) in name order; none in a store made before the table existed.
+    fn admin_token_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = match txn.open_table(ADMIN_TOKENS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(x) => return Err(e(x.into())),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|x| e(x.into()))? {
+            let (name, value) = row.map_err(|x| e(x.into()))?;
+            let (record, tag) = value.value();
+            out.push((name.value().to_owned(), record.to_vec(), tag.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
+        AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            detail: x.to_string(),
+        })
     }
 }
 
@@ -777,6 +812,23 @@ impl Backend for RedbStore {
             rows.len()
         };
         let connections = records.len();
+        {
+            // Admin tokens' tags are made with the identity's key too: vouched for again by `new`, or none is.
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            let mut rows = Vec::new();
+            for row in table.iter().map_err(|x| e(x.into()))? {
+                let (name, value) = row.map_err(|x| e(x.into()))?;
+                let (record, tag) = value.value();
+                rows.push((name.value().to_owned(), record.to_vec(), tag.to_vec()));
+            }
+            for (name, record, tag) in &rows {
+                if !old.admin_token_tag_matches(record, tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name: name.clone() }.into());
+                }
+                let tag = new.admin_token_tag(record);
+                table.insert(name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
+            }
+        }
         txn.open_table(META)
             .map_err(|x| e(x.into()))?
             .insert("recipient", new.recipient().as_str())
@@ -851,6 +903,53 @@ impl Backend for RedbStore {
         self.commit_change(txn).map_err(|x| e(x.into()))?;
         Ok(ImportOutcome::Imported { replaced: existing })
     }
+
+    fn create_admin_token(&self, token: &AdminToken, keys: &Keys) -> Result<(), WriteError> {
+        let record = token.encode();
+        let tag = keys.admin_token_tag(&record);
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        {
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            if table.get(token.name.as_str()).map_err(|x| e(x.into()))?.is_some() {
+                return Err(WriteError::AdminTokenExists(token.name.clone()));
+            }
+            table.insert(token.name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, ReadError> {
+        self.admin_token_rows()?.iter().map(|(name, record, _)| self.decode_admin_token(name, record)).collect()
+    }
+
+    fn revoke_admin_token(&self, name: &str) -> Result<bool, WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let removed = {
+            let mut table = txn.open_table(ADMIN_TOKENS).map_err(|x| e(x.into()))?;
+            let removed = table.remove(name).map_err(|x| e(x.into()))?.is_some();
+            removed
+        };
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(removed)
+    }
+
+    fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError> {
+        // A scan: an operator has a handful of tokens, and the hash of a random token leaks nothing by its timing.
+        for (name, record, tag) in self.admin_token_rows()? {
+            let token = self.decode_admin_token(&name, &record)?;
+            if token.sha256 == sha256 {
+                if token.name != name || !keys.admin_token_tag_matches(&record, &tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name });
+                }
+                return Ok(Some(token));
+            }
+        }
+        Ok(None)
+    }
+
 }
 
 /// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number

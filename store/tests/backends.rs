@@ -20,6 +20,7 @@ macro_rules! backend_suite {
                 rekey_switches_the_file_and_retires_the_old_key,
                 a_row_the_old_key_cannot_open_aborts_the_whole_rekey,
                 a_planted_row_is_reported_as_tampered,
+                admin_tokens_are_kept_as_hashes_found_and_revoked,
             );
         }
     };

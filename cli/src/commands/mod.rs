@@ -1,3 +1,4 @@
+pub mod admin_token;
 pub mod authorize;
 pub mod build_js;
 pub mod cache;

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use wasm_host_runtime::{CompileCache, FunctionHost, HostOptions, TokenBroker, DEFAULT_REFRESH_MARGIN};
+use wasm_host_server::admin::AdminApi;
 use wasm_host_server::{FunctionSpec, Limits, Server, Signals};
 use wasm_host_store::Store;
 
 use crate::args::ServeArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
+use crate::output::ConnectionJson;
 use crate::settings::{self, Overrides};
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
@@ -46,6 +48,21 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         None => None,
     };
 
+    let admin_listen: Option<SocketAddr> = match &args.admin_listen {
+        Some(a) => {
+            let addr: SocketAddr = a.parse().map_err(|e| usage(format!("--admin-listen {a}: {e}; give ADDRESS:PORT")))?;
+            // The admin API has no TLS of its own yet: its tokens must not cross a network in clear.
+            if !addr.ip().is_loopback() {
+                return Err(usage(format!(
+                    "--admin-listen {a}: the admin API listens on a loopback address only (127.0.0.1 or [::1]), as it \
+                     has no TLS yet; reach it from elsewhere through an SSH tunnel"
+                )));
+            }
+            Some(addr)
+        }
+        None => None,
+    };
+
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(wasm_host_server::tls::acceptor(cert, key).map_err(|e| usage(e.to_string()))?),
         _ => None,
@@ -58,6 +75,14 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         None => manifest_margin.max(DEFAULT_REFRESH_MARGIN),
     };
     let keys = ctx.keys(&store)?;
+    let admin = admin_listen.map(|addr| {
+        let render: wasm_host_server::admin::RenderConnections = Box::new(|connections| {
+            let rows: Vec<ConnectionJson<'_>> = connections.iter().map(ConnectionJson::from).collect();
+            serde_json::to_string(&rows).expect("connections serialize")
+        });
+        (addr, Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), render }))
+    });
+    let header_timeout = limits.header_timeout;
     let broker = Arc::new(TokenBroker::new(store.clone(), keys).with_margin(margin));
     // Slots for every invocation at once, twice over: an HTTP function's instance lives until its response body
     // has been written, a moment after its slot is given back.
@@ -92,6 +117,16 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
             }
             None => None,
         };
+        let _admin = match admin {
+            Some((addr, api)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| usage(format!("cannot listen on {addr} (--admin-listen): {e}")))?;
+                println!("admin API on http://{}", l.local_addr()?);
+                Some(AbortOnDrop(tokio::spawn(wasm_host_server::admin::serve(l, api, header_timeout))))
+            }
+            None => None,
+        };
         let _watching = match watch {
             true => Some(wasm_host_server::watch::watch(
                 server.clone(),
@@ -106,6 +141,15 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
+}
+
+/// Stops the admin listener's task when `serve` returns (after the drain).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Every function the arguments name, with its manifest resolved; and the largest refresh margin a manifest

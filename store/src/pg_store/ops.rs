@@ -13,6 +13,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{signal, Fail, PgStore};
+use crate::admin_token::AdminToken;
 use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
@@ -91,6 +92,14 @@ impl PgStore {
             }
         }
         Ok(Some(loaded))
+    }
+
+    fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
+        AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
+            path: self.location.clone(),
+            name: name.to_owned(),
+            detail: x.to_string(),
+        })
     }
 
     fn decode(&self, name: &str, record: &[u8]) -> Result<Connection, ReadError> {
@@ -573,6 +582,20 @@ impl Backend for PgStore {
                     }
                 }
             }
+            // Admin tokens' tags are made with the identity's key too: vouched for again by `new`, or none is.
+            let tokens = query(&tx, "SELECT name, record, tag FROM wasm_host_admin_tokens FOR UPDATE", &[])
+                .await
+                .map_err(&e)?;
+            for row in &tokens {
+                let (name, record, tag): (String, Vec<u8>, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+                if !old.admin_token_tag_matches(&record, &tag) {
+                    return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name }.into());
+                }
+                let tag = new.admin_token_tag(&record).to_vec();
+                execute(&tx, "UPDATE wasm_host_admin_tokens SET tag = $2 WHERE name = $1", &[&name, &tag])
+                    .await
+                    .map_err(&e)?;
+            }
             execute(&tx, "UPDATE wasm_host_meta SET value = $1 WHERE key = 'recipient'", &[&new.recipient()])
                 .await
                 .map_err(&e)?;
@@ -641,4 +664,64 @@ impl Backend for PgStore {
             Ok(ImportOutcome::Imported { replaced: existing })
         })
     }
+
+    fn create_admin_token(&self, token: &AdminToken, keys: &Keys) -> Result<(), WriteError> {
+        let record = token.encode();
+        let tag = keys.admin_token_tag(&record).to_vec();
+        self.run(async {
+            let e = self.werr();
+            let mut client = self.pool.get().await.map_err(|x| e(x.into()))?;
+            let tx = client.transaction().await.map_err(|x| e(x.into()))?;
+            self.claim_recipient(&tx, keys, false).await?;
+            let inserted = execute(
+                &tx,
+                "INSERT INTO wasm_host_admin_tokens VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                &[&token.name, &token.sha256, &record, &tag],
+            )
+            .await
+            .map_err(&e)?;
+            if inserted == 0 {
+                return Err(WriteError::AdminTokenExists(token.name.clone()));
+            }
+            tx.commit().await.map_err(|x| e(x.into()))
+        })
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, ReadError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.read_err(x))?;
+            let rows = query(&client, "SELECT name, record FROM wasm_host_admin_tokens ORDER BY name COLLATE \"C\"", &[])
+                .await
+                .map_err(self.rerr())?;
+            rows.iter().map(|r| self.decode_admin_token(r.get(0), r.get(1))).collect()
+        })
+    }
+
+    fn revoke_admin_token(&self, name: &str) -> Result<bool, WriteError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.write_err(x))?;
+            let removed = execute(&client, "DELETE FROM wasm_host_admin_tokens WHERE name = $1", &[&name])
+                .await
+                .map_err(self.werr())?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.read_err(x))?;
+            let rows = query(&client, "SELECT name, record, tag FROM wasm_host_admin_tokens WHERE sha256 = $1", &[&sha256])
+                .await
+                .map_err(self.rerr())?;
+            let Some(row) = rows.first() else { return Ok(None) };
+            let (name, record, tag): (String, Vec<u8>, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+            let token = self.decode_admin_token(&name, &record)?;
+            // The tag covers the record, whose hash must be the one looked up (the column is only an index).
+            if token.name != name || token.sha256 != sha256 || !keys.admin_token_tag_matches(&record, &tag) {
+                return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name });
+            }
+            Ok(Some(token))
+        })
+    }
+
 }

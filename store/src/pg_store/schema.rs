@@ -6,7 +6,9 @@
 //! - `wasm_host_revisions` (name, revision): outlives its connection, so a revision is never reused;
 //! - `wasm_host_secrets` (name, field, sealed): each age ciphertext, bound to its record as in redb;
 //! - `wasm_host_leases` (name, holder, until): the refresh lease, timed by the database's clock;
-//! - `wasm_host_generation` (one row): the change counter that signal.rs watches.
+//! - `wasm_host_generation` (one row): the change counter that signal.rs watches;
+//! - `wasm_host_admin_tokens` (name, sha256, record, tag), from version 2: each admin token's hash and JSON record
+//!   with its HMAC tag (admin_token.rs); never a token.
 //!
 //! Migrations run in one transaction under a transaction-scoped advisory lock, so hosts starting together apply
 //! each once; a database whose schema is newer than this build's is refused.
@@ -16,7 +18,7 @@ use deadpool_postgres::Pool;
 use super::Fail;
 
 /// The schema this build reads and writes. A later release that changes a table adds a migration and bumps it.
-pub const PG_SCHEMA_VERSION: u64 = 1;
+pub const PG_SCHEMA_VERSION: u64 = 2;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; PG_SCHEMA_VERSION as usize] = [r#"
@@ -27,6 +29,9 @@ CREATE TABLE wasm_host_secrets (
 CREATE TABLE wasm_host_leases (name text PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL);
 CREATE TABLE wasm_host_generation (id int PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
 INSERT INTO wasm_host_generation VALUES (1, 0);
+"#, r#"
+CREATE TABLE wasm_host_admin_tokens (
+    name text PRIMARY KEY, sha256 text NOT NULL UNIQUE, record bytea NOT NULL, tag bytea NOT NULL);
 "#];
 
 /// An arbitrary constant naming this store's migration lock among the database's advisory locks.

@@ -4,6 +4,7 @@ use std::fs;
 
 use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{
+    admin_token_hash, AdminScope, AdminToken,
     export, import, read_bundle, rekey_identity_file, Endpoints, ImportReport, Keys, Lease, NewConnection, NewTokens,
     ReadError, RefreshUpdate, Resealed, SecretError, SecretField, Status, Store, WriteError, TYPE_OAUTH2,
 };
@@ -446,6 +447,57 @@ pub fn a_planted_row_is_reported_as_tampered<F: Fixture>() {
     assert!(matches!(store.put_tokens("c", NewTokens::bearer(&access), &keys), Err(WriteError::Read(ReadError::Tampered { .. }))));
     let mut bundle = Vec::new();
     assert!(export(&store, &keys, &keys.recipient(), &mut bundle).is_err(), "a bundle never carries it");
+}
+
+/// Admin tokens: only a hash is stored, with name, scope and creation time; a name is taken once; a presented
+/// token is found by its hash and authenticated with the identity; a revoked token is found no more.
+pub fn admin_tokens_are_kept_as_hashes_found_and_revoked<F: Fixture>() {
+    let fixture = F::new();
+    let store = fixture.open();
+    let keys = Keys::generate();
+    assert!(store.admin_tokens().unwrap().is_empty());
+    assert!(!store.revoke_admin_token("ops").unwrap(), "nothing to revoke yet");
+    let (ops, ops_token) = AdminToken::issue("ops", AdminScope::Admin).unwrap();
+    let (audit, audit_token) = AdminToken::issue("audit", AdminScope::ReadOnly).unwrap();
+    store.create_admin_token(&ops, &keys).unwrap();
+    store.create_admin_token(&audit, &keys).unwrap();
+    let (again, _) = AdminToken::issue("ops", AdminScope::ReadOnly).unwrap();
+    let taken = store.create_admin_token(&again, &keys);
+    assert!(matches!(taken, Err(WriteError::AdminTokenExists(ref n)) if n == "ops"), "{taken:?}");
+
+    // Another handle (another process, another host) sees them, in name order, as written: never the token.
+    let other = fixture.open();
+    assert_eq!(other.admin_tokens().unwrap(), vec![audit.clone(), ops.clone()]);
+    for token in other.admin_tokens().unwrap() {
+        assert!(!format!("{token:?}").contains(ops_token.expose_secret()));
+        assert!(!format!("{token:?}").contains(audit_token.expose_secret()));
+    }
+    let found = other.admin_token_by_hash(&admin_token_hash(audit_token.expose_secret()), &keys).unwrap();
+    assert_eq!(found, Some(audit.clone()));
+    assert_eq!(found.unwrap().scope, AdminScope::ReadOnly);
+    assert_eq!(other.admin_token_by_hash(&admin_token_hash("wha_not-a-token"), &keys).unwrap(), None);
+
+    // A row the identity did not vouch for grants nothing.
+    let stranger = Keys::generate();
+    let refused = other.admin_token_by_hash(&admin_token_hash(ops_token.expose_secret()), &stranger);
+    assert!(matches!(refused, Err(ReadError::TamperedAdminToken { ref name, .. }) if name == "ops"), "{refused:?}");
+    let (planted, _) = AdminToken::issue("planted", AdminScope::Admin).unwrap();
+    let wrong = store.create_admin_token(&planted, &stranger);
+    assert!(matches!(wrong, Err(WriteError::WrongIdentity { .. })), "{wrong:?}");
+
+    assert!(store.revoke_admin_token("ops").unwrap());
+    assert!(!store.revoke_admin_token("ops").unwrap());
+    assert_eq!(other.admin_token_by_hash(&admin_token_hash(ops_token.expose_secret()), &keys).unwrap(), None);
+    assert_eq!(other.admin_tokens().unwrap(), vec![audit]);
+    // The name is free again.
+    store.create_admin_token(&again, &keys).unwrap();
+
+    // A rekey vouches for the tokens with the new identity: found with it, refused with the retired one.
+    let new = Keys::generate();
+    store.reseal(&keys, &new).unwrap();
+    let audit_hash = admin_token_hash(audit_token.expose_secret());
+    assert_eq!(other.admin_token_by_hash(&audit_hash, &new).unwrap().map(|t| t.name), Some("audit".to_owned()));
+    assert!(matches!(other.admin_token_by_hash(&audit_hash, &keys), Err(ReadError::TamperedAdminToken { .. })));
 }
 
 /// A bundle moves a store from backend `A` to `B` and back to another `A`: every connection, secret, token and
