@@ -670,12 +670,9 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
             alone.push(lone);
             alone_fresh.push(lone_fresh);
             alone_over.push(ms(lone - lone_provider - lone_fresh));
-            let fresh = Stats::percentile(&storm(callers), 0.99);
-            stale();
-            let (before, spent) = (provider.refreshes(), provider_seconds());
-            let lat = storm(callers);
-            requests.push((provider.refreshes() - before) as f64);
-            let refresh = provider_seconds() - spent;
+            let (fresh, lat, refreshes, refresh) =
+                stale_storm_round(&provider, stale, provider_seconds, || storm(callers));
+            requests.push(refreshes);
             let tail = Stats::percentile(&lat, 0.99);
             // The target's honest form: the storm's p99 against the provider's time for its refresh plus the
             // p99 the same storm has on a fresh token (the HTTP and instance queueing the refresh does not cause).
@@ -776,13 +773,9 @@ fn storm_across_hosts(scale: Scale, backend: &str, env: &Env, hosts: usize, leve
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..scale.pick(scale.rounds.min(9), 1) {
             let before = provider.refreshes();
-            let fresh = Stats::percentile(&storm(per_host), 0.99);
-            assert_eq!(provider.refreshes(), before, "the fresh storm met a stale token: the round is too slow");
-            stale();
-            let (before, spent_before) = (provider.refreshes(), spent());
-            let lat = storm(per_host);
-            requests.push((provider.refreshes() - before) as f64);
-            let refresh = spent() - spent_before;
+            let (fresh, lat, refreshes, refresh) = stale_storm_round(&provider, stale, spent, || storm(per_host));
+            assert_eq!((provider.refreshes() - before) as f64, refreshes, "the fresh storm met a stale token: the round is too slow");
+            requests.push(refreshes);
             let tail = Stats::percentile(&lat, 0.99);
             fresh_p99.push(fresh);
             provider_time.push(refresh);
@@ -845,6 +838,23 @@ fn list_backends(scale: Scale) -> Vec<Row> {
         rows.push(Row::new(format!("`store import` of {count} connections into PostgreSQL (whole process, once)"), "s", Stats::of(vec![import])));
     }
     rows
+}
+
+/// One round of a serve storm: `storm` on a fresh token, then, once `stale` has let the token go stale, the same
+/// storm. Gives the fresh storm's p99 (s), the stale storm's latencies (s), the provider refresh requests the
+/// stale storm caused, and the provider's time for them (s, from `spent`, a running total).
+fn stale_storm_round(
+    provider: &Provider,
+    stale: impl Fn(),
+    spent: impl Fn() -> f64,
+    storm: impl Fn() -> Vec<f64>,
+) -> (f64, Vec<f64>, f64, f64) {
+    let fresh = Stats::percentile(&storm(), 0.99);
+    stale();
+    let (before, spent_before) = (provider.refreshes(), spent());
+    let lat = storm();
+    let requests = (provider.refreshes() - before) as f64;
+    (fresh, lat, requests, spent() - spent_before)
 }
 
 /// A `wasm-host serve` process of the bench on `env`'s store, serving the token-probe function at `url` (granted
