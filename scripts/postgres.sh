@@ -47,7 +47,7 @@ postgres_up() {
   local bin
   bin=$(postgres_bin)
   postgres_as "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 \
-    -o "-p $(cat "$1/port") -k $1 -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
+    -o "-p $(cat "$1/port") -k $1 -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${POSTGRES_FSYNC:-off}" start >/dev/null \
     || { cat "$1/server.log"; return 1; }
 }
 
