@@ -23,6 +23,7 @@ use std::path::Path;
 use secrecy::SecretString;
 
 use crate::admin_token::AdminToken;
+use crate::authorization_request::{PendingAuthorization, Taken};
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
@@ -367,4 +368,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// token), authenticated with `keys`: `None` when no token has that hash;
     /// [`ReadError::TamperedAdminToken`] when its row is not what a holder of the identity wrote.
     fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError>;
+
+    /// Keeps a pending remote authorization (authorization_request.rs) under the SHA-256 of `state`, its nonce and
+    /// verifier sealed with `keys`, after checking that `keys` are the store's; purges rows expired more than
+    /// [`crate::AUTHORIZATION_PURGE_AFTER`] seconds before `now` (Unix seconds) in the same transaction.
+    fn put_authorization_request(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+        keys: &Keys,
+        now: i64,
+    ) -> Result<(), WriteError>;
+
+    /// Takes the pending authorization of `state` once, atomically: the first take of a live request gets it
+    /// ([`Taken::Pending`]) and leaves the row marked used with its sealed value wiped; any later take, by any
+    /// handle or host, gets [`Taken::Used`]. A request past its `expires_at` (by `now`, Unix seconds) is
+    /// [`Taken::Expired`] and is not handed out. Purges as [`Backend::put_authorization_request`] does.
+    /// [`ReadError::TamperedAuthorizationRequest`] when the row is not what a holder of `keys` wrote.
+    fn take_authorization_request(&self, state: &str, keys: &Keys, now: i64) -> Result<Taken, WriteError>;
 }

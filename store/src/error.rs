@@ -75,6 +75,12 @@ pub enum ReadError {
         "admin token `{name}` in the store {path} was written by someone without the store's identity (its record          does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke          {name}`) and find out who can write the store"
     )]
     TamperedAdminToken { path: PathBuf, name: String },
+    /// A pending remote authorization's row is not what a holder of the identity wrote (authorization_request.rs).
+    #[error(
+        "a pending authorization in the store {path} was written or changed by someone without the store's \
+         identity, so it is not used; start the authorization again, and find out who can write the store"
+    )]
+    TamperedAuthorizationRequest { path: PathBuf },
     /// An admin token's row that does not decode.
     #[error("the admin token `{name}` in {path} cannot be decoded ({detail}); revoke it and create another")]
     CorruptAdminToken { path: PathBuf, name: String, detail: String },

@@ -211,19 +211,35 @@ impl Keys {
         crate::record_auth::admin_token_verify(self.opener.record_key(), record, stored)
     }
 
+    /// The tag of a pending authorization's row (its key, record and sealed value) under this identity.
+    pub(crate) fn authorization_request_tag(&self, key: &str, record: &[u8], sealed: &[u8]) -> [u8; crate::record_auth::TAG_BYTES] {
+        crate::record_auth::authorization_request_tag(self.opener.record_key(), key, record, sealed)
+    }
+
+    /// Whether `stored` is the tag of a pending authorization's row under this identity (constant-time).
+    pub(crate) fn authorization_request_tag_matches(&self, key: &str, record: &[u8], sealed: &[u8], stored: &[u8]) -> bool {
+        crate::record_auth::authorization_request_verify(self.opener.record_key(), key, record, sealed, stored)
+    }
+
     /// Encrypts `value` for the `field` of connection `name`, binding both into the plaintext.
     pub fn seal(&self, name: &str, field: SecretField, value: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.seal_labeled(name, field.as_str(), value)
+    }
+
+    /// [`Keys::seal`] for a value that is not a connection's field (a pending authorization's nonce and verifier):
+    /// bound to `name` and `field` the same way.
+    pub(crate) fn seal_labeled(&self, name: &str, field: &'static str, value: &[u8]) -> Result<Vec<u8>, SecretError> {
         let mut plain = Zeroizing::new(Vec::with_capacity(SEAL_MAGIC.len() + name.len() + 24 + value.len()));
         plain.extend_from_slice(SEAL_MAGIC.as_bytes());
         plain.push(b'\n');
         plain.extend_from_slice(name.as_bytes());
         plain.push(b'\n');
-        plain.extend_from_slice(field.as_str().as_bytes());
+        plain.extend_from_slice(field.as_bytes());
         plain.push(b'\n');
         plain.extend_from_slice(value);
         let encrypt_err = |e: &dyn std::fmt::Display| SecretError::Encrypt {
             name: name.into(),
-            field: field.as_str(),
+            field,
             reason: crate::validate::one_line(&e.to_string(), 300),
         };
         // The local stanza first (what this host opens, without a scalar multiplication), then the standard X25519
@@ -240,18 +256,23 @@ impl Keys {
 
     /// Decrypts a sealed value and checks that it was sealed for this connection and field.
     pub fn open(&self, name: &str, field: SecretField, sealed: &[u8]) -> Result<SecretBox<[u8]>, SecretError> {
+        self.open_labeled(name, field.as_str(), sealed)
+    }
+
+    /// [`Keys::open`] for a value sealed with [`Keys::seal_labeled`].
+    pub(crate) fn open_labeled(&self, name: &str, field: &'static str, sealed: &[u8]) -> Result<SecretBox<[u8]>, SecretError> {
         let plain = Zeroizing::new(age::decrypt(&self.opener, sealed).map_err(|e| SecretError::Decrypt {
             name: name.into(),
-            field: field.as_str(),
+            field,
             reason: crate::validate::one_line(&e, 300),
         })?);
-        let misplaced = || SecretError::Misplaced { name: name.into(), field: field.as_str() };
+        let misplaced = || SecretError::Misplaced { name: name.into(), field };
         let mut parts = plain.splitn(4, |b| *b == b'\n');
         let (magic, stored_name, stored_field, value) =
             (parts.next(), parts.next(), parts.next(), parts.next());
         if magic != Some(SEAL_MAGIC.as_bytes())
             || stored_name != Some(name.as_bytes())
-            || stored_field != Some(field.as_str().as_bytes())
+            || stored_field != Some(field.as_bytes())
         {
             return Err(misplaced());
         }

@@ -87,6 +87,30 @@ pub(crate) fn admin_token_verify(key: &[u8; 32], record: &[u8], stored: &[u8]) -
     admin_token_mac(key, record).verify_slice(stored).is_ok()
 }
 
+/// The domain of a pending authorization's tag (authorization_request.rs).
+const AUTHORIZATION_REQUEST_DOMAIN: &[u8] = b"wasm-host-authorization-request-tag/1";
+
+fn authorization_request_mac(key: &[u8; 32], row_key: &str, record: &[u8], sealed: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    for part in [AUTHORIZATION_REQUEST_DOMAIN, row_key.as_bytes(), record, &Sha256::digest(sealed)] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+/// The tag of a pending authorization's row: its key (the state's hash), its record (connection, redirect URI,
+/// scopes, times) and the SHA-256 of its sealed nonce and verifier. Without it, anyone who can write the store
+/// could plant a request of their own (an attacker's verifier for someone's connection).
+pub(crate) fn authorization_request_tag(key: &[u8; 32], row_key: &str, record: &[u8], sealed: &[u8]) -> [u8; TAG_BYTES] {
+    authorization_request_mac(key, row_key, record, sealed).finalize().into_bytes().into()
+}
+
+/// Compares in constant time.
+pub(crate) fn authorization_request_verify(key: &[u8; 32], row_key: &str, record: &[u8], sealed: &[u8], stored: &[u8]) -> bool {
+    authorization_request_mac(key, row_key, record, sealed).verify_slice(stored).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefi
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::admin_token::AdminToken;
+use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
 use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
@@ -47,6 +48,19 @@ const WRITE_LEASE_MS: i64 = 10_000;
 /// Added after schema 2 without a bump: a store that lacks the table has no admin token, and the first one made
 /// creates it.
 pub const ADMIN_TOKENS: TableDefinition<&str, (&[u8], &[u8])> = TableDefinition::new("admin_tokens");
+
+/// SHA-256 of a pending remote authorization's `state` → (JSON record, sealed nonce and verifier, HMAC tag,
+/// `expires_at`, `used_at` (0 while unused)), see authorization_request.rs. Added without a schema bump, like
+/// [`ADMIN_TOKENS`]: made by the first request kept.
+pub const AUTHORIZATION_REQUESTS: TableDefinition<&str, (&[u8], &[u8], &[u8], i64, i64)> =
+    TableDefinition::new("authorization_requests");
+
+type AuthorizationTable<'t> = redb::Table<'t, &'static str, (&'static [u8], &'static [u8], &'static [u8], i64, i64)>;
+
+/// Removes the rows that expired more than [`crate::AUTHORIZATION_PURGE_AFTER`] seconds before `now`.
+fn purge_authorization_requests(table: &mut AuthorizationTable<'_>, now: i64) -> Result<(), redb::StorageError> {
+    table.retain(|_, (_, _, _, expires_at, _)| expires_at.saturating_add(crate::AUTHORIZATION_PURGE_AFTER) >= now)
+}
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -829,6 +843,8 @@ impl Backend for RedbStore {
                 table.insert(name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
             }
         }
+        // Pending remote authorizations are sealed to `old`: they are dropped (their laptops start again).
+        txn.delete_table(AUTHORIZATION_REQUESTS).map_err(|x| e(x.into()))?;
         txn.open_table(META)
             .map_err(|x| e(x.into()))?
             .insert("recipient", new.recipient().as_str())
@@ -948,6 +964,56 @@ impl Backend for RedbStore {
             }
         }
         Ok(None)
+    }
+
+    fn put_authorization_request(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+        keys: &Keys,
+        now: i64,
+    ) -> Result<(), WriteError> {
+        let row = authz::seal(state, pending, keys)?;
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        self.claim_recipient(&txn, keys)?;
+        {
+            let mut table = txn.open_table(AUTHORIZATION_REQUESTS).map_err(|x| e(x.into()))?;
+            purge_authorization_requests(&mut table, now).map_err(|x| e(x.into()))?;
+            let value = (row.record.as_slice(), row.sealed.as_slice(), row.tag.as_slice(), row.expires_at, 0i64);
+            table.insert(row.key.as_str(), value).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn take_authorization_request(&self, state: &str, keys: &Keys, now: i64) -> Result<Taken, WriteError> {
+        let key = authz::state_key(state);
+        let e = self.write_err();
+        // One write transaction at a time, across processes: of two takes, the second sees the first's mark.
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let taken = {
+            let mut table = txn.open_table(AUTHORIZATION_REQUESTS).map_err(|x| e(x.into()))?;
+            purge_authorization_requests(&mut table, now).map_err(|x| e(x.into()))?;
+            let found = table.get(key.as_str()).map_err(|x| e(x.into()))?.map(|v| {
+                let (record, sealed, tag, _, used_at) = v.value();
+                (record.to_vec(), sealed.to_vec(), tag.to_vec(), used_at)
+            });
+            match found {
+                None => Taken::Unknown,
+                Some((record_bytes, sealed, tag, used_at)) => {
+                    match authz::decide(&self.path, &key, &record_bytes, &sealed, &tag, used_at != 0, keys, now)? {
+                        authz::Decision::Refuse(taken) => taken,
+                        authz::Decision::Take { pending, used_tag } => {
+                            let value = (record_bytes.as_slice(), &b""[..], used_tag.as_slice(), pending.expires_at, now.max(1));
+                            table.insert(key.as_str(), value).map_err(|x| e(x.into()))?;
+                            Taken::Pending(pending)
+                        }
+                    }
+                }
+            }
+        };
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(taken)
     }
 
 }

@@ -124,3 +124,18 @@ mod lapse {
 fn a_bundle_moves_a_store_from_redb_to_postgres_and_back() {
     suite::cases::a_bundle_moves_a_store_between_backends::<suite::Redb, suite::Postgres>();
 }
+
+/// Pending remote authorizations (suite/authorization_requests.rs), on each backend.
+mod authorization_requests {
+    macro_rules! on_both {
+        ($($case:ident),* $(,)?) => {
+            mod redb { $( #[test] fn $case() { crate::suite::authorization_requests::$case::<crate::suite::Redb>(); } )* }
+            mod postgres { $( #[test] fn $case() { crate::suite::authorization_requests::$case::<crate::suite::Postgres>(); } )* }
+        };
+    }
+    on_both!(
+        a_pending_authorization_is_taken_once,
+        expired_authorizations_are_refused_then_purged,
+        two_concurrent_takes_have_one_winner,
+    );
+}

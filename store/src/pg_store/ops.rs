@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 
 use super::{signal, Fail, PgStore};
 use crate::admin_token::AdminToken;
+use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
 use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
@@ -49,6 +50,9 @@ const LOCK_REVISION: &str = "SELECT revision FROM wasm_host_revisions WHERE name
 
 const BUMP_REVISION: &str = "INSERT INTO wasm_host_revisions VALUES ($1, 1) ON CONFLICT (name) \
      DO UPDATE SET revision = wasm_host_revisions.revision + 1 RETURNING revision";
+
+/// Removes the pending authorizations that expired more than `$2` seconds before `$1` (Unix seconds).
+const PURGE_AUTHORIZATION_REQUESTS: &str = "DELETE FROM wasm_host_authorization_requests WHERE expires_at + $2 < $1";
 
 /// Why a write stopped: a store error, or the caller's own error (not found, changed, tampered...).
 type WriteResult<T> = Result<T, WriteError>;
@@ -596,6 +600,8 @@ impl Backend for PgStore {
                     .await
                     .map_err(&e)?;
             }
+            // Pending remote authorizations are sealed to `old`: they are dropped (their laptops start again).
+            execute(&tx, "DELETE FROM wasm_host_authorization_requests", &[]).await.map_err(&e)?;
             execute(&tx, "UPDATE wasm_host_meta SET value = $1 WHERE key = 'recipient'", &[&new.recipient()])
                 .await
                 .map_err(&e)?;
@@ -721,6 +727,68 @@ impl Backend for PgStore {
                 return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name });
             }
             Ok(Some(token))
+        })
+    }
+
+    fn put_authorization_request(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+        keys: &Keys,
+        now: i64,
+    ) -> Result<(), WriteError> {
+        let row = authz::seal(state, pending, keys)?;
+        self.run(async {
+            let e = self.werr();
+            let mut client = self.pool.get().await.map_err(|x| e(x.into()))?;
+            let tx = client.transaction().await.map_err(|x| e(x.into()))?;
+            self.claim_recipient(&tx, keys, false).await?;
+            execute(&tx, PURGE_AUTHORIZATION_REQUESTS, &[&now, &authz::PURGE_AFTER]).await.map_err(&e)?;
+            execute(
+                &tx,
+                "INSERT INTO wasm_host_authorization_requests VALUES ($1, $2, $3, $4, $5, NULL)",
+                &[&row.key, &row.record, &row.sealed, &row.tag, &row.expires_at],
+            )
+            .await
+            .map_err(&e)?;
+            tx.commit().await.map_err(|x| e(x.into()))
+        })
+    }
+
+    fn take_authorization_request(&self, state: &str, keys: &Keys, now: i64) -> Result<Taken, WriteError> {
+        let key = authz::state_key(state);
+        self.run(async {
+            let e = self.werr();
+            let mut client = self.pool.get().await.map_err(|x| e(x.into()))?;
+            let tx = client.transaction().await.map_err(|x| e(x.into()))?;
+            // Purge first, then lock the row: every take locks in that order, so two never wait on each other.
+            execute(&tx, PURGE_AUTHORIZATION_REQUESTS, &[&now, &authz::PURGE_AFTER]).await.map_err(&e)?;
+            // FOR UPDATE: a second take waits for the first to commit, then reads the row it marked used.
+            let rows = query(
+                &tx,
+                "SELECT record, sealed, tag, used_at FROM wasm_host_authorization_requests WHERE state_sha256 = $1 \
+                 FOR UPDATE",
+                &[&key],
+            )
+            .await
+            .map_err(&e)?;
+            let Some(row) = rows.first() else { return Ok(Taken::Unknown) };
+            let (record_bytes, sealed, tag, used_at): (Vec<u8>, Vec<u8>, Vec<u8>, Option<i64>) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            let (pending, used_tag) =
+                match authz::decide(&self.location, &key, &record_bytes, &sealed, &tag, used_at.is_some(), keys, now)? {
+                    authz::Decision::Refuse(taken) => return Ok(taken),
+                    authz::Decision::Take { pending, used_tag } => (pending, used_tag),
+                };
+            execute(
+                &tx,
+                "UPDATE wasm_host_authorization_requests SET sealed = '', tag = $2, used_at = $3 WHERE state_sha256 = $1",
+                &[&key, &used_tag, &now],
+            )
+            .await
+            .map_err(&e)?;
+            tx.commit().await.map_err(|x| e(x.into()))?;
+            Ok(Taken::Pending(pending))
         })
     }
 

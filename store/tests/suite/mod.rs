@@ -1,5 +1,6 @@
 //! The shared behavioural suite (cases.rs) and the fixture each backend gives it.
 
+pub mod authorization_requests;
 pub mod cases;
 
 use std::path::PathBuf;
