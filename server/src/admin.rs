@@ -4,6 +4,7 @@
 //! | status | `error` | when |
 //! |---|---|---|
 //! | 200 | | `GET /v1/connections`: every connection, as `authconnection list --json` prints them (never a secret) |
+//! | 201, 200 | | `POST /v1/connections/{name}/authorization`, `POST /v1/authorizations/complete`: remote authorize (admin_authorize.rs, which lists its own errors) |
 //! | 401 | `unauthorized` | no `Authorization: Bearer` token, an unknown or revoked one, or a row the identity did not write (with `WWW-Authenticate: Bearer`) |
 //! | 403 | `read-only` | a read-only token asked for anything but GET or HEAD |
 //! | 404 | `no-route` | another path |
@@ -29,6 +30,8 @@ pub struct AdminApi {
     pub store: Arc<Store>,
     pub keys: Arc<Keys>,
     pub render: RenderConnections,
+    /// Remote authorize (admin_authorize.rs); `None`: its routes answer 404.
+    pub authorizer: Option<Arc<dyn crate::admin_authorize::Authorizer>>,
 }
 
 impl AdminApi {
@@ -60,7 +63,7 @@ impl AdminApi {
     }
 
     /// The scope of the request's admin token, or the 401 to send.
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<AdminScope, Response<Body>> {
+    pub(crate) fn authenticate<B>(&self, req: &Request<B>) -> Result<AdminScope, Response<Body>> {
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -95,6 +98,9 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, header_timeout: Du
     crate::side_listener::serve(listener, header_timeout, move |req| {
         let api = api.clone();
         async move {
+            if crate::admin_authorize::handles(req.uri().path()) {
+                return crate::admin_authorize::serve(api, req).await;
+            }
             // The store's calls block: off the runtime's threads.
             tokio::task::spawn_blocking(move || api.answer(&req)).await.unwrap_or_else(|_| {
                 answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed; the server log has the cause")

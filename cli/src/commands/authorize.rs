@@ -22,29 +22,13 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let keys = ctx.keys(&store)?;
     let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
     if conn.options.grant == Grant::ClientCredentials {
-        return Err(coded(
-            Exit::NoAuthorizationStep,
-            format!(
-                "connection `{name}` uses the client-credentials grant, which has no authorization step: the host \
-                 requests its tokens with the client's own credentials when a function first uses it (change the \
-                 client with `wasm-host authconnection update {name}`)"
-            ),
-        ));
+        return Err(no_authorization_step(name));
     }
-    let scopes = match &args.scopes {
-        Some(list) => super::options::scopes(list),
-        None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
-        None => super::options::scopes(DEFAULT_SCOPES),
-    };
-    let secret = store
-        .secret(&conn.name, SecretField::ClientSecret, &keys)?
-        .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))?;
+    let scopes = requested_scopes(&conn, args.scopes.as_deref().map(super::options::scopes));
+    let secret = client_secret(&store, &keys, &conn)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = Http::default();
-    let endpoints = runtime.block_on(wasm_host_oauth::resolve(&http, &settings(&conn)?)).map_err(|e| {
-        let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
-        coded(exit, e.to_string())
-    })?;
+    let endpoints = resolve_endpoints(&runtime, &http, &conn)?;
     if args.device {
         let stored = super::device::authorize(&super::device::Device {
             runtime: &runtime,
@@ -90,7 +74,20 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
     let callback = &pending.callback;
-    let result = complete(&runtime, &Completion { store: &store, keys: &keys, conn: &conn, secret: &secret, http: &http, endpoints: &endpoints, request: &request, redirect_uri: &redirect_uri, scopes: &scopes }, callback);
+    let completion = Completion {
+        store: &store,
+        keys: &keys,
+        conn: &conn,
+        secret: &secret,
+        http: &http,
+        endpoints: &endpoints,
+        nonce: &request.nonce,
+        verifier: request.verifier.as_ref(),
+        requested: &request.scopes,
+        redirect_uri: &redirect_uri,
+        scopes: &scopes,
+    };
+    let result = complete(&runtime, &completion, callback);
     // The browser's page tells the real outcome, after the code exchange and the checks.
     let outcome = match &result {
         Ok((done, _)) => Outcome::Done(done.clone()),
@@ -103,27 +100,33 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// What the code exchange needs from the authorization.
-struct Completion<'a> {
-    store: &'a wasm_host_store::Store,
-    keys: &'a wasm_host_store::Keys,
-    conn: &'a Connection,
-    secret: &'a secrecy::SecretString,
-    http: &'a Http,
-    endpoints: &'a ProviderEndpoints,
-    request: &'a AuthorizationRequest,
-    redirect_uri: &'a str,
-    scopes: &'a [String],
+/// What the code exchange needs from the authorization (made here, or kept by the server for a remote one).
+pub(crate) struct Completion<'a> {
+    pub store: &'a wasm_host_store::Store,
+    pub keys: &'a wasm_host_store::Keys,
+    pub conn: &'a Connection,
+    pub secret: &'a secrecy::SecretString,
+    pub http: &'a Http,
+    pub endpoints: &'a ProviderEndpoints,
+    /// The request's OIDC `nonce`, which the ID token must carry.
+    pub nonce: &'a secrecy::SecretString,
+    /// The request's PKCE verifier, if it sent a challenge.
+    pub verifier: Option<&'a secrecy::SecretString>,
+    /// The scopes the request asked for (the provider's required ones added).
+    pub requested: &'a [String],
+    pub redirect_uri: &'a str,
+    /// The scopes asked for, as the operator gave them (for advice in messages).
+    pub scopes: &'a [String],
 }
 
 /// Exchanges the callback's code, checks the ID token and stores the tokens; the sentence to show on success and
 /// the connection as stored.
-fn complete(
+pub(crate) fn complete(
     runtime: &tokio::runtime::Runtime,
     c: &Completion<'_>,
     callback: &wasm_host_oauth::Callback,
 ) -> Result<(String, Connection)> {
-    let (conn, endpoints, request) = (c.conn, c.endpoints, c.request);
+    let (conn, endpoints) = (c.conn, c.endpoints);
     let client = ClientCredentials { id: &conn.client_id, secret: c.secret, auth: endpoints.client_auth };
     // The expiry counts from the request, not the answer: never later than the provider's own.
     let sent = now_unix();
@@ -134,7 +137,7 @@ fn complete(
             &client,
             &callback.code,
             c.redirect_uri,
-            request.verifier.as_ref(),
+            c.verifier,
             &conn.options.token_params,
         ))
         .map_err(|e| exchange_failure(e, c.redirect_uri, c.scopes))?;
@@ -145,7 +148,7 @@ fn complete(
         let expected = idtoken::Expected {
             issuer,
             client_id: &conn.client_id,
-            nonce: request.nonce.expose_secret(),
+            nonce: c.nonce.expose_secret(),
             now: now_unix(),
             leeway: 60,
         };
@@ -155,7 +158,7 @@ fn complete(
     }
     let mut metadata = callback.params.clone();
     metadata.extend(tokens.extra.iter().cloned());
-    let requested = Requested { scopes: &request.scopes, sent };
+    let requested = Requested { scopes: c.requested, sent };
     store_tokens(c.store, c.keys, conn, endpoints, &tokens, metadata, &requested)
 }
 
@@ -222,6 +225,47 @@ pub fn store_tokens(
 /// Scopes requested when neither `--scopes` nor the connection's default scopes say otherwise.
 const DEFAULT_SCOPES: &str = "openid,profile,email";
 
+/// The scopes an authorization asks for: those `given`, else the connection's default scopes, else
+/// [`DEFAULT_SCOPES`].
+pub(crate) fn requested_scopes(conn: &Connection, given: Option<Vec<String>>) -> Vec<String> {
+    match given {
+        Some(list) => list,
+        None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
+        None => super::options::scopes(DEFAULT_SCOPES),
+    }
+}
+
+/// The connection's client secret, opened.
+pub(crate) fn client_secret(
+    store: &wasm_host_store::Store,
+    keys: &wasm_host_store::Keys,
+    conn: &Connection,
+) -> Result<secrecy::SecretString> {
+    store
+        .secret(&conn.name, SecretField::ClientSecret, keys)?
+        .with_context(|| format!("connection `{}` has no client secret; delete and create it again", conn.name))
+}
+
+/// Refuses to authorize a client-credentials connection (exit 21).
+pub(crate) fn no_authorization_step(name: &str) -> anyhow::Error {
+    coded(
+        Exit::NoAuthorizationStep,
+        format!(
+            "connection `{name}` uses the client-credentials grant, which has no authorization step: the host \
+             requests its tokens with the client's own credentials when a function first uses it (change the \
+             client with `wasm-host authconnection update {name}`)"
+        ),
+    )
+}
+
+/// The connection's endpoints (flags, presets, discovery): exit 12 when the provider cannot be reached.
+pub(crate) fn resolve_endpoints(runtime: &tokio::runtime::Runtime, http: &Http, conn: &Connection) -> Result<ProviderEndpoints> {
+    runtime.block_on(wasm_host_oauth::resolve(http, &settings(conn)?)).map_err(|e| {
+        let exit = if e.is_unreachable() { Exit::ProviderUnavailable } else { Exit::Usage };
+        coded(exit, e.to_string())
+    })
+}
+
 pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
     Ok(EndpointSettings {
         provider_url: conn.provider_url.clone(),
@@ -250,7 +294,7 @@ fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {
     }
 }
 
-fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
+pub(crate) fn callback_failure(e: CallbackError, redirect_uri: &str, scopes: &[String]) -> anyhow::Error {
     match e {
         CallbackError::Timeout(_) => coded(
             Exit::CallbackTimeout,

@@ -1,5 +1,6 @@
 pub mod admin_token;
 pub mod authorize;
+pub mod authorizer;
 pub mod build_js;
 pub mod cache;
 pub mod completion;

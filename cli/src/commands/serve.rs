@@ -80,7 +80,13 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
             let rows: Vec<ConnectionJson<'_>> = connections.iter().map(ConnectionJson::from).collect();
             serde_json::to_string(&rows).expect("connections serialize")
         });
-        (addr, Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), render }))
+        let authorizer = super::authorizer::ServerAuthorizer {
+            store: store.clone(),
+            keys: keys.clone(),
+            http: wasm_host_oauth::Http::default(),
+        };
+        let authorizer: Arc<dyn wasm_host_server::admin_authorize::Authorizer> = Arc::new(authorizer);
+        (addr, Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), render, authorizer: Some(authorizer) }))
     });
     let header_timeout = limits.header_timeout;
     let broker = Arc::new(TokenBroker::new(store.clone(), keys).with_margin(margin));
