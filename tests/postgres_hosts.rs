@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasm_host_tests::postgres::Database;
+use wasm_host_tests::postgres::{postgres_script, Database, OwnCluster};
 use wasm_host_tests::provider::{Provider, ProviderConfig};
 use wasm_host_tests::{http, test_guest, Env};
 
@@ -156,37 +156,6 @@ fn store_migrate_creates_then_finds_the_schema_current() {
     env.run(&["admin", "token", "create", "--name", "ops"]).success();
     let listed = env.run(&["admin", "token", "list", "--json"]).success().json();
     assert_eq!(listed[0]["name"], "ops", "{listed}");
-}
-
-/// A cluster of this test's own, since it is restarted (the shared one serves other tests meanwhile); stopped by
-/// PID and removed when dropped (scripts/postgres.sh).
-struct OwnCluster {
-    dir: String,
-    url: String,
-}
-
-fn postgres_script(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
-    let out = std::process::Command::new("bash").arg(script).args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "postgres.sh {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
-    text
-}
-
-impl OwnCluster {
-    fn start() -> Self {
-        let out = postgres_script(&[]);
-        let mut lines = out.lines();
-        let export = lines.next().expect("the export line");
-        let url = export.split_whitespace().nth(1).and_then(|kv| kv.strip_prefix("WASM_HOST_TEST_POSTGRES=")).unwrap();
-        OwnCluster { url: url.to_owned(), dir: lines.next().expect("the cluster's directory").to_owned() }
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        postgres_script(&["stop", &self.dir]);
-    }
 }
 
 /// PostgreSQL stopped under a running host: its calls get `unavailable` naming the database (not a hang, not

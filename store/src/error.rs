@@ -52,6 +52,21 @@ pub enum OpenError {
     Refused { path: PathBuf, detail: String },
     #[error("the store {path} refused to set up its tables: {detail}")]
     Postgres { path: PathBuf, detail: String },
+    /// The `sslrootcert` file of a `postgres://` location cannot be used.
+    #[error(
+        "cannot use the CA file {path} that the store URL's sslrootcert names: {detail}; give the PEM file of the \
+         CA that signed the database server's certificate (your database service publishes it)"
+    )]
+    RootCert { path: PathBuf, detail: String },
+    /// TLS to the database failed for a reason a retry will not change: the server's certificate is not trusted
+    /// or does not name the host, or the server does not do TLS while `sslmode` asks for it.
+    #[error(
+        "no TLS connection to the store {path}: {detail}; this will not change on retry. A server certificate \
+         from a private CA needs that CA's PEM file as sslrootcert=PATH in the URL; under sslmode=verify-full \
+         (and require, prefer) the URL's host must be a name the certificate holds (verify-ca checks the chain \
+         only); a server without TLS needs sslmode=disable"
+    )]
+    Untrusted { path: PathBuf, detail: String },
 }
 
 #[derive(Debug, Error)]
