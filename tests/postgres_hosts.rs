@@ -21,11 +21,22 @@ fn authorized_on(db: &Database, provider: &Provider) -> Env {
     env
 }
 
+/// The arguments of a `run` of the token probe on connection `c`, refreshing 1 s before expiry.
+fn probe_args() -> Vec<String> {
+    let guest = test_guest("token-probe");
+    let args = ["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}", "--allow-connection", "c"];
+    args.into_iter().chain(["--refresh-margin", "1s"]).map(String::from).collect()
+}
+
 fn probe(env: &Env) -> wasm_host_tests::Run {
-    env.run(&[
-        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
-        "--allow-connection", "c", "--refresh-margin", "1s",
-    ])
+    env.run(&probe_args().iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A host running the probe in the background, its output discarded (the test kills it).
+fn spawn_probe(env: &Env) -> std::process::Child {
+    let mut cmd = env.cmd();
+    cmd.args(probe_args()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    cmd.spawn().unwrap()
 }
 
 #[test]
@@ -86,14 +97,7 @@ fn a_host_killed_mid_refresh_is_taken_over_once_its_lease_lapses() {
     let env = authorized_on(&db, &provider);
     Provider::wait(Duration::from_millis(2200));
     provider.configure(serde_json::json!({ "tokenDelayMs": 1500 }));
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
-        "--allow-connection", "c", "--refresh-margin", "1s",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    let mut host = cmd.spawn().unwrap();
+    let mut host = spawn_probe(&env);
     // Wait for the state: the dying host holds the lease.
     let leased = Instant::now() + Duration::from_secs(30);
     while lease_holders(&db) == 0 {
@@ -143,14 +147,7 @@ fn a_host_killed_after_the_provider_rotated_ends_needing_authorization_losing_no
     Provider::wait(Duration::from_millis(2200));
     // The provider rotates, then holds its answer: the host dies with the new tokens unread.
     provider.configure(serde_json::json!({ "tokenResponseDelayMs": 3000 }));
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
-        "--allow-connection", "c", "--refresh-margin", "1s",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    let mut host = cmd.spawn().unwrap();
+    let mut host = spawn_probe(&env);
     let sent = Instant::now() + Duration::from_secs(30);
     while provider.stats()["tokenInFlight"].as_u64().unwrap_or(0) == 0 {
         assert!(Instant::now() < sent, "the host never sent its refresh");
