@@ -119,6 +119,61 @@ mod lapse {
     }
 }
 
+/// PostgreSQL, every pooled connection busy: a host whose pool holds one connection (`pool_max_size=1`), stuck in
+/// a write that waits on a row another session locked (as a long transaction elsewhere would). A call then waits
+/// the bounded 5 s for a connection and fails as `unavailable` (the CLI's exit 22), naming the database and
+/// never the URL's password, in its message and its Debug form; once the connection is free, calls succeed.
+#[test]
+fn postgres_an_exhausted_pool_is_a_bounded_wait_then_unavailable_then_works_again() {
+    use secrecy::SecretString;
+    use std::time::{Duration, Instant};
+    use wasm_host_store::{Keys, NewTokens, Store};
+
+    let db = suite::database::Database::new("pool_exhausted");
+    let url = db.url().replacen("postgres://postgres@", "postgres://postgres:pw-not-in-errors@", 1);
+    assert!(url.contains("pw-not-in-errors"), "{url}");
+    let store = std::sync::Arc::new(Store::open(std::path::Path::new(&format!("{url}?pool_max_size=1"))).unwrap());
+    let keys = std::sync::Arc::new(Keys::generate());
+    store.create(suite::cases::connection("c"), &SecretString::from("cs"), &keys).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = || {
+        let config: tokio_postgres::Config = db.url().parse().unwrap();
+        let (client, connection) = runtime.block_on(config.connect(tokio_postgres::NoTls)).unwrap();
+        runtime.spawn(connection);
+        client
+    };
+    let (locker, watcher) = (session(), session());
+    runtime.block_on(locker.batch_execute("BEGIN; SELECT 1 FROM wasm_host_revisions WHERE name = 'c' FOR UPDATE")).unwrap();
+    let writer = {
+        let (store, keys) = (store.clone(), keys.clone());
+        std::thread::spawn(move || store.put_tokens("c", NewTokens::bearer(&SecretString::from("t1")), &keys))
+    };
+    // Wait for the state: the write waits on the lock, holding the pool's only connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while runtime.block_on(watcher.query_one(waiting, &[])).unwrap().get::<_, i64>(0) == 0 {
+        assert!(Instant::now() < deadline, "the write never reached the locked row");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let started = Instant::now();
+    let err = store.list().expect_err("no connection is free");
+    eprintln!("an exhausted pool answered after {:?}", started.elapsed());
+    assert!(err.is_unavailable(), "{err:?}");
+    let (message, debug) = (err.to_string(), format!("{err:?}"));
+    assert!(message.contains("no database connection could be had within 5 s"), "{message}");
+    assert!(message.contains(&format!("the store {} cannot be reached", db.url())), "{message}");
+    assert!(!message.contains("pw-not-in-errors") && !debug.contains("pw-not-in-errors"), "{message}\n{debug}");
+    assert!(!writer.is_finished(), "the write still waits: the pool was exhausted throughout");
+
+    runtime.block_on(locker.batch_execute("COMMIT")).unwrap();
+    writer.join().unwrap().expect("the write goes through once the row is free");
+    assert_eq!(store.list().unwrap().len(), 1);
+    let token = store.secret("c", wasm_host_store::SecretField::AccessToken, &keys).unwrap().unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "t1");
+}
+
 /// redb → PostgreSQL → redb through `store export` / `store import` bundles.
 #[test]
 fn a_bundle_moves_a_store_from_redb_to_postgres_and_back() {
