@@ -13,6 +13,7 @@ mod error;
 mod generation;
 mod keys;
 mod lease_lock;
+mod location;
 mod place;
 mod private_dir;
 mod record;
@@ -37,6 +38,7 @@ pub use backend::{
 pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
 pub use redb_store::{RedbStore, ADMIN_TOKENS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
+pub use location::{PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

@@ -174,6 +174,56 @@ fn postgres_an_exhausted_pool_is_a_bounded_wait_then_unavailable_then_works_agai
     assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "t1");
 }
 
+/// PostgreSQL: every kind of error a store URL with a password can lead to (a URL that does not parse, a CA file
+/// missing, the server unreachable, refusing the database, refusing TLS; a wrong identity, a tampered row on an
+/// open store) names the store without the password, in its message and in its `Debug` form, as does the store.
+#[test]
+fn postgres_no_error_shows_the_password_of_the_url() {
+    use secrecy::SecretString;
+    use wasm_host_store::{Keys, NewTokens, OpenError, ReadError, Store, StoreLocation, WriteError};
+    const PW: &str = "pw-must-stay-hidden";
+    let db = suite::database::Database::new("no_password_shown");
+    let url = db.url().replacen("postgres://postgres@", &format!("postgres://postgres:{PW}@"), 1);
+    let (server, _) = url.rsplit_once('/').unwrap();
+    let shown = |e: &dyn std::fmt::Debug, text: String| {
+        let debug = format!("{e:?}");
+        assert!(!text.contains(PW) && !debug.contains(PW), "{text}\n{debug}");
+        text
+    };
+    let open = |url: String| Store::open(std::path::Path::new(&url)).expect_err(&url);
+    let opened = [
+        open("postgres://app:pw-must-stay-hidden@127.0.0.1:notaport/x".into()),
+        open(format!("{url}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")),
+        open("postgres://app:pw-must-stay-hidden@127.0.0.1:1/x".into()),
+        open(format!("{server}/no_such_database_here")),
+        open(format!("{url}?sslmode=require")),
+    ];
+    assert!(matches!(opened[0], OpenError::BadLocation { .. }), "{:?}", opened[0]);
+    assert!(matches!(opened[1], OpenError::RootCert { .. }), "{:?}", opened[1]);
+    assert!(matches!(opened[2], OpenError::Unavailable { .. }), "{:?}", opened[2]);
+    assert!(matches!(opened[3], OpenError::Refused { .. }), "{:?}", opened[3]);
+    // The test cluster has no TLS: `require` cannot be met, and retrying will not change that.
+    assert!(matches!(&opened[4], OpenError::Untrusted { detail, .. } if detail.contains("does not support TLS")), "{:?}", opened[4]);
+    for e in &opened {
+        shown(e, e.to_string());
+    }
+    assert!(shown(&opened[4], opened[4].to_string()).contains(&format!("the store {}", db.url())));
+
+    let store = Store::open(std::path::Path::new(&url)).unwrap();
+    let location = store.location();
+    assert!(matches!(&location, StoreLocation::Postgres(l) if l.as_str() == db.url()), "{location:?}");
+    shown(&store, format!("{store:?}"));
+    let keys = Keys::generate();
+    store.create(suite::cases::connection("c"), &SecretString::from("cs"), &keys).unwrap();
+    let wrong = store.put_tokens("c", NewTokens::bearer(&SecretString::from("t")), &Keys::generate()).unwrap_err();
+    assert!(matches!(wrong, WriteError::WrongIdentity { .. }), "{wrong:?}");
+    assert!(shown(&wrong, wrong.to_string()).contains(&db.url()));
+    db.execute("UPDATE wasm_host_connections SET tag = '\\x00' WHERE name = 'c'");
+    let tampered = store.connection("c", &keys).unwrap_err();
+    assert!(matches!(tampered, ReadError::Tampered { .. }), "{tampered:?}");
+    assert!(shown(&tampered, tampered.to_string()).contains(&db.url()));
+}
+
 /// redb → PostgreSQL → redb through `store export` / `store import` bundles.
 #[test]
 fn a_bundle_moves_a_store_from_redb_to_postgres_and_back() {

@@ -10,6 +10,7 @@ use url::form_urlencoded;
 
 use super::tls::Verify;
 use crate::error::OpenError;
+use crate::location::PostgresLocation;
 
 /// Whether a store location names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a redb file.
 pub fn is_postgres(location: &Path) -> bool {
@@ -23,7 +24,7 @@ pub(super) struct Parsed {
     /// The driver's configuration (its `sslmode` only says whether TLS is tried: see `verify`).
     pub config: tokio_postgres::Config,
     /// `postgres://USER@HOST:PORT/DATABASE`: what messages print.
-    pub shown: String,
+    pub shown: PostgresLocation,
     /// How the server's certificate is checked when TLS is used.
     pub verify: Verify,
     /// `sslrootcert=PATH`: the PEM file of the CA(s) to trust instead of the Web PKI roots.
@@ -116,7 +117,7 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
     }
     config.keepalives_idle(Duration::from_secs(30));
     config.application_name("wasm-host");
-    let shown = describe(&config);
+    let shown = PostgresLocation::new(describe(&config));
     Ok(Parsed {
         config,
         shown,
@@ -169,7 +170,7 @@ mod tests {
         let parsed =
             parse("postgres://app:hunter2-secret@db.example:6543/hosts?sslmode=verify-full")
                 .unwrap();
-        assert_eq!(parsed.shown, "postgres://app@db.example:6543/hosts");
+        assert_eq!(parsed.shown.as_str(), "postgres://app@db.example:6543/hosts");
         assert_eq!(parsed.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(parsed.verify, Verify::Full);
         let err = refused("postgres://app:hunter2-secret@db.example:notaport/x");

@@ -15,13 +15,13 @@ mod signal;
 mod tls;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 
 use crate::error::{OpenError, ReadError, WriteError};
+use crate::location::StoreLocation;
 
 pub use location::is_postgres;
 pub use schema::PG_SCHEMA_VERSION;
@@ -34,7 +34,7 @@ pub const POOL_SIZE: usize = 8;
 /// A store in a PostgreSQL database, opened from a `postgres://` URL.
 pub struct PgStore {
     /// `postgres://USER@HOST:PORT/DATABASE`: what messages name; never the password.
-    location: PathBuf,
+    location: StoreLocation,
     pool: Pool,
     signal: Arc<signal::Signal>,
     /// Dropped last (see `Drop`): the pool's connections and the listener run on it.
@@ -76,13 +76,13 @@ impl PgStore {
 
     fn connect(url: &str) -> Result<(Self, u64), OpenError> {
         let parsed = location::parse(url)?;
-        let (config, location) = (parsed.config, PathBuf::from(parsed.shown));
+        let (config, location) = (parsed.config, StoreLocation::Postgres(parsed.shown));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("wasm-host-postgres")
             .enable_all()
             .build()
-            .map_err(|e| OpenError::Io { path: location.clone(), source: e })?;
+            .map_err(|e| OpenError::Io { store: location.clone(), source: e })?;
         let tls = tls::connector(parsed.verify, parsed.root_cert.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
@@ -101,7 +101,7 @@ impl PgStore {
         let store = PgStore { location, pool, signal, runtime: Some(runtime) };
         let found = store.run(schema::migrate(&store.pool)).map_err(|e| match e {
             schema::MigrateError::Newer(found) => OpenError::NewerSchema {
-                path: store.location.clone(),
+                store: store.location.clone(),
                 found,
                 supported: PG_SCHEMA_VERSION,
             },
@@ -123,37 +123,33 @@ impl PgStore {
     }
 
     fn open_err(&self, fail: impl Into<Fail>) -> OpenError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => OpenError::Unavailable { path, detail },
-            Fail::Refused(detail) => OpenError::Refused { path, detail },
-            Fail::Untrusted(detail) => OpenError::Untrusted { path, detail },
-            Fail::Database(detail) => OpenError::Postgres { path, detail },
+            Fail::Unavailable(detail) => OpenError::Unavailable { store, detail },
+            Fail::Refused(detail) => OpenError::Refused { store, detail },
+            Fail::Untrusted(detail) => OpenError::Untrusted { store, detail },
+            Fail::Database(detail) => OpenError::Postgres { store, detail },
         }
     }
 
     fn read_err(&self, fail: impl Into<Fail>) -> ReadError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => ReadError::Unavailable { path, detail },
+            Fail::Unavailable(detail) => ReadError::Unavailable { store, detail },
             Fail::Database(detail) | Fail::Refused(detail) | Fail::Untrusted(detail) => {
-                ReadError::Database { path, detail }
+                ReadError::Database { store, detail }
             }
         }
     }
 
     fn write_err(&self, fail: impl Into<Fail>) -> WriteError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => WriteError::Unavailable { path, detail },
+            Fail::Unavailable(detail) => WriteError::Unavailable { store, detail },
             Fail::Database(detail) | Fail::Refused(detail) | Fail::Untrusted(detail) => {
-                WriteError::Database { path, detail }
+                WriteError::Database { store, detail }
             }
         }
-    }
-
-    pub(crate) fn location(&self) -> &Path {
-        &self.location
     }
 }
 
