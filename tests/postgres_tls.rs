@@ -90,10 +90,19 @@ fn a_private_ca_is_trusted_through_sslrootcert_and_everything_else_is_refused_cl
     run_on(&env, &chain_only_wrong_ca, &["authconnection", "list"]).failure(5, "UnknownIssuer");
 
     let missing = db.ca.with_file_name("missing.pem");
-    let run = run_on(&env, &db.url("localhost", &format!("sslmode=verify-full&sslrootcert={}", missing.display())), &["authconnection", "list"]);
+    let run = run_on(
+        &env,
+        &db.url("localhost", &format!("sslmode=verify-full&sslrootcert={}", missing.display())),
+        &["authconnection", "list"],
+    );
     run.failure(2, &format!("cannot use the CA file {}", missing.display()));
     let not_pem = db.ca.with_file_name("server.key");
-    let run = run_on(&env, &db.url("localhost", &format!("sslmode=verify-full&sslrootcert={}", not_pem.display())), &["authconnection", "list"]);
+    let run = run_on(
+        &env,
+        &db.url("localhost", &format!("sslmode=verify-full&sslrootcert={}", not_pem.display())),
+        &["authconnection", "list"],
+    );
     run.failure(2, &format!("cannot use the CA file {}", not_pem.display())).failure(2, "holds no PEM certificate");
-    run_on(&env, &db.url("localhost", "sslmode=allow"), &["authconnection", "list"]).failure(2, "sslmode=allow is not supported");
+    run_on(&env, &db.url("localhost", "sslmode=allow"), &["authconnection", "list"])
+        .failure(2, "sslmode=allow is not supported");
 }

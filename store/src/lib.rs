@@ -17,6 +17,7 @@ mod location;
 mod place;
 mod private_dir;
 mod record;
+#[cfg(feature = "postgres")]
 mod pg_store;
 mod record_auth;
 mod redb_store;
@@ -35,10 +36,11 @@ pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
     TokenSnapshot, GENERATION_MAX_AGE,
 };
-pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
+#[cfg(feature = "postgres")]
+pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
 pub use redb_store::{RedbStore, ADMIN_TOKENS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
-pub use location::{PostgresLocation, StoreLocation};
+pub use location::{is_postgres, PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

@@ -18,6 +18,7 @@ pub enum StoreLocation {
 pub struct PostgresLocation(String);
 
 impl PostgresLocation {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn new(shown: String) -> Self {
         PostgresLocation(shown)
     }
@@ -25,6 +26,11 @@ impl PostgresLocation {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether a store location names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a redb file.
+pub fn is_postgres(location: &Path) -> bool {
+    location.to_str().is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 impl StoreLocation {
@@ -43,5 +49,16 @@ impl fmt::Display for StoreLocation {
             StoreLocation::File(path) => path.display().fmt(f),
             StoreLocation::Postgres(db) => f.write_str(db.as_str()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_a_database_and_anything_else_a_file() {
+        assert!(is_postgres(Path::new("postgresql://h/d")) && is_postgres(Path::new("postgres://u@h:1/d")));
+        assert!(!is_postgres(Path::new("/var/lib/store.redb")) && !is_postgres(Path::new("postgres.redb")));
     }
 }

@@ -1,7 +1,6 @@
 //! A `postgres://` store location: parsed into the driver's configuration, named without its password, and the
 //! TLS the connections use (tls.rs).
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,13 +10,6 @@ use url::form_urlencoded;
 use super::tls::Verify;
 use crate::error::OpenError;
 use crate::location::PostgresLocation;
-
-/// Whether a store location names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a redb file.
-pub fn is_postgres(location: &Path) -> bool {
-    location
-        .to_str()
-        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
-}
 
 /// What a `postgres://` URL asks for.
 pub(super) struct Parsed {
@@ -50,8 +42,7 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
     let bad = |detail: String| OpenError::BadLocation { detail };
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut rest = form_urlencoded::Serializer::new(String::new());
-    let (mut verify, mut root_cert, mut pool_max_size, mut mode) =
-        (Verify::Full, None, super::POOL_SIZE, None);
+    let (mut verify, mut root_cert, mut pool_max_size, mut mode) = (Verify::Full, None, super::POOL_SIZE, None);
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             "sslmode" => {
@@ -86,11 +77,10 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
             }
             "sslrootcert" => root_cert = Some(std::path::PathBuf::from(&*value)),
             "pool_max_size" => {
-                pool_max_size = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=POOL_MAX_SIZE_LIMIT).contains(n))
-                    .ok_or_else(|| bad(format!("pool_max_size must be a whole number from 1 to {POOL_MAX_SIZE_LIMIT}")))?;
+                pool_max_size =
+                    value.parse().ok().filter(|n| (1..=POOL_MAX_SIZE_LIMIT).contains(n)).ok_or_else(|| {
+                        bad(format!("pool_max_size must be a whole number from 1 to {POOL_MAX_SIZE_LIMIT}"))
+                    })?;
             }
             _ => {
                 rest.append_pair(&key, &value);
@@ -98,14 +88,9 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
         }
     }
     let rest = rest.finish();
-    let url = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{rest}")
-    };
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{rest}") };
     // The driver's parse errors quote no part of the URL, so they cannot leak its password.
-    let mut config =
-        tokio_postgres::Config::from_str(&url).map_err(|e| bad(super::one_line(&e)))?;
+    let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| bad(super::one_line(&e)))?;
     if config.get_hosts().is_empty() {
         return Err(bad("it names no host".into()));
     }
@@ -118,13 +103,7 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
     config.keepalives_idle(Duration::from_secs(30));
     config.application_name("wasm-host");
     let shown = PostgresLocation::new(describe(&config));
-    Ok(Parsed {
-        config,
-        shown,
-        verify,
-        root_cert,
-        pool_max_size,
-    })
+    Ok(Parsed { config, shown, verify, root_cert, pool_max_size })
 }
 
 /// `postgres://USER@HOST:PORT/DATABASE` (each host when there are several), without the password.
@@ -143,19 +122,15 @@ fn describe(config: &tokio_postgres::Config) -> String {
             }
         })
         .collect();
-    let user = config
-        .get_user()
-        .map(|u| format!("{u}@"))
-        .unwrap_or_default();
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
+    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
     format!("postgres://{user}{}/{db}", hosts.join(","))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn refused(url: &str) -> String {
@@ -167,18 +142,12 @@ mod tests {
 
     #[test]
     fn the_location_never_shows_the_password() {
-        let parsed =
-            parse("postgres://app:hunter2-secret@db.example:6543/hosts?sslmode=verify-full")
-                .unwrap();
+        let parsed = parse("postgres://app:hunter2-secret@db.example:6543/hosts?sslmode=verify-full").unwrap();
         assert_eq!(parsed.shown.as_str(), "postgres://app@db.example:6543/hosts");
         assert_eq!(parsed.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(parsed.verify, Verify::Full);
         let err = refused("postgres://app:hunter2-secret@db.example:notaport/x");
         assert!(!err.contains("hunter2"), "{err}");
-        assert!(
-            is_postgres(Path::new("postgresql://h/d"))
-                && !is_postgres(Path::new("/var/lib/store.redb"))
-        );
     }
 
     #[test]
@@ -191,43 +160,21 @@ mod tests {
         assert_eq!(parsed.verify, Verify::ChainOnly);
         assert_eq!(parsed.root_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
         assert_eq!(parsed.pool_max_size, 3);
-        assert_eq!(
-            parsed.config.get_connect_timeout(),
-            Some(&Duration::from_secs(2)),
-            "the rest reaches the driver"
-        );
+        assert_eq!(parsed.config.get_connect_timeout(), Some(&Duration::from_secs(2)), "the rest reaches the driver");
         let default = parse("postgres://app@db/d").unwrap();
-        assert_eq!(
-            (default.config.get_ssl_mode(), default.verify),
-            (SslMode::Prefer, Verify::Full)
-        );
-        assert_eq!(
-            (default.root_cert, default.pool_max_size),
-            (None, super::super::POOL_SIZE)
-        );
-        assert_eq!(
-            parse("postgres://app@db/d?sslmode=disable")
-                .unwrap()
-                .config
-                .get_ssl_mode(),
-            SslMode::Disable
-        );
+        assert_eq!((default.config.get_ssl_mode(), default.verify), (SslMode::Prefer, Verify::Full));
+        assert_eq!((default.root_cert, default.pool_max_size), (None, super::super::POOL_SIZE));
+        assert_eq!(parse("postgres://app@db/d?sslmode=disable").unwrap().config.get_ssl_mode(), SslMode::Disable);
     }
 
     #[test]
     fn unsupported_settings_are_refused_saying_what_is_supported() {
         assert!(refused("postgres://h/d?sslmode=allow").contains("sslmode=allow is not supported"));
-        assert!(
-            refused("postgres://h/d?sslmode=bogus")
-                .contains("sslmode=bogus is not one of disable, prefer")
-        );
+        assert!(refused("postgres://h/d?sslmode=bogus").contains("sslmode=bogus is not one of disable, prefer"));
         assert!(refused("postgres://h/d?sslrootcert=system").contains("sslrootcert=system"));
         for size in ["0", "-1", "many", "1001"] {
             let err = refused(&format!("postgres://h/d?pool_max_size={size}"));
-            assert!(
-                err.contains("pool_max_size must be a whole number from 1 to 1000"),
-                "{err}"
-            );
+            assert!(err.contains("pool_max_size must be a whole number from 1 to 1000"), "{err}");
         }
     }
 }

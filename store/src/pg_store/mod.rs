@@ -23,7 +23,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::location::StoreLocation;
 
-pub use location::is_postgres;
 pub use schema::PG_SCHEMA_VERSION;
 
 /// How long a call waits for a pooled connection (all busy) or for a new one to be made before it fails.

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -25,14 +25,9 @@ pub(super) enum Verify {
 
 /// The TLS connector for the pool and the listener: the Web PKI roots, or only the CA certificates in the PEM
 /// file `root_cert` (a missing, unreadable or certificate-less file is [`OpenError::RootCert`]).
-pub(super) fn connector(
-    verify: Verify,
-    root_cert: Option<&Path>,
-) -> Result<MakeRustlsConnect, OpenError> {
+pub(super) fn connector(verify: Verify, root_cert: Option<&Path>) -> Result<MakeRustlsConnect, OpenError> {
     let roots = match root_cert {
-        None => RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        },
+        None => RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() },
         Some(path) => read_roots(path)?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -42,38 +37,26 @@ pub(super) fn connector(
     let config = match verify {
         Verify::Full => builder.with_root_certificates(roots).with_no_client_auth(),
         Verify::ChainOnly => {
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| OpenError::RootCert {
-                    path: root_cert.unwrap_or(Path::new("")).into(),
-                    detail: e.to_string(),
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| {
+                    OpenError::RootCert { path: root_cert.unwrap_or(Path::new("")).into(), detail: e.to_string() }
                 })?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
-                .with_no_client_auth()
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(inner))).with_no_client_auth()
         }
     };
     Ok(MakeRustlsConnect::new(config))
 }
 
 fn read_roots(path: &Path) -> Result<RootCertStore, OpenError> {
-    let fail = |detail: String| OpenError::RootCert {
-        path: path.to_owned(),
-        detail,
-    };
+    let fail = |detail: String| OpenError::RootCert { path: path.to_owned(), detail };
     let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| fail(format!("it is not a PEM file of certificates ({e})")))?;
-        roots
-            .add(cert)
-            .map_err(|e| fail(format!("a certificate in it cannot be used ({e})")))?;
+        roots.add(cert).map_err(|e| fail(format!("a certificate in it cannot be used ({e})")))?;
     }
     if roots.is_empty() {
-        return Err(fail(
-            "it holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into(),
-        ));
+        return Err(fail("it holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()));
     }
     Ok(roots)
 }
@@ -93,10 +76,7 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -135,37 +115,16 @@ mod tests {
     fn a_missing_or_non_pem_root_file_is_refused_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no-such-ca.pem");
-        let err = connector(Verify::Full, Some(&missing))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains(&missing.display().to_string()) && err.contains("No such file"),
-            "{err}"
-        );
+        let err = connector(Verify::Full, Some(&missing)).err().unwrap().to_string();
+        assert!(err.contains(&missing.display().to_string()) && err.contains("No such file"), "{err}");
         let text = dir.path().join("ca.txt");
         std::fs::write(&text, "not a certificate\n").unwrap();
-        let err = connector(Verify::ChainOnly, Some(&text))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains(&text.display().to_string()) && err.contains("holds no PEM certificate"),
-            "{err}"
-        );
+        let err = connector(Verify::ChainOnly, Some(&text)).err().unwrap().to_string();
+        assert!(err.contains(&text.display().to_string()) && err.contains("holds no PEM certificate"), "{err}");
         let broken = dir.path().join("broken.pem");
-        std::fs::write(
-            &broken,
-            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let err = connector(Verify::Full, Some(&broken))
-            .err()
-            .unwrap()
-            .to_string();
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").unwrap();
+        let err = connector(Verify::Full, Some(&broken)).err().unwrap().to_string();
         assert!(err.contains(&broken.display().to_string()), "{err}");
-        assert!(
-            connector(Verify::Full, None).is_ok() && connector(Verify::ChainOnly, None).is_ok()
-        );
+        assert!(connector(Verify::Full, None).is_ok() && connector(Verify::ChainOnly, None).is_ok());
     }
 }
