@@ -41,9 +41,14 @@ const POOL_MAX_SIZE_LIMIT: usize = 1000;
 pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
     let bad = |detail: String| OpenError::BadLocation { detail };
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut rest = form_urlencoded::Serializer::new(String::new());
+    let mut rest = Vec::new();
     let (mut verify, mut root_cert, mut pool_max_size, mut mode) = (Verify::Full, None, super::POOL_SIZE, None);
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+    for segment in query.split('&').filter(|s| !s.is_empty()) {
+        // Percent-decoding only, as libpq and the driver read a URL: a `+` is a plus sign, not a space.
+        let plus_kept = segment.replace('+', "%2B");
+        let Some((key, value)) = form_urlencoded::parse(plus_kept.as_bytes()).next() else {
+            continue;
+        };
         match &*key {
             "sslmode" => {
                 let (driver, check) = match &*value {
@@ -82,13 +87,11 @@ pub(super) fn parse(url: &str) -> Result<Parsed, OpenError> {
                         bad(format!("pool_max_size must be a whole number from 1 to {POOL_MAX_SIZE_LIMIT}"))
                     })?;
             }
-            _ => {
-                rest.append_pair(&key, &value);
-            }
+            // The driver's own parameters reach it as they were written.
+            _ => rest.push(segment),
         }
     }
-    let rest = rest.finish();
-    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{rest}") };
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
     // The driver's parse errors quote no part of the URL, so they cannot leak its password.
     let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| bad(super::one_line(&e)))?;
     if config.get_hosts().is_empty() {
@@ -153,14 +156,15 @@ mod tests {
     #[test]
     fn sslmode_sslrootcert_and_pool_max_size_are_read_and_kept_from_the_driver() {
         let parsed = parse(
-            "postgres://app@db:5432/d?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-ca&pool_max_size=3&connect_timeout=2",
+            "postgres://app@db:5432/d?sslrootcert=%2Fetc%2Fca+1.pem&sslmode=verify-ca&pool_max_size=3&connect_timeout=2&options=-c%20statement_timeout%3D5s",
         )
         .unwrap();
         assert_eq!(parsed.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(parsed.verify, Verify::ChainOnly);
-        assert_eq!(parsed.root_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(parsed.root_cert.as_deref(), Some(Path::new("/etc/ca+1.pem")));
         assert_eq!(parsed.pool_max_size, 3);
         assert_eq!(parsed.config.get_connect_timeout(), Some(&Duration::from_secs(2)), "the rest reaches the driver");
+        assert_eq!(parsed.config.get_options(), Some("-c statement_timeout=5s"), "as it was written");
         let default = parse("postgres://app@db/d").unwrap();
         assert_eq!((default.config.get_ssl_mode(), default.verify), (SslMode::Prefer, Verify::Full));
         assert_eq!((default.root_cert, default.pool_max_size), (None, super::super::POOL_SIZE));
