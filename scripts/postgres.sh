@@ -39,11 +39,17 @@ postgres_start() {
     install -m 600 "$POSTGRES_TLS_KEY" "$POSTGRES_DIR/server.key"
     [ "$(id -u)" = 0 ] && chown postgres: "$POSTGRES_DIR/server.crt" "$POSTGRES_DIR/server.key"
   fi
+  local started=
   for port in $(seq 54320 54420); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    echo "$port" >"$POSTGRES_DIR/port"
+    rm -f "$POSTGRES_DIR/server.log"
+    if postgres_try_up "$POSTGRES_DIR"; then started=1; break; fi
+    # Another cluster took the port between the probe and the bind (tests start clusters in parallel): the next.
+    grep -q "Address already in use" "$POSTGRES_DIR/server.log" \
+      || { cat "$POSTGRES_DIR/server.log" "$POSTGRES_DIR/pg_ctl.err"; return 1; }
   done
-  echo "$port" >"$POSTGRES_DIR/port"
-  postgres_up "$POSTGRES_DIR"
+  [ -n "$started" ] || { echo "no free port for PostgreSQL in 54320-54420" >&2; return 1; }
   POSTGRES_PID=$(head -1 "$POSTGRES_DIR/data/postmaster.pid")
   export WASM_HOST_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
   export POSTGRES_DIR POSTGRES_PID
@@ -52,12 +58,16 @@ postgres_start() {
 
 # Starts the server of the cluster in DIR on the port it was made with (again, after postgres_down).
 postgres_up() {
+  postgres_try_up "$1" || { cat "$1/server.log" "$1/pg_ctl.err"; return 1; }
+}
+
+# As postgres_up, saying nothing when it fails (server.log and pg_ctl.err in DIR say why).
+postgres_try_up() {
   local bin tls=
   bin=$(postgres_bin)
   [ -f "$1/server.key" ] && tls="-c ssl=on -c ssl_cert_file=$1/server.crt -c ssl_key_file=$1/server.key"
   postgres_as "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 \
-    -o "-p $(cat "$1/port") -k $1 -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${POSTGRES_FSYNC:-off} $tls" start >/dev/null \
-    || { cat "$1/server.log"; return 1; }
+    -o "-p $(cat "$1/port") -k $1 -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${POSTGRES_FSYNC:-off} $tls" start >/dev/null 2>"$1/pg_ctl.err"
 }
 
 # Stops the server of the cluster in DIR (fast shutdown: sessions are cut), keeping its data.
