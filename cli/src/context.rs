@@ -63,7 +63,7 @@ impl Context {
                 Some(keys) => keys,
                 None => {
                     if let Some(recipient) = store.recipient()? {
-                        return Err(MissingIdentity { path: path.clone(), store: store.path().into(), recipient }.into());
+                        return Err(MissingIdentity { path: path.clone(), store: store.location(), recipient }.into());
                     }
                     let keys = Keys::create(path)?;
                     eprintln!(
@@ -95,7 +95,7 @@ fn load_identity_file(store: &Store, path: &std::path::Path) -> Result<Option<Ke
 #[derive(Debug)]
 pub struct MissingIdentity {
     path: PathBuf,
-    store: PathBuf,
+    store: wasm_host_store::StoreLocation,
     recipient: String,
 }
 
@@ -106,7 +106,7 @@ impl std::fmt::Display for MissingIdentity {
             "the identity file {} does not exist, but the store {} holds secrets encrypted to {}; pass the identity \
              it was created with or last rekeyed to (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)",
             self.path.display(),
-            self.store.display(),
+            self.store,
             self.recipient
         )
     }

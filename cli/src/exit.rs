@@ -119,7 +119,7 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         {
             return Exit::StoreUnavailable;
         }
-        if matches!(cause.downcast_ref::<OpenError>(), Some(OpenError::BadLocation { .. })) {
+        if matches!(cause.downcast_ref::<OpenError>(), Some(OpenError::BadLocation { .. } | OpenError::RootCert { .. })) {
             return Exit::Usage;
         }
         if let Some(e) = cause.downcast_ref::<BundleError>() {

@@ -131,14 +131,14 @@ pub(crate) fn seal(state: &SecretString, pending: &PendingAuthorization, keys: &
 
 /// Checks a stored row's tag; the decoded record. `location` names the store in errors.
 fn verify(
-    location: &std::path::Path,
+    location: &crate::StoreLocation,
     key: &str,
     record: &[u8],
     sealed: &[u8],
     tag: &[u8],
     keys: &Keys,
 ) -> Result<Record, ReadError> {
-    let tampered = || ReadError::TamperedAuthorizationRequest { path: location.to_path_buf() };
+    let tampered = || ReadError::TamperedAuthorizationRequest { store: location.clone() };
     if !keys.authorization_request_tag_matches(key, record, sealed, tag) {
         return Err(tampered());
     }
@@ -173,7 +173,7 @@ pub(crate) enum Decision {
 /// Judges a stored row for a take at `now`: the part of a take both backends share. `location` names the store.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
-    location: &std::path::Path,
+    location: &crate::StoreLocation,
     key: &str,
     record_bytes: &[u8],
     sealed: &[u8],

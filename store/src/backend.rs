@@ -18,7 +18,6 @@
 //! The operations are blocking, as redb's are: a caller on an async runtime calls them from its task, the way it
 //! calls redb today.
 
-use std::path::Path;
 
 use secrecy::SecretString;
 
@@ -175,7 +174,7 @@ pub fn now_millis() -> i64 {
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Where the store is, as messages name it: the redb file, or `postgres://USER@HOST:PORT/DATABASE` (never the
     /// password).
-    fn path(&self) -> &Path;
+    fn location(&self) -> crate::StoreLocation;
 
     /// The age public key the store's secrets are sealed to, once any secret has been stored.
     fn recipient(&self) -> Result<Option<String>, ReadError>;

@@ -14,9 +14,11 @@ mod error;
 mod generation;
 mod keys;
 mod lease_lock;
+mod location;
 mod place;
 mod private_dir;
 mod record;
+#[cfg(feature = "postgres")]
 mod pg_store;
 mod record_auth;
 mod redb_store;
@@ -39,9 +41,11 @@ pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
     TokenSnapshot, GENERATION_MAX_AGE,
 };
-pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
+#[cfg(feature = "postgres")]
+pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
 pub use redb_store::{RedbStore, ADMIN_TOKENS, AUTHORIZATION_REQUESTS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
+pub use location::{is_postgres, PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

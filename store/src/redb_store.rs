@@ -16,6 +16,7 @@ use crate::backend::{
 };
 use crate::generation::Generation;
 use crate::lease_lock::LeaseLocks;
+use crate::location::StoreLocation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
@@ -119,7 +120,7 @@ impl RedbStore {
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
         }
         let dir = path.parent().unwrap_or(Path::new(""));
-        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { path: path.clone(), problem })?;
+        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { store: StoreLocation::File(path.clone()), problem })?;
         if !path.exists() {
             initialize(&path)?;
         }
@@ -131,11 +132,11 @@ impl RedbStore {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|source| OpenError::Io { path: path.clone(), source })?;
-        let meta = file.metadata().map_err(|source| OpenError::Io { path: path.clone(), source })?;
+            .map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
+        let meta = file.metadata().map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
         if meta.permissions().mode() & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|source| OpenError::Io { path: path.clone(), source })?;
+                .map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
         }
         drop(file);
         let db = Database::builder()
@@ -150,7 +151,7 @@ impl RedbStore {
     }
 
     fn check_schema(&self) -> Result<(), OpenError> {
-        let err = |e: redb::Error| OpenError::Database { path: self.path.clone(), source: e };
+        let err = |e: redb::Error| OpenError::Database { store: self.location(), source: e };
         let found = {
             let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
             match txn.open_table(META) {
@@ -162,11 +163,11 @@ impl RedbStore {
         match found {
             Some(v) => {
                 let found = v.parse::<u64>().map_err(|_| OpenError::Corrupted {
-                    path: self.path.clone(),
+                    store: self.location(),
                     detail: format!("schema version `{v}` is not a number"),
                 })?;
                 if found > SCHEMA_VERSION {
-                    return Err(OpenError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                    return Err(OpenError::NewerSchema { store: self.location(), found, supported: SCHEMA_VERSION });
                 }
                 Ok(())
             }
@@ -192,11 +193,11 @@ impl RedbStore {
     }
 
     fn read_err(&self) -> impl Fn(redb::Error) -> ReadError + '_ {
-        |source| ReadError::Storage { path: self.path.clone(), source }
+        |source| ReadError::Storage { store: self.location(), source }
     }
 
     fn write_err(&self) -> impl Fn(redb::Error) -> WriteError + '_ {
-        |source| WriteError::Storage { path: self.path.clone(), source }
+        |source| WriteError::Storage { store: self.location(), source }
     }
 
     fn recipient_and_schema(&self) -> Result<(Option<String>, Option<String>), ReadError> {
@@ -257,12 +258,12 @@ impl RedbStore {
     }
 
     fn wrong_identity(&self, store_recipient: String, identity_recipient: String) -> WriteError {
-        WriteError::WrongIdentity { path: self.path.clone(), store_recipient, identity_recipient }
+        WriteError::WrongIdentity { store: self.location(), store_recipient, identity_recipient }
     }
 
     fn decode(&self, name: &str, bytes: &[u8]) -> Result<Connection, ReadError> {
         Connection::decode(bytes).map_err(|e| ReadError::Corrupt {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: e.to_string(),
         })
@@ -331,7 +332,7 @@ impl RedbStore {
         T: ReadableTable<&'static str, &'static [u8]>,
     {
         let e = self.read_err();
-        let tampered = || ReadError::Tampered { path: self.path.clone(), name: name.to_owned() };
+        let tampered = || ReadError::Tampered { store: self.location(), name: name.to_owned() };
         let rows = sealed_rows(secrets, name).map_err(&e)?;
         let tag = tags.get(name).map_err(|x| e(x.into()))?.ok_or_else(tampered)?;
         if conn.name != name
@@ -357,7 +358,7 @@ impl RedbStore {
     /// The tags table; a store that has none was written by an older wasm-host and not yet upgraded.
     fn tags_in(&self, txn: &redb::ReadTransaction) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, ReadError> {
         txn.open_table(TAGS).map_err(|x| match x {
-            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { path: self.path.clone() },
+            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { store: self.location() },
             x => self.read_err()(x.into()),
         })
     }
@@ -434,7 +435,7 @@ impl RedbStore {
 
     fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
         SecretField::parse(field).ok_or_else(|| ReadError::Corrupt {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: format!("unknown secret field `{}`", crate::printable(field)),
         })
@@ -471,7 +472,7 @@ impl RedbStore {
 
     fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
         AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: x.to_string(),
         })
@@ -479,8 +480,8 @@ impl RedbStore {
 }
 
 impl Backend for RedbStore {
-    fn path(&self) -> &Path {
-        &self.path
+    fn location(&self) -> StoreLocation {
+        StoreLocation::File(self.path.clone())
     }
 
     fn recipient(&self) -> Result<Option<String>, ReadError> {
@@ -505,7 +506,7 @@ impl Backend for RedbStore {
         if !current {
             let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
             if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
-                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
+                return Err(WriteError::NotUpgraded { store: self.location(), connections });
             }
             self.upgrade_in(&txn, keys).map_err(&e)?;
         }
@@ -679,7 +680,7 @@ impl Backend for RedbStore {
         let Some(value) = row.map(|v| keys.open_string(name, field, v.value())).transpose()? else { return Ok(None) };
         match self.connection_in(&txn, name, keys)? {
             Some(_) => Ok(Some(value)),
-            None => Err(ReadError::Tampered { path: self.path.clone(), name: name.to_owned() }),
+            None => Err(ReadError::Tampered { store: self.location(), name: name.to_owned() }),
         }
     }
 
@@ -837,7 +838,7 @@ impl Backend for RedbStore {
             }
             for (name, record, tag) in &rows {
                 if !old.admin_token_tag_matches(record, tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name: name.clone() }.into());
+                    return Err(ReadError::TamperedAdminToken { store: self.location(), name: name.clone() }.into());
                 }
                 let tag = new.admin_token_tag(record);
                 table.insert(name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
@@ -958,7 +959,7 @@ impl Backend for RedbStore {
             let token = self.decode_admin_token(&name, &record)?;
             if token.sha256 == sha256 {
                 if token.name != name || !keys.admin_token_tag_matches(&record, &tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name });
+                    return Err(ReadError::TamperedAdminToken { store: self.location(), name });
                 }
                 return Ok(Some(token));
             }
@@ -1001,7 +1002,7 @@ impl Backend for RedbStore {
             match found {
                 None => Taken::Unknown,
                 Some((record_bytes, sealed, tag, used_at)) => {
-                    match authz::decide(&self.path, &key, &record_bytes, &sealed, &tag, used_at != 0, keys, now)? {
+                    match authz::decide(&self.location(), &key, &record_bytes, &sealed, &tag, used_at != 0, keys, now)? {
                         authz::Decision::Refuse(taken) => taken,
                         authz::Decision::Take { pending, used_tag } => {
                             let value = (record_bytes.as_slice(), &b""[..], used_tag.as_slice(), pending.expires_at, now.max(1));
@@ -1025,7 +1026,7 @@ impl Backend for RedbStore {
 /// `.init-*` file beside the store (it holds no secret: only the schema version and empty tables).
 fn initialize(path: &Path) -> Result<(), OpenError> {
     // I/O errors name the store's path: the name beside it is ours, not the user's.
-    let io = |source| OpenError::Io { path: path.to_path_buf(), source };
+    let io = |source| OpenError::Io { store: StoreLocation::File(path.to_path_buf()), source };
     let made = |tmp: &Path| {
         fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(io)?;
         let db = Database::builder()
@@ -1078,14 +1079,14 @@ fn expect_unchanged(txn: &redb::WriteTransaction, name: &str, expected: Option<u
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
-    let path = path.to_path_buf();
+    let store = StoreLocation::File(path.to_path_buf());
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => OpenError::Locked { path },
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => OpenError::Locked { store },
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) if source.kind() == io::ErrorKind::InvalidData => {
-            OpenError::NotAStore { path }
+            OpenError::NotAStore { store }
         }
-        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { path, source },
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { path, detail },
-        other => OpenError::Database { path, source: other.into() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { store, source },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { store, detail },
+        other => OpenError::Database { store, source: other.into() },
     }
 }

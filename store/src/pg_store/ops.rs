@@ -5,7 +5,6 @@
 //! snapshot) whose rows are authenticated with the record's tag, as in redb.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +16,7 @@ use crate::admin_token::AdminToken;
 use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
 use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
 use crate::error::{ReadError, WriteError};
+use crate::location::StoreLocation;
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
 use crate::sealed_rows::{apply_tokens, slot, view, SealedRows};
@@ -67,11 +67,11 @@ impl PgStore {
     }
 
     fn corrupt(&self, name: &str, detail: String) -> ReadError {
-        ReadError::Corrupt { path: self.location.clone(), name: name.to_owned(), detail }
+        ReadError::Corrupt { store: self.location.clone(), name: name.to_owned(), detail }
     }
 
     fn tampered(&self, name: &str) -> ReadError {
-        ReadError::Tampered { path: self.location.clone(), name: name.to_owned() }
+        ReadError::Tampered { store: self.location.clone(), name: name.to_owned() }
     }
 
     fn put_row(&self, rows: &mut SealedRows, name: &str, field: &str, sealed: Vec<u8>) -> Result<(), ReadError> {
@@ -100,7 +100,7 @@ impl PgStore {
 
     fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
         AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
-            path: self.location.clone(),
+            store: self.location.clone(),
             name: name.to_owned(),
             detail: x.to_string(),
         })
@@ -139,7 +139,7 @@ impl PgStore {
         let stored: String = query(tx, sql, &[]).await.map_err(self.werr())?[0].get(0);
         if stored != mine {
             return Err(WriteError::WrongIdentity {
-                path: self.location.clone(),
+                store: self.location.clone(),
                 store_recipient: stored,
                 identity_recipient: mine,
             });
@@ -280,8 +280,8 @@ impl PgStore {
 }
 
 impl Backend for PgStore {
-    fn path(&self) -> &Path {
-        self.location()
+    fn location(&self) -> StoreLocation {
+        self.location.clone()
     }
 
     fn recipient(&self) -> Result<Option<String>, ReadError> {
@@ -593,7 +593,7 @@ impl Backend for PgStore {
             for row in &tokens {
                 let (name, record, tag): (String, Vec<u8>, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
                 if !old.admin_token_tag_matches(&record, &tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name }.into());
+                    return Err(ReadError::TamperedAdminToken { store: self.location.clone(), name }.into());
                 }
                 let tag = new.admin_token_tag(&record).to_vec();
                 execute(&tx, "UPDATE wasm_host_admin_tokens SET tag = $2 WHERE name = $1", &[&name, &tag])
@@ -724,7 +724,7 @@ impl Backend for PgStore {
             let token = self.decode_admin_token(&name, &record)?;
             // The tag covers the record, whose hash must be the one looked up (the column is only an index).
             if token.name != name || token.sha256 != sha256 || !keys.admin_token_tag_matches(&record, &tag) {
-                return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name });
+                return Err(ReadError::TamperedAdminToken { store: self.location.clone(), name });
             }
             Ok(Some(token))
         })
