@@ -707,7 +707,7 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
     let refreshes: Vec<&str> = log.lines().filter(|l| l.contains(" refresh ") && l.contains("lease_us=")).collect();
     assert!(!refreshes.is_empty(), "no refresh lines in the server's log:\n{log}");
     for (key, what) in [
-        ("lease_us", "a refresh's lease (a durable commit)"),
+        ("lease_us", "a refresh's lease (the lock file taken)"),
         ("read_us", "its read of the grant (two decrypts)"),
         ("provider_us", "the provider's answer"),
         ("commit_us", "the commit of the new tokens"),
