@@ -78,6 +78,9 @@ pub enum ReadError {
     /// An admin token's row that does not decode.
     #[error("the admin token `{name}` in {path} cannot be decoded ({detail}); revoke it and create another")]
     CorruptAdminToken { path: PathBuf, name: String, detail: String },
+    /// An audit entry that does not decode.
+    #[error("audit entry {id} in {path} cannot be decoded ({detail})")]
+    CorruptAudit { path: PathBuf, id: u64, detail: String },
     #[error(
         "the store {path} was written by an older wasm-host and its records are not authenticated yet; if you \
          upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \

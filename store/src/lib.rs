@@ -7,6 +7,7 @@
 //! database that several hosts share.
 
 mod admin_token;
+mod audit;
 mod backend;
 mod bundle;
 mod error;
@@ -29,13 +30,14 @@ pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
     BUNDLE_VERSION,
 };
+pub use audit::AuditEntry;
 pub use admin_token::{hash_hex as admin_token_hash, AdminScope, AdminToken, TOKEN_PREFIX as ADMIN_TOKEN_PREFIX};
 pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
     TokenSnapshot, GENERATION_MAX_AGE,
 };
 pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
-pub use redb_store::{RedbStore, ADMIN_TOKENS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
+pub use redb_store::{RedbStore, ADMIN_TOKENS, AUDIT, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
