@@ -5,6 +5,7 @@ pub mod api;
 pub mod http;
 pub mod postgres;
 pub mod provider;
+pub mod serving;
 pub mod snapshot;
 
 /// The HTTP client the tests use, for tests that talk to servers themselves.
