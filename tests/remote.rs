@@ -333,3 +333,134 @@ fn the_admin_api_needs_tls_off_loopback_and_the_cli_trusts_a_private_ca() {
     assert_eq!(server.list()[0]["name"], "tls");
     laptop.assert_clean(&[SECRET, &server.ops[4..]]);
 }
+
+/// Whether `value` has the shape `schema` gives (the parts of JSON Schema the document uses: `$ref`, `allOf`,
+/// `type`, `enum`, `required`, `properties`, `additionalProperties`, `items`); the first mismatch, by its path.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.strip_prefix("#/components/schemas/").expect("a local $ref");
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, part, value, at)?;
+    }
+    let type_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.contains(&type_of(value)) {
+        return Err(format!("{at}: {} where the document says {types:?}", type_of(value)));
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let Value::Object(fields) = value {
+        for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !fields.contains_key(required) {
+                return Err(format!("{at}: no `{required}`"));
+            }
+        }
+        for (key, field) in fields {
+            match (&schema["properties"][key], &schema["additionalProperties"]) {
+                (Value::Null, Value::Bool(false)) => return Err(format!("{at}: `{key}` is not in the document")),
+                (Value::Null, Value::Object(_)) => conforms(doc, &schema["additionalProperties"], field, &format!("{at}.{key}"))?,
+                (Value::Null, _) => {}
+                (property, _) => conforms(doc, property, field, &format!("{at}.{key}"))?,
+            }
+        }
+    }
+    if let (Value::Array(items), Value::Object(_)) = (value, &schema["items"]) {
+        for (i, item) in items.iter().enumerate() {
+            conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_admin_api_answers_as_its_openapi_document_says() {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/admin-openapi.json")).unwrap())
+            .unwrap();
+    let server = Server::start(&[]);
+    let (ops, ro) = (server.ops.clone(), server.read_only.clone());
+    let create = |name: &str| {
+        json!({"name": name, "type": "TYPE_OAUTH2", "provider_url": "http://127.0.0.1:9/", "client_id": "c", "client_secret": SECRET,
+               "endpoints": {"token_url": "http://127.0.0.1:9/token"}, "protocol": {"token_params": ["audience=x"]}})
+    };
+    let big = json!({"name": "big", "padding": "x".repeat(1 << 20)});
+    // (template, method, concrete path, token, body): at least one request for each documented answer.
+    let requests: Vec<(&str, &str, String, &str, Option<Value>)> = vec![
+        ("/v1/connections", "get", "/v1/connections".into(), "", None),
+        ("/v1/connections", "post", "/v1/connections".into(), &ops, Some(create("github"))),
+        ("/v1/connections", "get", "/v1/connections".into(), &ops, None),
+        ("/v1/connections", "post", "/v1/connections".into(), &ops, Some(create("github"))),
+        ("/v1/connections", "post", "/v1/connections".into(), &ops, Some(create("Bad Name"))),
+        ("/v1/connections", "post", "/v1/connections".into(), &ops, Some(json!({"name": "x", "surprise": 1}))),
+        ("/v1/connections", "post", "/v1/connections".into(), &ro, Some(create("other"))),
+        ("/v1/connections", "post", "/v1/connections".into(), &ops, Some(big)),
+        ("/v1/connections", "post", "/v1/connections".into(), "wha_wrong", Some(create("other"))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/github".into(), &ops, Some(json!({"client_id": "c2"}))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/github".into(), &ops, Some(json!({"protocol": {"pkce": "maybe"}}))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/nope".into(), &ops, Some(json!({}))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/github".into(), &ro, Some(json!({}))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/github".into(), "", Some(json!({}))),
+        ("/v1/connections/{name}", "patch", "/v1/connections/github".into(), &ops, Some(json!({"padding": "x".repeat(1 << 20)}))),
+        ("/v1/connections/{name}/revoke", "post", "/v1/connections/github/revoke".into(), &ops, None),
+        ("/v1/connections/{name}/revoke", "post", "/v1/connections/nope/revoke".into(), &ops, None),
+        ("/v1/connections/{name}/revoke", "post", "/v1/connections/Bad/revoke".into(), &ops, None),
+        ("/v1/connections/{name}/revoke", "post", "/v1/connections/github/revoke".into(), &ro, None),
+        ("/v1/connections/{name}/revoke", "post", "/v1/connections/github/revoke".into(), "", None),
+        ("/v1/providers", "get", "/v1/providers".into(), &ro, None),
+        ("/v1/providers", "get", "/v1/providers".into(), "", None),
+        ("/v1/audit", "get", "/v1/audit?limit=3".into(), &ro, None),
+        ("/v1/audit", "get", "/v1/audit?limit=many".into(), &ro, None),
+        ("/v1/audit", "get", "/v1/audit".into(), "", None),
+        ("/v1/connections/{name}", "delete", "/v1/connections/github".into(), &ro, None),
+        ("/v1/connections/{name}", "delete", "/v1/connections/Bad".into(), &ops, None),
+        ("/v1/connections/{name}", "delete", "/v1/connections/github".into(), &ops, None),
+        ("/v1/connections/{name}", "delete", "/v1/connections/github".into(), &ops, None),
+        ("/v1/connections/{name}", "delete", "/v1/connections/github".into(), "", None),
+    ];
+    let http = client();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut answers = Vec::new();
+    for (template, method, path, token, body) in requests {
+        let (status, answer) = call(&http, &format!("{}{path}", server.admin), &method.to_uppercase(), token, body);
+        let documented = &doc["paths"][template][method]["responses"][status.to_string()];
+        assert!(documented.is_object(), "{method} {path} answered {status}, which the document does not list: {answer}");
+        let schema = &documented["content"]["application/json"]["schema"];
+        conforms(&doc, schema, &answer, "$").unwrap_or_else(|e| panic!("{method} {path} → {status}: {e}\n{answer}"));
+        seen.insert((template.to_owned(), method.to_owned(), status.to_string()));
+        answers.push(answer.to_string());
+    }
+    // Each documented answer was provoked, but those this test cannot make happen on a sound local store
+    // (500, 503: a broken store or database; 502: a provider that refuses or is down).
+    let cannot = ["500", "502", "503"];
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap().iter().filter(|(m, _)| *m != "parameters") {
+            for status in operation["responses"].as_object().unwrap().keys() {
+                let key = (template.clone(), method.clone(), status.clone());
+                assert!(seen.contains(&key) || cannot.contains(&status.as_str()), "no request provoked {key:?}");
+            }
+        }
+    }
+    // And every route the server answers is in the document: another method gets 405, another path 404.
+    assert_eq!(server.call("PUT", "/v1/connections", &ops, None).0, 405);
+    assert_eq!(server.call("GET", "/v1/elsewhere", &ops, None).0, 404);
+    for answer in &answers {
+        assert!(!answer.contains(SECRET), "the client secret in an answer: {answer}");
+    }
+}

@@ -38,8 +38,8 @@ Exit codes:
  21  authorize: the connection's grant has no authorization step (client credentials)
  22  the store's database (postgres://) cannot be reached now; retrying later may work
  23  --remote: this verb works on a local store only
- 24  --remote: the admin token was refused (missing, unknown, revoked, expired, read-only) or the server
-     could not be reached
+ 24  --remote: the admin token was refused (missing, unknown, revoked, expired, read-only),
+     or the server could not be reached
 
 Environment:
   WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
@@ -50,8 +50,8 @@ Environment:
                          postgres:// URL with a password in WASM_HOST_STORE, not in --store (other
                          users can read argument lists)
   WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
-  WASM_HOST_REMOTE, WASM_HOST_REMOTE_CA    see --remote and --remote-ca
-  WASM_HOST_ADMIN_TOKEN          --remote: the admin token (or --admin-token-file; never on the command line)
+  WASM_HOST_REMOTE, WASM_HOST_REMOTE_CA   see --remote and --remote-ca
+  WASM_HOST_ADMIN_TOKEN          --remote: the admin token (or --admin-token-file; never in argv)
   WASM_HOST_CACHE_DIR            compiled components [default: $XDG_CACHE_HOME/wasm-host]
   WASM_HOST_CACHE_MAX            the compile cache's size cap, e.g. 2GiB [default: 1GiB]
   WASM_HOST_JS_TOOLS             where build-js installs componentize-js";
@@ -93,22 +93,6 @@ pub struct Cli {
     #[arg(long, global = true, env = "WASM_HOST_IDENTITY", value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub identity: Option<PathBuf>,
 
-    /// Manage the connections of a remote `wasm-host serve` through its admin API (https://HOST:PORT; http only
-    /// to a loopback address) instead of a local store: authconnection create, list, update, delete, revoke,
-    /// providers. The admin token comes from WASM_HOST_ADMIN_TOKEN or --admin-token-file
-    #[arg(long, global = true, env = "WASM_HOST_REMOTE", value_name = "URL", value_hint = ValueHint::Url)]
-    pub remote: Option<String>,
-
-    /// --remote: a PEM file of the CA that issued the server's certificate (a private CA), trusted besides the
-    /// public roots
-    #[arg(long, global = true, env = "WASM_HOST_REMOTE_CA", value_name = "PATH", value_hint = ValueHint::FilePath)]
-    pub remote_ca: Option<PathBuf>,
-
-    /// --remote: a file holding the admin token (`wasm-host admin token create` on the server); by default
-    /// WASM_HOST_ADMIN_TOKEN
-    #[arg(long, global = true, value_name = "PATH", value_hint = ValueHint::FilePath)]
-    pub admin_token_file: Option<PathBuf>,
-
     /// Log more on stderr: -v info, -vv debug, -vvv trace (overrides WASM_HOST_LOG)
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -120,6 +104,23 @@ pub struct Cli {
     /// Log lines as text or as one JSON object per line
     #[arg(long, global = true, env = "WASM_HOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Manage the connections of a remote `wasm-host serve` through its admin API (https://HOST:PORT; http only
+    /// to a loopback address) instead of a local store: authconnection create, list, update, delete, revoke,
+    /// providers, and admin audit. The admin token comes from WASM_HOST_ADMIN_TOKEN or --admin-token-file.
+    /// Given before the command: `wasm-host --remote URL authconnection list`
+    #[arg(long, env = "WASM_HOST_REMOTE", value_name = "URL", value_hint = ValueHint::Url)]
+    pub remote: Option<String>,
+
+    /// --remote: a PEM file of the CA that issued the server's certificate (a private CA), trusted besides the
+    /// public roots
+    #[arg(long, env = "WASM_HOST_REMOTE_CA", value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub remote_ca: Option<PathBuf>,
+
+    /// --remote: a file holding the admin token (`wasm-host admin token create` on the server); by default
+    /// WASM_HOST_ADMIN_TOKEN
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub admin_token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
