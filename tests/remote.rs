@@ -197,7 +197,7 @@ fn the_remote_cli_creates_lists_updates_and_deletes_on_the_server() {
         rows,
         vec![
             row("create", Some("github"), "ok"),
-            row("create", None, "conflict"),
+            row("create", Some("github"), "conflict"),
             row("update", Some("github"), "ok"),
             row("update", Some("gitlab"), "not-found"),
             row("revoke", Some("github"), "ok"),

@@ -22,12 +22,13 @@
 //! | 404 | `not-found` / `no-route` | no such connection (exit code 3) / no such route |
 //! | 405 | `method-not-allowed` | a route asked with another method |
 //! | 409 | `conflict` | a connection of that name exists (exit code 4) |
-//! | 413 | `body-too-large` | a body over 1 MiB |
+//! | 413 | `body-too-large` | a body over 1 MiB (refused as it arrives, before the token is checked) |
 //! | 500 | `store` | the store or identity cannot be used (exit code 5; the server log has the cause) |
 //! | 502 | `provider-refused` / `provider-unavailable` | the provider refused (exit code 11) / could not be reached (12) |
 //! | 503 | `store-unavailable` | the store's database cannot be reached now (exit code 22) |
 //!
-//! Authentication comes first: without a valid token, every path and method gets the same 401. Every request
+//! Authentication comes first: without a valid token, every path and method gets the same 401 (only a body over
+//! 1 MiB is refused earlier, with 413, as it arrives). Every request
 //! other than a GET by a known token is written to the store's audit log (who, what, when, outcome), refused or
 //! not; requests without a valid token are not (they would let anyone fill the log), only logged.
 
@@ -114,7 +115,7 @@ impl AdminApi {
             self.dispatch(req, &segments)
         };
         if change {
-            self.audit(&token, &req.method, &segments, &answer);
+            self.audit(&token, req, &segments, &answer);
         }
         match answer {
             Ok((status, body)) => {
@@ -198,7 +199,8 @@ impl AdminApi {
 
     /// Writes who asked for what, and how it ended, to the store's audit log. A failure to write it is logged:
     /// the change itself is done or refused already.
-    fn audit(&self, token: &AdminToken, method: &Method, segments: &[&str], answer: &Answer) {
+    fn audit(&self, token: &AdminToken, req: &AdminRequest, segments: &[&str], answer: &Answer) {
+        let (method, body) = (&req.method, &req.body);
         let (action, connection) = match (method, segments) {
             (&Method::POST, ["v1", "connections"]) => ("create".to_owned(), None),
             (&Method::PATCH, ["v1", "connections", name]) => ("update".to_owned(), Some(*name)),
@@ -207,12 +209,15 @@ impl AdminApi {
             (_, ["v1", "connections", name, ..]) => (format!("{method} /{}", segments.join("/")), Some(*name)),
             _ => (format!("{method} /{}", segments.join("/")), None),
         };
-        // The name of a created connection is in its answer; a refused create's, in no trustworthy place.
-        let created = answer.as_ref().ok().and_then(|(_, body)| body["name"].as_str().map(str::to_owned));
+        // A create names its connection in the body (kept only when it is a valid name: nothing else of a body is
+        // written, which may hold a secret).
+        let named = || {
+            serde_json::from_slice::<Value>(body).ok().and_then(|b| b["name"].as_str().map(str::to_owned))
+        };
         let connection = connection
-            .filter(|n| wasm_host_store::validate_name(n).is_ok())
             .map(str::to_owned)
-            .or(if action == "create" { created } else { None });
+            .or_else(|| if action == "create" { named() } else { None })
+            .filter(|n| wasm_host_store::validate_name(n).is_ok());
         let entry = AuditEntry {
             at: now_unix(),
             actor: token.name.clone(),
