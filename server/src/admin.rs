@@ -197,8 +197,7 @@ impl AdminApi {
         Ok((StatusCode::OK, audit_json(&entries)))
     }
 
-    /// Writes who asked for what, and how it ended, to the store's audit log. A failure to write it is logged:
-    /// the change itself is done or refused already.
+    /// Writes who asked for what, and how it ended, to the store's audit log.
     fn audit(&self, token: &AdminToken, req: &AdminRequest, segments: &[&str], answer: &Answer) {
         let (method, body) = (&req.method, &req.body);
         let (action, connection) = match (method, segments) {
@@ -218,15 +217,23 @@ impl AdminApi {
             .map(str::to_owned)
             .or_else(|| if action == "create" { named() } else { None })
             .filter(|n| wasm_host_store::validate_name(n).is_ok());
+        let outcome = match answer {
+            Ok(_) => "ok",
+            Err(e) => e.kind,
+        };
+        self.record(&token.name, &action, connection.as_deref(), outcome);
+    }
+
+    /// Appends one entry to the store's audit log: `actor` (the admin token's name) asked for `action` on
+    /// `connection`, and it ended in `outcome` (`ok` or an error kind). Never give it a secret or a body. A
+    /// failure to write is logged: the change itself is done or refused already.
+    pub(crate) fn record(&self, actor: &str, action: &str, connection: Option<&str>, outcome: &str) {
         let entry = AuditEntry {
             at: now_unix(),
-            actor: token.name.clone(),
-            action,
-            connection,
-            outcome: match answer {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => e.kind.to_owned(),
-            },
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            connection: connection.map(str::to_owned),
+            outcome: outcome.to_owned(),
         };
         if let Err(e) = self.store.append_audit(&entry) {
             tracing::error!("admin API: writing the audit entry of `{}` by `{}`: {e}", entry.action, entry.actor);
@@ -234,7 +241,7 @@ impl AdminApi {
     }
 
     /// The request's admin token, or the 401 to send.
-    fn authenticate(&self, headers: &HeaderMap) -> Result<AdminToken, ApiError> {
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<AdminToken, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -301,7 +308,7 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 /// `{"error": {"kind": ..., "message": ...}}` with the error's status.
-fn error_response(e: ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: ApiError) -> Response<Body> {
     let body = json!({ "error": { "kind": e.kind, "message": e.message } }).to_string();
     let mut response = answer::json(body);
     *response.status_mut() = e.status;
