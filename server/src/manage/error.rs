@@ -105,3 +105,21 @@ impl ChangeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_reads_back_from_its_name_with_its_status() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+            assert!((400..600).contains(&kind.status()), "{kind:?}");
+        }
+        assert_eq!(ErrorKind::parse("unauthorized"), None, "the API's own refusals are no change error");
+        assert_eq!(bad_input("x").kind(), ErrorKind::BadInput);
+        assert_eq!(ChangeError::NotFound("c".into()).kind().status(), 404);
+        assert_eq!(ChangeError::Write(WriteError::AlreadyExists("c".into())).kind(), ErrorKind::Conflict);
+        assert_eq!(ChangeError::ProviderUnavailable("down".into()).kind().status(), 502);
+    }
+}
