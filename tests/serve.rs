@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
