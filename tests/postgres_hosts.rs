@@ -202,23 +202,31 @@ fn an_unreachable_database_is_a_clear_error_without_the_password() {
 }
 
 /// `store migrate` on an empty database makes the tables; again, it has nothing to do; a version-1 database gets
-/// the admin tokens' table.
+/// the admin tokens' table and the audit log's, a version-2 one the audit log's.
 #[test]
 fn store_migrate_creates_then_finds_the_schema_current() {
+    let current = Some(wasm_host_store::PG_SCHEMA_VERSION);
     let db = Database::new("migrate");
     let env = Env::on_postgres(BIN, db.url());
     let first = env.run(&["store", "migrate", "--json"]).success().json();
-    assert_eq!((first["backend"].as_str(), first["from"].as_u64(), first["to"].as_u64()), (Some("postgres"), Some(0), Some(2)));
+    assert_eq!((first["backend"].as_str(), first["from"].as_u64(), first["to"].as_u64()), (Some("postgres"), Some(0), current));
     let again = env.run(&["store", "migrate"]).success().stdout.clone();
     assert!(again.contains("nothing to migrate"), "{again}");
 
-    // A database as version 1 left it (before admin tokens): migration 2 adds their table, and nothing else moves.
-    db.execute("DROP TABLE wasm_host_admin_tokens; UPDATE wasm_host_meta SET value = '1' WHERE key = 'schema_version'");
+    // A database as version 1 left it (before admin tokens): migrations 2 and 3 add their tables, nothing else moves.
+    db.execute("DROP TABLE wasm_host_admin_tokens; DROP TABLE wasm_host_audit; UPDATE wasm_host_meta SET value = '1' WHERE key = 'schema_version'");
     let second = env.run(&["store", "migrate", "--json"]).success().json();
-    assert_eq!((second["from"].as_u64(), second["to"].as_u64()), (Some(1), Some(2)));
+    assert_eq!((second["from"].as_u64(), second["to"].as_u64()), (Some(1), current));
     env.run(&["admin", "token", "create", "--name", "ops"]).success();
     let listed = env.run(&["admin", "token", "list", "--json"]).success().json();
     assert_eq!(listed[0]["name"], "ops", "{listed}");
+
+    // As version 2 left it (before the audit log): migration 3 adds it, and the admin tokens stay.
+    db.execute("DROP TABLE wasm_host_audit; UPDATE wasm_host_meta SET value = '2' WHERE key = 'schema_version'");
+    let third = env.run(&["store", "migrate", "--json"]).success().json();
+    assert_eq!((third["from"].as_u64(), third["to"].as_u64()), (Some(2), current));
+    assert_eq!(env.run(&["admin", "audit", "--json"]).success().json(), serde_json::json!([]));
+    assert_eq!(env.run(&["admin", "token", "list", "--json"]).success().json(), listed);
 }
 
 /// PostgreSQL stopped under a running host: its calls get `unavailable` naming the database (not a hang, not

@@ -22,6 +22,7 @@
 use secrecy::SecretString;
 
 use crate::admin_token::AdminToken;
+use crate::audit::AuditEntry;
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
@@ -366,4 +367,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// token), authenticated with `keys`: `None` when no token has that hash;
     /// [`ReadError::TamperedAdminToken`] when its row is not what a holder of the identity wrote.
     fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError>;
+
+    /// Appends `entry` to the audit log, in a transaction of its own.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError>;
+
+    /// The last `limit` audit entries, oldest first.
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError>;
 }

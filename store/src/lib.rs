@@ -7,6 +7,7 @@
 //! database that several hosts share.
 
 mod admin_token;
+mod audit;
 mod backend;
 mod bundle;
 mod error;
@@ -31,6 +32,7 @@ pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
     BUNDLE_VERSION,
 };
+pub use audit::AuditEntry;
 pub use admin_token::{hash_hex as admin_token_hash, AdminScope, AdminToken, TOKEN_PREFIX as ADMIN_TOKEN_PREFIX};
 pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
@@ -38,7 +40,7 @@ pub use backend::{
 };
 #[cfg(feature = "postgres")]
 pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
-pub use redb_store::{RedbStore, ADMIN_TOKENS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
+pub use redb_store::{RedbStore, ADMIN_TOKENS, AUDIT, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
 pub use location::{is_postgres, PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};
