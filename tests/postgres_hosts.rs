@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasm_host_tests::postgres::Database;
+use wasm_host_tests::postgres::{postgres_script, Database, OwnCluster};
 use wasm_host_tests::provider::{Provider, ProviderConfig};
 use wasm_host_tests::{http, test_guest, Env};
 
@@ -21,11 +21,22 @@ fn authorized_on(db: &Database, provider: &Provider) -> Env {
     env
 }
 
+/// The arguments of a `run` of the token probe on connection `c`, refreshing 1 s before expiry.
+fn probe_args() -> Vec<String> {
+    let guest = test_guest("token-probe");
+    let args = ["run", guest.to_str().unwrap(), "--input", "{\"connection\":\"c\"}", "--allow-connection", "c"];
+    args.into_iter().chain(["--refresh-margin", "1s"]).map(String::from).collect()
+}
+
 fn probe(env: &Env) -> wasm_host_tests::Run {
-    env.run(&[
-        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
-        "--allow-connection", "c", "--refresh-margin", "1s",
-    ])
+    env.run(&probe_args().iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A host running the probe in the background, its output discarded (the test kills it).
+fn spawn_probe(env: &Env) -> std::process::Child {
+    let mut cmd = env.cmd();
+    cmd.args(probe_args()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    cmd.spawn().unwrap()
 }
 
 #[test]
@@ -86,14 +97,7 @@ fn a_host_killed_mid_refresh_is_taken_over_once_its_lease_lapses() {
     let env = authorized_on(&db, &provider);
     Provider::wait(Duration::from_millis(2200));
     provider.configure(serde_json::json!({ "tokenDelayMs": 1500 }));
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run", test_guest("token-probe").to_str().unwrap(), "--input", "{\"connection\":\"c\"}",
-        "--allow-connection", "c", "--refresh-margin", "1s",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    let mut host = cmd.spawn().unwrap();
+    let mut host = spawn_probe(&env);
     // Wait for the state: the dying host holds the lease.
     let leased = Instant::now() + Duration::from_secs(30);
     while lease_holders(&db) == 0 {
@@ -113,6 +117,65 @@ fn a_host_killed_mid_refresh_is_taken_over_once_its_lease_lapses() {
     assert_eq!(provider.refreshes(), 1, "the killed request never reached the provider's handler");
     let listed = env.run(&["authconnection", "list", "--json"]).success().json();
     assert_eq!(listed[0]["status"], "authorized");
+}
+
+/// Every secret of connection `name` in the clear, by field.
+fn secrets(store: &wasm_host_store::Store, keys: &wasm_host_store::Keys, name: &str) -> Vec<(&'static str, String)> {
+    use secrecy::ExposeSecret;
+    wasm_host_store::SecretField::ALL
+        .into_iter()
+        .filter_map(|f| store.secret(name, f, keys).unwrap().map(|v| (f.as_str(), v.expose_secret().to_owned())))
+        .collect()
+}
+
+/// A host SIGKILLed after the provider rotated the refresh token (it issued new tokens, then held its answer)
+/// and before the host stored them. The host that takes over once the lease lapses sends the refresh token it
+/// finds; the provider refuses it (rotated) and the connection ends `needs-authorization` with every stored
+/// secret kept, never silently broken (the guarantee redb gives, FAULTS.md); another connection is untouched;
+/// authorizing again brings it back.
+#[test]
+fn a_host_killed_after_the_provider_rotated_ends_needing_authorization_losing_nothing() {
+    use wasm_host_store::{Keys, Status, Store};
+    let db = Database::new("killed_rotated");
+    let provider = Provider::start(ProviderConfig { access_ttl: 2, rotate: true, ..Default::default() });
+    let env = authorized_on(&db, &provider);
+    env.connection_with_token("other", "other-token");
+    let store = Store::open(&env.store()).unwrap();
+    let keys = Keys::load(&env.identity()).unwrap().unwrap();
+    let (before, other_before) = (secrets(&store, &keys, "c"), (store.get("other").unwrap(), secrets(&store, &keys, "other")));
+    assert!(before.iter().any(|(f, _)| *f == "refresh_token"), "{:?}", before.iter().map(|(f, _)| f).collect::<Vec<_>>());
+    Provider::wait(Duration::from_millis(2200));
+    // The provider rotates, then holds its answer: the host dies with the new tokens unread.
+    provider.configure(serde_json::json!({ "tokenResponseDelayMs": 3000 }));
+    let mut host = spawn_probe(&env);
+    let sent = Instant::now() + Duration::from_secs(30);
+    while provider.stats()["tokenInFlight"].as_u64().unwrap_or(0) == 0 {
+        assert!(Instant::now() < sent, "the host never sent its refresh");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host.kill().unwrap(); // SIGKILL
+    host.wait().unwrap();
+    provider.wait_idle();
+    assert_eq!(provider.refreshes(), 1, "the provider handled the killed host's refresh (and rotated)");
+    assert_eq!(secrets(&store, &keys, "c"), before, "the killed host stored nothing");
+    provider.configure(serde_json::json!({ "tokenResponseDelayMs": 0, "accessTtl": 3600 }));
+
+    let started = Instant::now();
+    let t = probe(&env).success().json();
+    eprintln!("the next host answered {:?} after the kill (the lease lapses 10 s after its last renewal)", started.elapsed());
+    assert_eq!(t["error"], "needs-authorization", "a rotated refresh token was lost silently: {t}");
+    assert_eq!(provider.refreshes(), 2, "the old refresh token was sent once more, and refused");
+    assert_eq!(store.get("c").unwrap().unwrap().status, Status::NeedsAuthorization);
+    assert_eq!(secrets(&store, &keys, "c"), before, "a refused refresh keeps every stored secret");
+    assert_eq!((store.get("other").unwrap(), secrets(&store, &keys, "other")), other_before, "another connection moved");
+    let again = probe(&env).success().json();
+    assert_eq!(again["error"], "needs-authorization", "no further refresh is tried: {again}");
+    assert_eq!(provider.refreshes(), 2);
+
+    env.authorize("c", &[], true).0.success();
+    let token = probe(&env).success().json()["access_token"].as_str().expect("a token once authorized again").to_owned();
+    let (status, body) = http::get_bearer(&format!("{}/me", provider.issuer), &token);
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Unexpired leases in `db`, read behind the store's back.
@@ -139,54 +202,31 @@ fn an_unreachable_database_is_a_clear_error_without_the_password() {
 }
 
 /// `store migrate` on an empty database makes the tables; again, it has nothing to do; a version-1 database gets
-/// the admin tokens' table.
+/// the admin tokens' table and the audit log's, a version-2 one the audit log's.
 #[test]
 fn store_migrate_creates_then_finds_the_schema_current() {
+    let current = Some(wasm_host_store::PG_SCHEMA_VERSION);
     let db = Database::new("migrate");
     let env = Env::on_postgres(BIN, db.url());
     let first = env.run(&["store", "migrate", "--json"]).success().json();
-    assert_eq!((first["backend"].as_str(), first["from"].as_u64(), first["to"].as_u64()), (Some("postgres"), Some(0), Some(2)));
+    assert_eq!((first["backend"].as_str(), first["from"].as_u64(), first["to"].as_u64()), (Some("postgres"), Some(0), current));
     let again = env.run(&["store", "migrate"]).success().stdout.clone();
     assert!(again.contains("nothing to migrate"), "{again}");
 
-    // A database as version 1 left it (before admin tokens): migration 2 adds their table, and nothing else moves.
-    db.execute("DROP TABLE wasm_host_admin_tokens; UPDATE wasm_host_meta SET value = '1' WHERE key = 'schema_version'");
+    // A database as version 1 left it (before admin tokens): migrations 2 and 3 add their tables, nothing else moves.
+    db.execute("DROP TABLE wasm_host_admin_tokens; DROP TABLE wasm_host_audit; UPDATE wasm_host_meta SET value = '1' WHERE key = 'schema_version'");
     let second = env.run(&["store", "migrate", "--json"]).success().json();
-    assert_eq!((second["from"].as_u64(), second["to"].as_u64()), (Some(1), Some(2)));
+    assert_eq!((second["from"].as_u64(), second["to"].as_u64()), (Some(1), current));
     env.run(&["admin", "token", "create", "--name", "ops"]).success();
     let listed = env.run(&["admin", "token", "list", "--json"]).success().json();
     assert_eq!(listed[0]["name"], "ops", "{listed}");
-}
 
-/// A cluster of this test's own, since it is restarted (the shared one serves other tests meanwhile); stopped by
-/// PID and removed when dropped (scripts/postgres.sh).
-struct OwnCluster {
-    dir: String,
-    url: String,
-}
-
-fn postgres_script(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
-    let out = std::process::Command::new("bash").arg(script).args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "postgres.sh {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
-    text
-}
-
-impl OwnCluster {
-    fn start() -> Self {
-        let out = postgres_script(&[]);
-        let mut lines = out.lines();
-        let export = lines.next().expect("the export line");
-        let url = export.split_whitespace().nth(1).and_then(|kv| kv.strip_prefix("WASM_HOST_TEST_POSTGRES=")).unwrap();
-        OwnCluster { url: url.to_owned(), dir: lines.next().expect("the cluster's directory").to_owned() }
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        postgres_script(&["stop", &self.dir]);
-    }
+    // As version 2 left it (before the audit log): migration 3 adds it, and the admin tokens stay.
+    db.execute("DROP TABLE wasm_host_audit; UPDATE wasm_host_meta SET value = '2' WHERE key = 'schema_version'");
+    let third = env.run(&["store", "migrate", "--json"]).success().json();
+    assert_eq!((third["from"].as_u64(), third["to"].as_u64()), (Some(2), current));
+    assert_eq!(env.run(&["admin", "audit", "--json"]).success().json(), serde_json::json!([]));
+    assert_eq!(env.run(&["admin", "token", "list", "--json"]).success().json(), listed);
 }
 
 /// PostgreSQL stopped under a running host: its calls get `unavailable` naming the database (not a hang, not

@@ -1,85 +1,26 @@
 //! `wasm-host serve` for real: the binary on a loopback port, real components, real HTTP requests, and the
 //! local OpenID provider for the token tests.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasm_host_tests::provider::{Provider, ProviderConfig};
-use wasm_host_tests::{example, reqwest, shared_cache, test_guest, Env};
+use wasm_host_tests::serving::Serving;
+use wasm_host_tests::{example, reqwest, test_guest, Env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 
-/// A running `wasm-host serve`, stopped by its PID when dropped.
-struct Serving {
-    child: Child,
-    url: String,
-    ops: String,
-    /// The admin API's base URL, when `--admin-listen` was given.
-    admin: Option<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
+/// The operations listener's metrics of a running server.
+trait Metrics {
+    fn metrics(&self) -> String;
+    fn metric(&self, series: &str) -> f64;
+    fn wait_metric(&self, series: &str, value: f64);
 }
 
-impl Serving {
-    /// Starts `serve` on free ports with `args` (flags and functions), and waits for its address line.
-    fn start(env: &Env, args: &[&str]) -> Self {
-        let mut cmd = env.cmd();
-        cmd.env("WASM_HOST_CACHE_DIR", shared_cache())
-            .env("WASM_HOST_LOG", "info")
-            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn wasm-host serve");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut read = |prefix: &str| {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            match line.trim().strip_prefix(prefix) {
-                Some(url) => url.to_owned(),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(100));
-                    panic!("serve did not start: {line:?}\nstderr: {}", stderr.lock().unwrap().join("\n"));
-                }
-            }
-        };
-        let url = read("listening on ");
-        let ops = read("operations on ");
-        let admin = args.contains(&"--admin-listen").then(|| read("admin API on "));
-        Self { child, url, ops, admin, stderr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// Waits (at most 60 s) until a stderr line contains `text`, `count` times.
-    fn wait_log(&self, text: &str, count: usize) {
-        let end = Instant::now() + Duration::from_secs(60);
-        while self.stderr.lock().unwrap().iter().filter(|l| l.contains(text)).count() < count {
-            assert!(Instant::now() < end, "no {count}x {text:?} in the log after 60 s:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
+impl Metrics for Serving {
     fn metrics(&self) -> String {
         client().get(format!("{}/metrics", self.ops)).send().unwrap().text().unwrap()
     }
@@ -99,34 +40,6 @@ impl Serving {
             assert!(Instant::now() < end, "{series} did not reach {value} in 60 s:\n{}", self.metrics());
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (at most 60 s) for the process to exit; its exit code.
-    fn wait_exit(&mut self) -> i32 {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < end, "serve did not exit within 60 s:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let exited = self.child.try_wait().ok().flatten();
-            eprintln!("serve (exit status {exited:?}) wrote on stderr:\n{}", self.stderr());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -670,7 +583,7 @@ fn the_admin_api_lists_connections_for_a_valid_token_only() {
     let mut answers = Vec::new();
     for token in [None, Some("wha_not-a-token"), Some("not-even-the-prefix")] {
         let (status, body, headers) = call(reqwest::Method::GET, token);
-        assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{token:?}: {body}");
+        assert_eq!((status, body["error"]["kind"].as_str()), (401, Some("unauthorized")), "{token:?}: {body}");
         assert_eq!(headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
         answers.push(body.to_string());
     }
@@ -685,7 +598,7 @@ fn the_admin_api_lists_connections_for_a_valid_token_only() {
     let lower = client().get(&list).header("authorization", format!("bearer {ro_token}")).send().unwrap();
     assert_eq!(lower.status().as_u16(), 200, "the scheme is case-insensitive");
     let (status, body, _) = call(reqwest::Method::POST, Some(&ro_token));
-    assert_eq!((status, body["error"].as_str()), (403, Some("read-only")), "{body}");
+    assert_eq!((status, body["error"]["kind"].as_str()), (403, Some("read-only")), "{body}");
     answers.push(body.to_string());
     let (status, body, _) = call(reqwest::Method::DELETE, Some(&ops_token));
     assert_eq!(status, 405, "{body}");

@@ -19,6 +19,8 @@ pub enum IdentityChoice {
 pub struct Context {
     pub store_path: PathBuf,
     pub identity: IdentityChoice,
+    /// `--remote`: the verbs that can, work through a server's admin API instead of the store.
+    pub remote: Option<crate::remote::RemoteSettings>,
 }
 
 impl Context {
@@ -34,7 +36,17 @@ impl Context {
             (None, Some(key)) if !key.expose_secret().trim().is_empty() => IdentityChoice::Inline(key.clone()),
             (None, _) => IdentityChoice::File(paths::default_identity()?),
         };
-        Ok(Self { store_path, identity })
+        let remote = cli.remote.as_ref().map(|url| crate::remote::RemoteSettings {
+            url: url.clone(),
+            ca: cli.remote_ca.clone(),
+            token_file: cli.admin_token_file.clone(),
+        });
+        Ok(Self { store_path, identity, remote })
+    }
+
+    /// The admin API client when `--remote` is given.
+    pub fn remote(&self) -> Result<Option<crate::remote::RemoteClient>> {
+        self.remote.as_ref().map(crate::remote::RemoteClient::new).transpose()
     }
 
     pub fn open_store(&self) -> Result<Store> {
@@ -63,7 +75,7 @@ impl Context {
                 Some(keys) => keys,
                 None => {
                     if let Some(recipient) = store.recipient()? {
-                        return Err(MissingIdentity { path: path.clone(), store: store.path().into(), recipient }.into());
+                        return Err(MissingIdentity { path: path.clone(), store: store.location(), recipient }.into());
                     }
                     let keys = Keys::create(path)?;
                     eprintln!(
@@ -95,7 +107,7 @@ fn load_identity_file(store: &Store, path: &std::path::Path) -> Result<Option<Ke
 #[derive(Debug)]
 pub struct MissingIdentity {
     path: PathBuf,
-    store: PathBuf,
+    store: wasm_host_store::StoreLocation,
     recipient: String,
 }
 
@@ -106,7 +118,7 @@ impl std::fmt::Display for MissingIdentity {
             "the identity file {} does not exist, but the store {} holds secrets encrypted to {}; pass the identity \
              it was created with or last rekeyed to (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)",
             self.path.display(),
-            self.store.display(),
+            self.store,
             self.recipient
         )
     }

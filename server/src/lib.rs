@@ -5,6 +5,7 @@
 //! are the runtime's ([`wasm_host_runtime::FunctionHost`]), shared by every function and request.
 
 pub mod admin;
+pub mod manage;
 mod admission;
 mod body;
 pub mod answer;

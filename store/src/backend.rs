@@ -18,11 +18,11 @@
 //! The operations are blocking, as redb's are: a caller on an async runtime calls them from its task, the way it
 //! calls redb today.
 
-use std::path::Path;
 
 use secrecy::SecretString;
 
 use crate::admin_token::AdminToken;
+use crate::audit::AuditEntry;
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
@@ -174,7 +174,7 @@ pub fn now_millis() -> i64 {
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Where the store is, as messages name it: the redb file, or `postgres://USER@HOST:PORT/DATABASE` (never the
     /// password).
-    fn path(&self) -> &Path;
+    fn location(&self) -> crate::StoreLocation;
 
     /// The age public key the store's secrets are sealed to, once any secret has been stored.
     fn recipient(&self) -> Result<Option<String>, ReadError>;
@@ -367,4 +367,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// token), authenticated with `keys`: `None` when no token has that hash;
     /// [`ReadError::TamperedAdminToken`] when its row is not what a holder of the identity wrote.
     fn admin_token_by_hash(&self, sha256: &str, keys: &Keys) -> Result<Option<AdminToken>, ReadError>;
+
+    /// Appends `entry` to the audit log, in a transaction of its own.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError>;
+
+    /// The last `limit` audit entries, oldest first.
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError>;
 }

@@ -1,40 +1,42 @@
 //! One error enum per family of store operations. Messages name the store (a file, or a PostgreSQL database as
 //! `postgres://USER@HOST:PORT/DATABASE`, never with its password) and what to do; none holds a secret. Each
-//! `path` field holds that location as [`crate::Backend::path`] gives it: safe to print for either backend.
+//! `store` field is that [`StoreLocation`], as [`crate::Backend::location`] gives it; a `path` field is another
+//! file (a directory to create, a lock file, a CA file).
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
 use crate::keys::SecretError;
+use crate::location::StoreLocation;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
     #[error("cannot create the store directory {path}: {source}; pass a writable --store PATH or set WASM_HOST_STORE")]
     CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot open the store {path}: {source}; check that it exists and is readable and writable by you")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the store {store}: {source}; check that it exists and is readable and writable by you")]
+    Io { store: StoreLocation, source: std::io::Error },
     #[error(
-        "{path} is not a wasm-host store (it is not a redb database); pass the right file with --store or WASM_HOST_STORE"
+        "{store} is not a wasm-host store (it is not a redb database); pass the right file with --store or WASM_HOST_STORE"
     )]
-    NotAStore { path: PathBuf },
+    NotAStore { store: StoreLocation },
     #[error(
-        "the store {path} is damaged ({detail}); restore it from a backup, or move it away to start an empty store"
+        "the store {store} is damaged ({detail}); restore it from a backup, or move it away to start an empty store"
     )]
-    Corrupted { path: PathBuf, detail: String },
+    Corrupted { store: StoreLocation, detail: String },
     #[error(
-        "the store {path} is held by another program that opened it in exclusive mode; stop that program and try again"
+        "the store {store} is held by another program that opened it in exclusive mode; stop that program and try again"
     )]
-    Locked { path: PathBuf },
+    Locked { store: StoreLocation },
     #[error(
-        "the store {path} was written by a newer wasm-host (schema {found}, this one knows {supported}); upgrade wasm-host"
+        "the store {store} was written by a newer wasm-host (schema {found}, this one knows {supported}); upgrade wasm-host"
     )]
-    NewerSchema { path: PathBuf, found: u64, supported: u64 },
-    #[error("cannot open the store {path}: {source}")]
-    Database { path: PathBuf, source: redb::Error },
+    NewerSchema { store: StoreLocation, found: u64, supported: u64 },
+    #[error("cannot open the store {store}: {source}")]
+    Database { store: StoreLocation, source: redb::Error },
     /// Not a `source`: the message carries the problem, so it is printed once.
-    #[error("cannot use the store {path}: {problem}")]
-    UnsafeDirectory { path: PathBuf, problem: crate::DirError },
+    #[error("cannot use the store {store}: {problem}")]
+    UnsafeDirectory { store: StoreLocation, problem: crate::DirError },
     /// A `postgres://` location that does not parse; `detail` never holds the password.
     #[error(
         "the store location is not a usable PostgreSQL URL ({detail}); give one like \
@@ -43,53 +45,71 @@ pub enum OpenError {
     BadLocation { detail: String },
     /// The database could not be reached or refused the session (down, restarting, wrong password).
     #[error(
-        "cannot reach the store {path}: {detail}; check that PostgreSQL is running there, that this host may \
+        "cannot reach the store {store}: {detail}; check that PostgreSQL is running there, that this host may \
          connect to it, and the user and password the URL gives"
     )]
-    Unavailable { path: PathBuf, detail: String },
+    Unavailable { store: StoreLocation, detail: String },
     /// The server refused this host's session: unknown user, wrong password, no such database.
-    #[error("the database server refused the store {path}: {detail}; check the user, password and database name the URL gives")]
-    Refused { path: PathBuf, detail: String },
-    #[error("the store {path} refused to set up its tables: {detail}")]
-    Postgres { path: PathBuf, detail: String },
+    #[error("the database server refused the store {store}: {detail}; check the user, password and database name the URL gives")]
+    Refused { store: StoreLocation, detail: String },
+    #[error("the store {store} refused to set up its tables: {detail}")]
+    Postgres { store: StoreLocation, detail: String },
+    /// The `sslrootcert` file of a `postgres://` location cannot be used.
+    #[error(
+        "cannot use the CA file {path} that the store URL's sslrootcert names: {detail}; give the PEM file of the \
+         CA that signed the database server's certificate (your database service publishes it)"
+    )]
+    RootCert { path: PathBuf, detail: String },
+    /// TLS to the database failed for a reason a retry will not change: the server's certificate is not trusted
+    /// or does not name the host, or the server does not do TLS while `sslmode` asks for it.
+    #[error(
+        "no TLS connection to the store {store}: {detail}; this will not change on retry. A server certificate \
+         from a private CA needs that CA's PEM file as sslrootcert=PATH in the URL; under sslmode=verify-full \
+         (and require, prefer) the URL's host must be a name the certificate holds (verify-ca checks the chain \
+         only); a server without TLS needs sslmode=disable"
+    )]
+    Untrusted { store: StoreLocation, detail: String },
 }
 
 #[derive(Debug, Error)]
 pub enum ReadError {
-    #[error("cannot read the store {path}: {source}")]
-    Storage { path: PathBuf, source: redb::Error },
+    #[error("cannot read the store {store}: {source}")]
+    Storage { store: StoreLocation, source: redb::Error },
     #[error(
-        "the record of connection `{name}` in {path} cannot be decoded ({detail}); delete and re-create the connection"
+        "the record of connection `{name}` in {store} cannot be decoded ({detail}); delete and re-create the connection"
     )]
-    Corrupt { path: PathBuf, name: String, detail: String },
+    Corrupt { store: StoreLocation, name: String, detail: String },
     /// The record, its revision or its sealed rows are not what a holder of the identity wrote (record_auth.rs).
     #[error(
-        "connection `{name}` in the store {path} was changed by someone without the store's identity (its record, \
+        "connection `{name}` in the store {store} was changed by someone without the store's identity (its record, \
          revision or sealed values do not match their authentication tag), so nothing of it is used or sent. Restore \
          the store from a backup you trust, or re-create the connection (`wasm-host authconnection delete {name}`, \
          then `create` and `authorize`)"
     )]
-    Tampered { path: PathBuf, name: String },
+    Tampered { store: StoreLocation, name: String },
     /// An admin token's row is not what a holder of the identity wrote (planted to grant someone access).
     #[error(
-        "admin token `{name}` in the store {path} was written by someone without the store's identity (its record          does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke          {name}`) and find out who can write the store"
+        "admin token `{name}` in the store {store} was written by someone without the store's identity (its record does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke {name}`) and find out who can write the store"
     )]
-    TamperedAdminToken { path: PathBuf, name: String },
+    TamperedAdminToken { store: StoreLocation, name: String },
     /// An admin token's row that does not decode.
-    #[error("the admin token `{name}` in {path} cannot be decoded ({detail}); revoke it and create another")]
-    CorruptAdminToken { path: PathBuf, name: String, detail: String },
+    #[error("the admin token `{name}` in {store} cannot be decoded ({detail}); revoke it and create another")]
+    CorruptAdminToken { store: StoreLocation, name: String, detail: String },
+    /// An audit entry that does not decode.
+    #[error("audit entry {id} in {store} cannot be decoded ({detail})")]
+    CorruptAudit { store: StoreLocation, id: u64, detail: String },
     #[error(
-        "the store {path} was written by an older wasm-host and its records are not authenticated yet; if you \
+        "the store {store} was written by an older wasm-host and its records are not authenticated yet; if you \
          upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \
          them); if you did not, the store may have been tampered with: restore it from a backup you trust"
     )]
-    NotUpgraded { path: PathBuf },
+    NotUpgraded { store: StoreLocation },
     /// A database store that cannot be reached now (down, restarting, every pooled connection busy): a later
     /// call may succeed.
-    #[error("the store {path} cannot be reached: {detail}; the call may succeed once the database is back")]
-    Unavailable { path: PathBuf, detail: String },
-    #[error("the store {path} refused a query: {detail}")]
-    Database { path: PathBuf, detail: String },
+    #[error("the store {store} cannot be reached: {detail}; the call may succeed once the database is back")]
+    Unavailable { store: StoreLocation, detail: String },
+    #[error("the store {store} refused a query: {detail}")]
+    Database { store: StoreLocation, detail: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -112,21 +132,21 @@ pub enum WriteError {
     #[error("connection `{0}` was changed by another command while this one was using it; nothing was written")]
     Changed(String),
     #[error(
-        "the store {path} holds secrets encrypted to {store_recipient}, but the identity in use is {identity_recipient}; \
+        "the store {store} holds secrets encrypted to {store_recipient}, but the identity in use is {identity_recipient}; \
          pass the store's identity: the one it was created with, or the one the last `wasm-host store rekey` wrote \
          (--identity, WASM_HOST_IDENTITY or WASM_HOST_IDENTITY_KEY)"
     )]
-    WrongIdentity { path: PathBuf, store_recipient: String, identity_recipient: String },
+    WrongIdentity { store: StoreLocation, store_recipient: String, identity_recipient: String },
     /// A schema-1 store that holds connections: see [`crate::Backend::bind_keys`].
     #[error(
-        "the store {path} was written by an older wasm-host: its {connections} connection(s) are not authenticated \
+        "the store {store} was written by an older wasm-host: its {connections} connection(s) are not authenticated \
          yet, and wasm-host will not vouch for them on its own. If you upgraded wasm-host, run `wasm-host store \
          upgrade` (it lists each connection's endpoints as it tags them: check them). If you did not, someone may \
          have rewritten the store without the identity: restore it from a backup you trust"
     )]
-    NotUpgraded { path: PathBuf, connections: u64 },
-    #[error("cannot write to the store {path}: {source}; check that the file and its directory are writable")]
-    Storage { path: PathBuf, source: redb::Error },
+    NotUpgraded { store: StoreLocation, connections: u64 },
+    #[error("cannot write to the store {store}: {source}; check that the file and its directory are writable")]
+    Storage { store: StoreLocation, source: redb::Error },
     /// The redb backend's refresh lease is a lock file beside the store (lease_lock.rs).
     #[error(
         "cannot take the refresh lease of connection `{name}`: its lock file {path}: {source}; wasm-host keeps one \
@@ -134,10 +154,10 @@ pub enum WriteError {
     )]
     LeaseLock { name: String, path: PathBuf, source: std::io::Error },
     /// As [`ReadError::Unavailable`]; nothing was written.
-    #[error("the store {path} cannot be reached: {detail}; nothing was written, and the write may succeed once the database is back")]
-    Unavailable { path: PathBuf, detail: String },
-    #[error("the store {path} refused a write: {detail}; nothing was written")]
-    Database { path: PathBuf, detail: String },
+    #[error("the store {store} cannot be reached: {detail}; nothing was written, and the write may succeed once the database is back")]
+    Unavailable { store: StoreLocation, detail: String },
+    #[error("the store {store} refused a write: {detail}; nothing was written")]
+    Database { store: StoreLocation, detail: String },
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]

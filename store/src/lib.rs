@@ -7,15 +7,18 @@
 //! database that several hosts share.
 
 mod admin_token;
+mod audit;
 mod backend;
 mod bundle;
 mod error;
 mod generation;
 mod keys;
 mod lease_lock;
+mod location;
 mod place;
 mod private_dir;
 mod record;
+#[cfg(feature = "postgres")]
 mod pg_store;
 mod record_auth;
 mod redb_store;
@@ -29,14 +32,17 @@ pub use bundle::{
     export, import, parse_recipient, read_bundle, Bundle, BundleConnection, BundleError, ImportReport, BUNDLE_FORMAT,
     BUNDLE_VERSION,
 };
+pub use audit::AuditEntry;
 pub use admin_token::{hash_hex as admin_token_hash, AdminScope, AdminToken, TOKEN_PREFIX as ADMIN_TOKEN_PREFIX};
 pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
     TokenSnapshot, GENERATION_MAX_AGE,
 };
-pub use pg_store::{is_postgres, PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
-pub use redb_store::{RedbStore, ADMIN_TOKENS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
+#[cfg(feature = "postgres")]
+pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
+pub use redb_store::{RedbStore, ADMIN_TOKENS, AUDIT, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
+pub use location::{is_postgres, PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};
 pub use private_dir::{check_private_dir, DirError};
 pub use keys::{IdentityError, Keys, SecretError, SecretField};

@@ -10,11 +10,13 @@ use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefi
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::admin_token::AdminToken;
+use crate::audit::AuditEntry;
 use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
 use crate::generation::Generation;
 use crate::lease_lock::LeaseLocks;
+use crate::location::StoreLocation;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
@@ -47,6 +49,22 @@ const WRITE_LEASE_MS: i64 = 10_000;
 /// Added after schema 2 without a bump: a store that lacks the table has no admin token, and the first one made
 /// creates it.
 pub const ADMIN_TOKENS: TableDefinition<&str, (&[u8], &[u8])> = TableDefinition::new("admin_tokens");
+
+/// Audit entry number (1, 2, ...) → JSON [`AuditEntry`]. Like [`ADMIN_TOKENS`], added without a schema bump: the
+/// first entry creates it.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// A table added without a schema bump ([`ADMIN_TOKENS`], [`AUDIT`]): `None` in a store made before it existed.
+fn optional_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::Error> {
+    match txn.open_table(table) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(x) => Err(x.into()),
+    }
+}
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
 where
@@ -105,7 +123,7 @@ impl RedbStore {
                 .map_err(|source| OpenError::CreateDir { path: dir.into(), source })?;
         }
         let dir = path.parent().unwrap_or(Path::new(""));
-        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { path: path.clone(), problem })?;
+        crate::check_private_dir(dir).map_err(|problem| OpenError::UnsafeDirectory { store: StoreLocation::File(path.clone()), problem })?;
         if !path.exists() {
             initialize(&path)?;
         }
@@ -117,11 +135,11 @@ impl RedbStore {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|source| OpenError::Io { path: path.clone(), source })?;
-        let meta = file.metadata().map_err(|source| OpenError::Io { path: path.clone(), source })?;
+            .map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
+        let meta = file.metadata().map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
         if meta.permissions().mode() & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|source| OpenError::Io { path: path.clone(), source })?;
+                .map_err(|source| OpenError::Io { store: StoreLocation::File(path.clone()), source })?;
         }
         drop(file);
         let db = Database::builder()
@@ -136,7 +154,7 @@ impl RedbStore {
     }
 
     fn check_schema(&self) -> Result<(), OpenError> {
-        let err = |e: redb::Error| OpenError::Database { path: self.path.clone(), source: e };
+        let err = |e: redb::Error| OpenError::Database { store: self.location(), source: e };
         let found = {
             let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
             match txn.open_table(META) {
@@ -148,11 +166,11 @@ impl RedbStore {
         match found {
             Some(v) => {
                 let found = v.parse::<u64>().map_err(|_| OpenError::Corrupted {
-                    path: self.path.clone(),
+                    store: self.location(),
                     detail: format!("schema version `{v}` is not a number"),
                 })?;
                 if found > SCHEMA_VERSION {
-                    return Err(OpenError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                    return Err(OpenError::NewerSchema { store: self.location(), found, supported: SCHEMA_VERSION });
                 }
                 Ok(())
             }
@@ -178,11 +196,11 @@ impl RedbStore {
     }
 
     fn read_err(&self) -> impl Fn(redb::Error) -> ReadError + '_ {
-        |source| ReadError::Storage { path: self.path.clone(), source }
+        |source| ReadError::Storage { store: self.location(), source }
     }
 
     fn write_err(&self) -> impl Fn(redb::Error) -> WriteError + '_ {
-        |source| WriteError::Storage { path: self.path.clone(), source }
+        |source| WriteError::Storage { store: self.location(), source }
     }
 
     fn recipient_and_schema(&self) -> Result<(Option<String>, Option<String>), ReadError> {
@@ -243,12 +261,12 @@ impl RedbStore {
     }
 
     fn wrong_identity(&self, store_recipient: String, identity_recipient: String) -> WriteError {
-        WriteError::WrongIdentity { path: self.path.clone(), store_recipient, identity_recipient }
+        WriteError::WrongIdentity { store: self.location(), store_recipient, identity_recipient }
     }
 
     fn decode(&self, name: &str, bytes: &[u8]) -> Result<Connection, ReadError> {
         Connection::decode(bytes).map_err(|e| ReadError::Corrupt {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: e.to_string(),
         })
@@ -317,7 +335,7 @@ impl RedbStore {
         T: ReadableTable<&'static str, &'static [u8]>,
     {
         let e = self.read_err();
-        let tampered = || ReadError::Tampered { path: self.path.clone(), name: name.to_owned() };
+        let tampered = || ReadError::Tampered { store: self.location(), name: name.to_owned() };
         let rows = sealed_rows(secrets, name).map_err(&e)?;
         let tag = tags.get(name).map_err(|x| e(x.into()))?.ok_or_else(tampered)?;
         if conn.name != name
@@ -343,7 +361,7 @@ impl RedbStore {
     /// The tags table; a store that has none was written by an older wasm-host and not yet upgraded.
     fn tags_in(&self, txn: &redb::ReadTransaction) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, ReadError> {
         txn.open_table(TAGS).map_err(|x| match x {
-            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { path: self.path.clone() },
+            redb::TableError::TableDoesNotExist(_) => ReadError::NotUpgraded { store: self.location() },
             x => self.read_err()(x.into()),
         })
     }
@@ -420,7 +438,7 @@ impl RedbStore {
 
     fn field(&self, name: &str, field: &str) -> Result<SecretField, ReadError> {
         SecretField::parse(field).ok_or_else(|| ReadError::Corrupt {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: format!("unknown secret field `{}`", crate::printable(field)),
         })
@@ -441,11 +459,7 @@ impl RedbStore {
     fn admin_token_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let table = match txn.open_table(ADMIN_TOKENS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
-            Err(x) => return Err(e(x.into())),
-        };
+        let Some(table) = optional_table(&txn, ADMIN_TOKENS).map_err(&e)? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for row in table.iter().map_err(|x| e(x.into()))? {
             let (name, value) = row.map_err(|x| e(x.into()))?;
@@ -457,7 +471,7 @@ impl RedbStore {
 
     fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
         AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
-            path: self.path.clone(),
+            store: self.location(),
             name: name.to_owned(),
             detail: x.to_string(),
         })
@@ -465,8 +479,8 @@ impl RedbStore {
 }
 
 impl Backend for RedbStore {
-    fn path(&self) -> &Path {
-        &self.path
+    fn location(&self) -> StoreLocation {
+        StoreLocation::File(self.path.clone())
     }
 
     fn recipient(&self) -> Result<Option<String>, ReadError> {
@@ -491,7 +505,7 @@ impl Backend for RedbStore {
         if !current {
             let connections = txn.open_table(CONNECTIONS).map_err(|x| e(x.into()))?.len().map_err(|x| e(x.into()))?;
             if connections > 0 && self.needs_upgrade_in(&txn).map_err(&e)? {
-                return Err(WriteError::NotUpgraded { path: self.path.clone(), connections });
+                return Err(WriteError::NotUpgraded { store: self.location(), connections });
             }
             self.upgrade_in(&txn, keys).map_err(&e)?;
         }
@@ -665,7 +679,7 @@ impl Backend for RedbStore {
         let Some(value) = row.map(|v| keys.open_string(name, field, v.value())).transpose()? else { return Ok(None) };
         match self.connection_in(&txn, name, keys)? {
             Some(_) => Ok(Some(value)),
-            None => Err(ReadError::Tampered { path: self.path.clone(), name: name.to_owned() }),
+            None => Err(ReadError::Tampered { store: self.location(), name: name.to_owned() }),
         }
     }
 
@@ -823,7 +837,7 @@ impl Backend for RedbStore {
             }
             for (name, record, tag) in &rows {
                 if !old.admin_token_tag_matches(record, tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name: name.clone() }.into());
+                    return Err(ReadError::TamperedAdminToken { store: self.location(), name: name.clone() }.into());
                 }
                 let tag = new.admin_token_tag(record);
                 table.insert(name.as_str(), (record.as_slice(), tag.as_slice())).map_err(|x| e(x.into()))?;
@@ -942,7 +956,7 @@ impl Backend for RedbStore {
             let token = self.decode_admin_token(&name, &record)?;
             if token.sha256 == sha256 {
                 if token.name != name || !keys.admin_token_tag_matches(&record, &tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.path.clone(), name });
+                    return Err(ReadError::TamperedAdminToken { store: self.location(), name });
                 }
                 return Ok(Some(token));
             }
@@ -950,6 +964,34 @@ impl Backend for RedbStore {
         Ok(None)
     }
 
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
+            let last = table.last().map_err(|x| e(x.into()))?.map_or(0, |(k, _)| k.value());
+            table.insert(last + 1, entry.encode().as_slice()).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let Some(table) = optional_table(&txn, AUDIT).map_err(&e)? else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|x| e(x.into()))?.rev().take(limit) {
+            let (id, record) = row.map_err(|x| e(x.into()))?;
+            let entry = AuditEntry::decode(record.value()).map_err(|x| ReadError::CorruptAudit {
+                store: self.location(),
+                id: id.value(),
+                detail: x.to_string(),
+            })?;
+            out.push(entry);
+        }
+        out.reverse();
+        Ok(out)
+    }
 }
 
 /// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number
@@ -959,7 +1001,7 @@ impl Backend for RedbStore {
 /// `.init-*` file beside the store (it holds no secret: only the schema version and empty tables).
 fn initialize(path: &Path) -> Result<(), OpenError> {
     // I/O errors name the store's path: the name beside it is ours, not the user's.
-    let io = |source| OpenError::Io { path: path.to_path_buf(), source };
+    let io = |source| OpenError::Io { store: StoreLocation::File(path.to_path_buf()), source };
     let made = |tmp: &Path| {
         fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(io)?;
         let db = Database::builder()
@@ -1012,14 +1054,14 @@ fn expect_unchanged(txn: &redb::WriteTransaction, name: &str, expected: Option<u
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
-    let path = path.to_path_buf();
+    let store = StoreLocation::File(path.to_path_buf());
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => OpenError::Locked { path },
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => OpenError::Locked { store },
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) if source.kind() == io::ErrorKind::InvalidData => {
-            OpenError::NotAStore { path }
+            OpenError::NotAStore { store }
         }
-        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { path, source },
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { path, detail },
-        other => OpenError::Database { path, source: other.into() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io { store, source },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => OpenError::Corrupted { store, detail },
+        other => OpenError::Database { store, source: other.into() },
     }
 }

@@ -197,8 +197,12 @@ fn reseal_or_discard(store: &Store, old: &Keys, new: &Keys, written: &Path) -> R
 /// The comment line that ties a side file to its store, so a later rekey of the same store can tell its own
 /// stale side files from another store's.
 fn origin_line(store: &Store) -> String {
-    let path = fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
-    format!("# wasm-host store rekey of {}", path.display())
+    let location = store.location();
+    let shown = match location.as_file().map(fs::canonicalize) {
+        Some(Ok(path)) => path.display().to_string(),
+        _ => location.to_string(),
+    };
+    format!("# wasm-host store rekey of {shown}")
 }
 
 /// Writes `keys` to `path` so that `path` either does not exist or is complete: a `.tmp` file first, then a

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::OpenError;
-use crate::pg_store::{is_postgres, PgStore};
+use crate::location::is_postgres;
+#[cfg(feature = "postgres")]
+use crate::pg_store::PgStore;
 use crate::redb_store::RedbStore;
 
 /// An open store. Its operations are those of [`Backend`], reached through `Deref`: `store.get(name)`,
@@ -17,6 +19,7 @@ pub struct Store {
 /// (the cached token read loads [`Backend::generation`] through here) compile to direct calls.
 enum Backends {
     Redb(RedbStore),
+    #[cfg(feature = "postgres")]
     Postgres(PgStore),
 }
 
@@ -25,8 +28,7 @@ impl Store {
     /// [`PgStore::open`]), else the redb file at that path (see [`RedbStore::open`]).
     pub fn open(location: &Path) -> Result<Self, OpenError> {
         if is_postgres(location) {
-            let url = location.to_str().expect("is_postgres checked it is UTF-8");
-            return PgStore::open(url).map(|store| Store { backend: Backends::Postgres(store) });
+            return Self::open_postgres(location);
         }
         RedbStore::open(location).map(Self::from)
     }
@@ -43,6 +45,20 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             _ => Self::open(path).map(Some),
         }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_postgres(location: &Path) -> Result<Self, OpenError> {
+        let url = location.to_str().expect("is_postgres checked it is UTF-8");
+        PgStore::open(url).map(|store| Store { backend: Backends::Postgres(store) })
+    }
+
+    /// A build without the `postgres` feature (the fuzz targets') has no PostgreSQL backend.
+    #[cfg(not(feature = "postgres"))]
+    fn open_postgres(_: &Path) -> Result<Self, OpenError> {
+        Err(OpenError::BadLocation {
+            detail: "this build of wasm-host has no PostgreSQL backend (the store crate's `postgres` feature)".into(),
+        })
     }
 
     /// Runs redb's full integrity check on the file at `path` (used by tests and, later, `store check`).
@@ -64,6 +80,7 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &(dyn Backend + 'static) {
         match &self.backend {
             Backends::Redb(store) => store,
+            #[cfg(feature = "postgres")]
             Backends::Postgres(store) => store,
         }
     }
@@ -73,6 +90,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.backend {
             Backends::Redb(store) => store.fmt(f),
+            #[cfg(feature = "postgres")]
             Backends::Postgres(store) => store.fmt(f),
         }
     }

@@ -21,6 +21,7 @@ macro_rules! backend_suite {
                 a_row_the_old_key_cannot_open_aborts_the_whole_rekey,
                 a_planted_row_is_reported_as_tampered,
                 admin_tokens_are_kept_as_hashes_found_and_revoked,
+                the_audit_log_keeps_entries_in_order,
             );
         }
     };
@@ -117,6 +118,111 @@ mod lapse {
         assert!(message.contains("store.redb.leases/") && message.contains("`c`"), "{message}");
         assert!(message.contains("writable"), "{message}");
     }
+}
+
+/// PostgreSQL, every pooled connection busy: a host whose pool holds one connection (`pool_max_size=1`), stuck in
+/// a write that waits on a row another session locked (as a long transaction elsewhere would). A call then waits
+/// the bounded 5 s for a connection and fails as `unavailable` (the CLI's exit 22), naming the database and
+/// never the URL's password, in its message and its Debug form; once the connection is free, calls succeed.
+#[test]
+fn postgres_an_exhausted_pool_is_a_bounded_wait_then_unavailable_then_works_again() {
+    use secrecy::SecretString;
+    use std::time::{Duration, Instant};
+    use wasm_host_store::{Keys, NewTokens, Store};
+
+    let db = suite::database::Database::new("pool_exhausted");
+    let url = db.url().replacen("postgres://postgres@", "postgres://postgres:pw-not-in-errors@", 1);
+    assert!(url.contains("pw-not-in-errors"), "{url}");
+    let store = std::sync::Arc::new(Store::open(std::path::Path::new(&format!("{url}?pool_max_size=1"))).unwrap());
+    let keys = std::sync::Arc::new(Keys::generate());
+    store.create(suite::cases::connection("c"), &SecretString::from("cs"), &keys).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = || {
+        let config: tokio_postgres::Config = db.url().parse().unwrap();
+        let (client, connection) = runtime.block_on(config.connect(tokio_postgres::NoTls)).unwrap();
+        runtime.spawn(connection);
+        client
+    };
+    let (locker, watcher) = (session(), session());
+    runtime.block_on(locker.batch_execute("BEGIN; SELECT 1 FROM wasm_host_revisions WHERE name = 'c' FOR UPDATE")).unwrap();
+    let writer = {
+        let (store, keys) = (store.clone(), keys.clone());
+        std::thread::spawn(move || store.put_tokens("c", NewTokens::bearer(&SecretString::from("t1")), &keys))
+    };
+    // Wait for the state: the write waits on the lock, holding the pool's only connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while runtime.block_on(watcher.query_one(waiting, &[])).unwrap().get::<_, i64>(0) == 0 {
+        assert!(Instant::now() < deadline, "the write never reached the locked row");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let started = Instant::now();
+    let err = store.list().expect_err("no connection is free");
+    eprintln!("an exhausted pool answered after {:?}", started.elapsed());
+    assert!(err.is_unavailable(), "{err:?}");
+    let (message, debug) = (err.to_string(), format!("{err:?}"));
+    assert!(message.contains("no database connection could be had within 5 s"), "{message}");
+    assert!(message.contains(&format!("the store {} cannot be reached", db.url())), "{message}");
+    assert!(!message.contains("pw-not-in-errors") && !debug.contains("pw-not-in-errors"), "{message}\n{debug}");
+    assert!(!writer.is_finished(), "the write still waits: the pool was exhausted throughout");
+
+    runtime.block_on(locker.batch_execute("COMMIT")).unwrap();
+    writer.join().unwrap().expect("the write goes through once the row is free");
+    assert_eq!(store.list().unwrap().len(), 1);
+    let token = store.secret("c", wasm_host_store::SecretField::AccessToken, &keys).unwrap().unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "t1");
+}
+
+/// PostgreSQL: every kind of error a store URL with a password can lead to (a URL that does not parse, a CA file
+/// missing, the server unreachable, refusing the database, refusing TLS; a wrong identity, a tampered row on an
+/// open store) names the store without the password, in its message and in its `Debug` form, as does the store.
+#[test]
+fn postgres_no_error_shows_the_password_of_the_url() {
+    use secrecy::SecretString;
+    use wasm_host_store::{Keys, NewTokens, OpenError, ReadError, Store, StoreLocation, WriteError};
+    const PW: &str = "pw-must-stay-hidden";
+    let db = suite::database::Database::new("no_password_shown");
+    let url = db.url().replacen("postgres://postgres@", &format!("postgres://postgres:{PW}@"), 1);
+    let (server, _) = url.rsplit_once('/').unwrap();
+    let shown = |e: &dyn std::fmt::Debug, text: String| {
+        let debug = format!("{e:?}");
+        assert!(!text.contains(PW) && !debug.contains(PW), "{text}\n{debug}");
+        text
+    };
+    let open = |url: String| Store::open(std::path::Path::new(&url)).expect_err(&url);
+    let opened = [
+        open("postgres://app:pw-must-stay-hidden@127.0.0.1:notaport/x".into()),
+        open(format!("{url}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")),
+        open("postgres://app:pw-must-stay-hidden@127.0.0.1:1/x".into()),
+        open(format!("{server}/no_such_database_here")),
+        open(format!("{url}?sslmode=require")),
+    ];
+    assert!(matches!(opened[0], OpenError::BadLocation { .. }), "{:?}", opened[0]);
+    assert!(matches!(opened[1], OpenError::RootCert { .. }), "{:?}", opened[1]);
+    assert!(matches!(opened[2], OpenError::Unavailable { .. }), "{:?}", opened[2]);
+    assert!(matches!(opened[3], OpenError::Refused { .. }), "{:?}", opened[3]);
+    // The test cluster has no TLS: `require` cannot be met, and retrying will not change that.
+    assert!(matches!(&opened[4], OpenError::Untrusted { detail, .. } if detail.contains("does not support TLS")), "{:?}", opened[4]);
+    for e in &opened {
+        shown(e, e.to_string());
+    }
+    assert!(shown(&opened[4], opened[4].to_string()).contains(&format!("the store {}", db.url())));
+
+    let store = Store::open(std::path::Path::new(&url)).unwrap();
+    let location = store.location();
+    assert!(matches!(&location, StoreLocation::Postgres(l) if l.as_str() == db.url()), "{location:?}");
+    shown(&store, format!("{store:?}"));
+    let keys = Keys::generate();
+    store.create(suite::cases::connection("c"), &SecretString::from("cs"), &keys).unwrap();
+    let wrong = store.put_tokens("c", NewTokens::bearer(&SecretString::from("t")), &Keys::generate()).unwrap_err();
+    assert!(matches!(wrong, WriteError::WrongIdentity { .. }), "{wrong:?}");
+    assert!(shown(&wrong, wrong.to_string()).contains(&db.url()));
+    db.execute("UPDATE wasm_host_connections SET tag = '\\x00' WHERE name = 'c'");
+    let tampered = store.connection("c", &keys).unwrap_err();
+    assert!(matches!(tampered, ReadError::Tampered { .. }), "{tampered:?}");
+    assert!(shown(&tampered, tampered.to_string()).contains(&db.url()));
 }
 
 /// redb → PostgreSQL → redb through `store export` / `store import` bundles.

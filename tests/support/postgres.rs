@@ -62,3 +62,50 @@ impl Drop for Database {
         admin(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
+
+/// A cluster of a test's own (one it restarts, or one serving TLS), started by scripts/postgres.sh; stopped by
+/// PID and removed when dropped.
+pub struct OwnCluster {
+    pub dir: String,
+    pub url: String,
+}
+
+/// Runs scripts/postgres.sh with `args`, returning its stdout; a failure fails the test with its output.
+pub fn postgres_script(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+    let out = std::process::Command::new("bash").arg(script).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "postgres.sh {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+impl OwnCluster {
+    /// A plain cluster on 127.0.0.1.
+    pub fn start() -> Self {
+        Self::started(&[])
+    }
+
+    /// A cluster with TLS on, serving the PEM certificate (chain) `cert` with its key `key`.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::started(&["tls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
+    fn started(args: &[&str]) -> Self {
+        let out = postgres_script(args);
+        let mut lines = out.lines();
+        let export = lines.next().expect("the export line");
+        let url = export.split_whitespace().nth(1).and_then(|kv| kv.strip_prefix("WASM_HOST_TEST_POSTGRES=")).unwrap();
+        OwnCluster { url: url.to_owned(), dir: lines.next().expect("the cluster's directory").to_owned() }
+    }
+
+    /// The port the cluster listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.url.rsplit_once(':').and_then(|(_, rest)| rest.split('/').next()).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        postgres_script(&["stop", &self.dir]);
+    }
+}

@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let name = &args.name.name;
     validate_name(name)?;
     let timeout = args.timeout;
-    if args.scopes.as_deref().is_some_and(|s| super::options::scopes(s).is_empty()) {
+    if args.scopes.as_deref().is_some_and(|s| wasm_host_server::manage::options::scopes(s).is_empty()) {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
     let store = ctx.open_store()?;
@@ -32,9 +32,9 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         ));
     }
     let scopes = match &args.scopes {
-        Some(list) => super::options::scopes(list),
+        Some(list) => wasm_host_server::manage::options::scopes(list),
         None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
-        None => super::options::scopes(DEFAULT_SCOPES),
+        None => wasm_host_server::manage::options::scopes(DEFAULT_SCOPES),
     };
     let secret = store
         .secret(&conn.name, SecretField::ClientSecret, &keys)?
@@ -223,18 +223,7 @@ pub fn store_tokens(
 const DEFAULT_SCOPES: &str = "openid,profile,email";
 
 pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
-    Ok(EndpointSettings {
-        provider_url: conn.provider_url.clone(),
-        issuer_url: conn.issuer_url.clone(),
-        auth_url: conn.endpoints.auth_url.clone(),
-        token_url: conn.endpoints.token_url.clone(),
-        revocation_url: conn.endpoints.revocation_url.clone(),
-        userinfo_url: conn.endpoints.userinfo_url.clone(),
-        pkce: conn.options.pkce,
-        client_auth: super::options::client_auth(conn.options.client_auth.as_deref())?,
-        auth_params: conn.options.auth_params.clone(),
-        scope_separator: conn.options.scope_separator,
-    })
+    Ok(wasm_host_server::manage::endpoint_settings(conn)?)
 }
 
 fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {

@@ -100,12 +100,12 @@ pub fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     if upgraded.is_none() {
-        println!("the store {} is current; nothing to upgrade", store.path().display());
+        println!("the store {} is current; nothing to upgrade", store.location());
         return Ok(Exit::Ok);
     }
     println!(
         "upgraded the store {}: {} connection(s) are now authenticated as they stand. Check their endpoints:",
-        store.path().display(),
+        store.location(),
         vouched.len()
     );
     let shown = |url: Option<&str>| url.unwrap_or("-").to_owned();
@@ -212,12 +212,12 @@ pub fn migrate(ctx: &Context, args: UpgradeArgs) -> Result<Exit> {
         let url = location.to_str().expect("a postgres:// location is UTF-8");
         let (store, from) = wasm_host_store::PgStore::migrate(url)?;
         let to = wasm_host_store::PG_SCHEMA_VERSION;
-        Migrated { store: wasm_host_store::Backend::path(&store).display().to_string(), backend: "postgres", from, to }
+        Migrated { store: wasm_host_store::Backend::location(&store).to_string(), backend: "postgres", from, to }
     } else {
         // redb stores are made whole at their current schema; older ones are upgraded by `store upgrade`.
         let store = ctx.open_store()?;
         let version = wasm_host_store::SCHEMA_VERSION;
-        Migrated { store: store.path().display().to_string(), backend: "redb", from: version, to: version }
+        Migrated { store: store.location().to_string(), backend: "redb", from: version, to: version }
     };
     if args.out.json {
         output::json(&migrated)?;

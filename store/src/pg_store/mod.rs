@@ -12,28 +12,28 @@ mod location;
 mod ops;
 mod schema;
 mod signal;
+mod tls;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 
 use crate::error::{OpenError, ReadError, WriteError};
+use crate::location::StoreLocation;
 
-pub use location::is_postgres;
 pub use schema::PG_SCHEMA_VERSION;
 
 /// How long a call waits for a pooled connection (all busy) or for a new one to be made before it fails.
 pub const POOL_WAIT: Duration = Duration::from_secs(5);
-/// Connections each host keeps to the database at most.
+/// Connections each host keeps to the database at most, unless the URL's `pool_max_size` says otherwise.
 pub const POOL_SIZE: usize = 8;
 
 /// A store in a PostgreSQL database, opened from a `postgres://` URL.
 pub struct PgStore {
     /// `postgres://USER@HOST:PORT/DATABASE`: what messages name; never the password.
-    location: PathBuf,
+    location: StoreLocation,
     pool: Pool,
     signal: Arc<signal::Signal>,
     /// Dropped last (see `Drop`): the pool's connections and the listener run on it.
@@ -58,10 +58,11 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
-    /// Connects to the database `url` names (libpq's URL form; `sslmode` `disable`, `prefer` (the default),
-    /// `require`, or `verify-ca`/`verify-full`, which rustls always does when TLS is used: certificates are
-    /// checked against the Web PKI roots and the host name), creates or migrates its tables (schema.rs), and
-    /// starts listening for changes. Errors name `postgres://USER@HOST:PORT/DATABASE`, never the password.
+    /// Connects to the database `url` names (libpq's URL form, with `sslmode`, `sslrootcert` and
+    /// `pool_max_size` as location.rs reads them), creates or migrates its tables (schema.rs), and starts
+    /// listening for changes. Errors name `postgres://USER@HOST:PORT/DATABASE`, never the password; a server
+    /// whose certificate is not trusted is [`OpenError::Untrusted`], one that cannot be reached
+    /// [`OpenError::Unavailable`].
     pub fn open(url: &str) -> Result<Self, OpenError> {
         Self::connect(url).map(|(store, _)| store)
     }
@@ -73,21 +74,22 @@ impl PgStore {
     }
 
     fn connect(url: &str) -> Result<(Self, u64), OpenError> {
-        let (config, location) = location::parse(url)?;
+        let parsed = location::parse(url)?;
+        let (config, location) = (parsed.config, StoreLocation::Postgres(parsed.shown));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("wasm-host-postgres")
             .enable_all()
             .build()
-            .map_err(|e| OpenError::Io { path: location.clone(), source: e })?;
-        let tls = location::tls();
+            .map_err(|e| OpenError::Io { store: location.clone(), source: e })?;
+        let tls = tls::connector(parsed.verify, parsed.root_cert.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(parsed.pool_max_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(POOL_WAIT))
@@ -98,7 +100,7 @@ impl PgStore {
         let store = PgStore { location, pool, signal, runtime: Some(runtime) };
         let found = store.run(schema::migrate(&store.pool)).map_err(|e| match e {
             schema::MigrateError::Newer(found) => OpenError::NewerSchema {
-                path: store.location.clone(),
+                store: store.location.clone(),
                 found,
                 supported: PG_SCHEMA_VERSION,
             },
@@ -120,32 +122,33 @@ impl PgStore {
     }
 
     fn open_err(&self, fail: impl Into<Fail>) -> OpenError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => OpenError::Unavailable { path, detail },
-            Fail::Refused(detail) => OpenError::Refused { path, detail },
-            Fail::Database(detail) => OpenError::Postgres { path, detail },
+            Fail::Unavailable(detail) => OpenError::Unavailable { store, detail },
+            Fail::Refused(detail) => OpenError::Refused { store, detail },
+            Fail::Untrusted(detail) => OpenError::Untrusted { store, detail },
+            Fail::Database(detail) => OpenError::Postgres { store, detail },
         }
     }
 
     fn read_err(&self, fail: impl Into<Fail>) -> ReadError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => ReadError::Unavailable { path, detail },
-            Fail::Database(detail) | Fail::Refused(detail) => ReadError::Database { path, detail },
+            Fail::Unavailable(detail) => ReadError::Unavailable { store, detail },
+            Fail::Database(detail) | Fail::Refused(detail) | Fail::Untrusted(detail) => {
+                ReadError::Database { store, detail }
+            }
         }
     }
 
     fn write_err(&self, fail: impl Into<Fail>) -> WriteError {
-        let path = self.location.clone();
+        let store = self.location.clone();
         match fail.into() {
-            Fail::Unavailable(detail) => WriteError::Unavailable { path, detail },
-            Fail::Database(detail) | Fail::Refused(detail) => WriteError::Database { path, detail },
+            Fail::Unavailable(detail) => WriteError::Unavailable { store, detail },
+            Fail::Database(detail) | Fail::Refused(detail) | Fail::Untrusted(detail) => {
+                WriteError::Database { store, detail }
+            }
         }
-    }
-
-    pub(crate) fn location(&self) -> &Path {
-        &self.location
     }
 }
 
@@ -157,6 +160,9 @@ pub(crate) enum Fail {
     /// The server refused the session itself: unknown user, wrong password, no such database (SQLSTATE classes
     /// 28 and 3D). Retrying will not help.
     Refused(String),
+    /// TLS failed for good: the server's certificate is not trusted or does not name the host, or the server does
+    /// not do TLS while `sslmode` requires it.
+    Untrusted(String),
     Database(String),
 }
 
@@ -171,8 +177,8 @@ impl From<PoolError> for Fail {
         match e {
             PoolError::Backend(e) => classify(&e),
             PoolError::Timeout(_) => Fail::Unavailable(format!(
-                "no database connection could be had within {} s (this host keeps at most {POOL_SIZE}; all busy, \
-                 or the database does not answer)",
+                "no database connection could be had within {} s (all of this host's pooled connections are busy: \
+                 pool_max_size in the URL, {POOL_SIZE} when not given; or the database does not answer)",
                 POOL_WAIT.as_secs()
             )),
             other => Fail::Database(other.to_string()),
@@ -184,6 +190,9 @@ impl From<PoolError> for Fail {
 /// and too many connections (53300) are `Unavailable`; the rest (a refused statement) are `Database`.
 fn classify(e: &tokio_postgres::Error) -> Fail {
     let text = one_line(e);
+    if tls_refused(e) {
+        return Fail::Untrusted(text);
+    }
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
@@ -198,6 +207,27 @@ fn classify(e: &tokio_postgres::Error) -> Fail {
         None if e.is_closed() || std::error::Error::source(e).is_some() => Fail::Unavailable(text),
         None => Fail::Database(text),
     }
+}
+
+/// Whether `e` is a TLS failure a retry will not change: rustls refused the server's certificate, or the server
+/// answered that it does not do TLS. rustls's error reaches us inside an `io::Error`, whose `source()` skips it,
+/// hence `get_ref`; the driver's "does not support TLS" is a private string error, so it is matched by its text.
+fn tls_refused(e: &tokio_postgres::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        let inner = inner.map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(c), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(_)) = candidate.downcast_ref::<rustls::Error>() {
+                return true;
+            }
+        }
+        if c.to_string() == "server does not support TLS" {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, each said once.

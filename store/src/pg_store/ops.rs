@@ -5,7 +5,6 @@
 //! snapshot) whose rows are authenticated with the record's tag, as in redb.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use secrecy::{ExposeSecret, SecretString};
@@ -14,8 +13,10 @@ use tokio_postgres::Row;
 
 use super::{signal, Fail, PgStore};
 use crate::admin_token::AdminToken;
+use crate::audit::AuditEntry;
 use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
 use crate::error::{ReadError, WriteError};
+use crate::location::StoreLocation;
 use crate::keys::{Keys, SecretField};
 use crate::record::{now_unix, Connection, NewConnection, ProtocolOptions, Status};
 use crate::sealed_rows::{apply_tokens, slot, view, SealedRows};
@@ -63,11 +64,11 @@ impl PgStore {
     }
 
     fn corrupt(&self, name: &str, detail: String) -> ReadError {
-        ReadError::Corrupt { path: self.location.clone(), name: name.to_owned(), detail }
+        ReadError::Corrupt { store: self.location.clone(), name: name.to_owned(), detail }
     }
 
     fn tampered(&self, name: &str) -> ReadError {
-        ReadError::Tampered { path: self.location.clone(), name: name.to_owned() }
+        ReadError::Tampered { store: self.location.clone(), name: name.to_owned() }
     }
 
     fn put_row(&self, rows: &mut SealedRows, name: &str, field: &str, sealed: Vec<u8>) -> Result<(), ReadError> {
@@ -96,7 +97,7 @@ impl PgStore {
 
     fn decode_admin_token(&self, name: &str, record: &[u8]) -> Result<AdminToken, ReadError> {
         AdminToken::decode(record).map_err(|x| ReadError::CorruptAdminToken {
-            path: self.location.clone(),
+            store: self.location.clone(),
             name: name.to_owned(),
             detail: x.to_string(),
         })
@@ -135,7 +136,7 @@ impl PgStore {
         let stored: String = query(tx, sql, &[]).await.map_err(self.werr())?[0].get(0);
         if stored != mine {
             return Err(WriteError::WrongIdentity {
-                path: self.location.clone(),
+                store: self.location.clone(),
                 store_recipient: stored,
                 identity_recipient: mine,
             });
@@ -276,8 +277,8 @@ impl PgStore {
 }
 
 impl Backend for PgStore {
-    fn path(&self) -> &Path {
-        self.location()
+    fn location(&self) -> StoreLocation {
+        self.location.clone()
     }
 
     fn recipient(&self) -> Result<Option<String>, ReadError> {
@@ -589,7 +590,7 @@ impl Backend for PgStore {
             for row in &tokens {
                 let (name, record, tag): (String, Vec<u8>, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
                 if !old.admin_token_tag_matches(&record, &tag) {
-                    return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name }.into());
+                    return Err(ReadError::TamperedAdminToken { store: self.location.clone(), name }.into());
                 }
                 let tag = new.admin_token_tag(&record).to_vec();
                 execute(&tx, "UPDATE wasm_host_admin_tokens SET tag = $2 WHERE name = $1", &[&name, &tag])
@@ -718,9 +719,40 @@ impl Backend for PgStore {
             let token = self.decode_admin_token(&name, &record)?;
             // The tag covers the record, whose hash must be the one looked up (the column is only an index).
             if token.name != name || token.sha256 != sha256 || !keys.admin_token_tag_matches(&record, &tag) {
-                return Err(ReadError::TamperedAdminToken { path: self.location.clone(), name });
+                return Err(ReadError::TamperedAdminToken { store: self.location.clone(), name });
             }
             Ok(Some(token))
+        })
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError> {
+        let record = entry.encode();
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.write_err(x))?;
+            execute(&client, "INSERT INTO wasm_host_audit (record) VALUES ($1)", &[&record]).await.map_err(self.werr())?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.read_err(x))?;
+            let rows = query(&client, "SELECT id, record FROM wasm_host_audit ORDER BY id DESC LIMIT $1", &[&limit])
+                .await
+                .map_err(self.rerr())?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    AuditEntry::decode(r.get(1)).map_err(|x| ReadError::CorruptAudit {
+                        store: self.location.clone(),
+                        id: r.get::<_, i64>(0) as u64,
+                        detail: x.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
         })
     }
 

@@ -9,6 +9,7 @@
 //! - `wasm_host_generation` (one row): the change counter that signal.rs watches;
 //! - `wasm_host_admin_tokens` (name, sha256, record, tag), from version 2: each admin token's hash and JSON record
 //!   with its HMAC tag (admin_token.rs); never a token.
+//! - `wasm_host_audit` (id, record), from version 3: the admin API's audit log (audit.rs), one JSON entry a row.
 //!
 //! Migrations run in one transaction under a transaction-scoped advisory lock, so hosts starting together apply
 //! each once; a database whose schema is newer than this build's is refused.
@@ -18,7 +19,7 @@ use deadpool_postgres::Pool;
 use super::Fail;
 
 /// The schema this build reads and writes. A later release that changes a table adds a migration and bumps it.
-pub const PG_SCHEMA_VERSION: u64 = 2;
+pub const PG_SCHEMA_VERSION: u64 = 3;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; PG_SCHEMA_VERSION as usize] = [r#"
@@ -32,6 +33,8 @@ INSERT INTO wasm_host_generation VALUES (1, 0);
 "#, r#"
 CREATE TABLE wasm_host_admin_tokens (
     name text PRIMARY KEY, sha256 text NOT NULL UNIQUE, record bytea NOT NULL, tag bytea NOT NULL);
+"#, r#"
+CREATE TABLE wasm_host_audit (id bigserial PRIMARY KEY, record bytea NOT NULL);
 "#];
 
 /// An arbitrary constant naming this store's migration lock among the database's advisory locks.

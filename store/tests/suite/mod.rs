@@ -55,7 +55,7 @@ impl Fixture for Redb {
 
 #[path = "../../../tests/support/postgres.rs"]
 #[allow(dead_code)] // each includer uses part of it
-mod database;
+pub mod database;
 
 /// The PostgreSQL backend: a database of its own on the cluster `WASM_HOST_TEST_POSTGRES` names (scripts/test.sh
 /// starts one), dropped when the fixture is.
