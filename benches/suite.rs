@@ -59,6 +59,7 @@ fn main() {
         ("serve-refresh-storm", serve_refresh_storm),
         ("hosts-refresh-storm", hosts_refresh_storm),
         ("list-backends", list_backends),
+        ("admin-list", admin_list),
     ];
     println!("| scenario | path | median | min | max | baseline | baseline median (min–max) |");
     println!("|---|---|---|---|---|---|---|");
@@ -707,7 +708,7 @@ fn serve_refresh_storm(scale: Scale) -> Vec<Row> {
     let refreshes: Vec<&str> = log.lines().filter(|l| l.contains(" refresh ") && l.contains("lease_us=")).collect();
     assert!(!refreshes.is_empty(), "no refresh lines in the server's log:\n{log}");
     for (key, what) in [
-        ("lease_us", "a refresh's lease (a durable commit)"),
+        ("lease_us", "a refresh's lease (the lock file taken)"),
         ("read_us", "its read of the grant (two decrypts)"),
         ("provider_us", "the provider's answer"),
         ("commit_us", "the commit of the new tokens"),
@@ -915,4 +916,49 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `GET /v1/connections` of `serve --admin-listen` on a store of 10,000 connections: the HTTP request alone (one
+/// kept-alive client) and the whole `wasm-host --remote URL authconnection list --json` process, beside the local
+/// `authconnection list --json` on the same store.
+fn admin_list(scale: Scale) -> Vec<Row> {
+    let count = scale.pick(10_000usize, 10);
+    let cached = cached_store(count);
+    let server = Env::new(BIN);
+    std::fs::create_dir_all(server.store().parent().unwrap()).unwrap();
+    std::fs::create_dir_all(server.identity().parent().unwrap()).unwrap();
+    std::fs::copy(cached.join("store.redb"), server.store()).unwrap();
+    std::fs::copy(cached.join("identity.txt"), server.identity()).unwrap();
+    let token = server.run(&["admin", "token", "create", "--name", "bench"]).success().stdout.trim().to_owned();
+    let serving = wasm_host_tests::serving::Serving::start(
+        &server,
+        &["--admin-listen", "127.0.0.1:0", test_guest("trivial").to_str().unwrap()],
+    );
+    let url = format!("{}/v1/connections", serving.admin.as_deref().unwrap());
+    let http = wasm_host_tests::reqwest::blocking::Client::new();
+    let get = || {
+        let started = Instant::now();
+        let body = http.get(&url).bearer_auth(&token).send().unwrap().error_for_status().unwrap().bytes().unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(count), "every connection listed");
+        wall
+    };
+    get();
+    let request = rounds(scale.rounds, get);
+    let laptop = Env::new(BIN);
+    let remote = || {
+        let mut cmd = laptop.cmd();
+        cmd.env("WASM_HOST_REMOTE", serving.admin.as_deref().unwrap())
+            .env("WASM_HOST_ADMIN_TOKEN", &token)
+            .args(["authconnection", "list", "--json"]);
+        measure_process(&mut cmd)
+    };
+    let process = rounds(scale.rounds, remote);
+    let local = rounds(scale.rounds, || measure_process(server.cmd().args(["authconnection", "list", "--json"])));
+    vec![
+        Row::new(format!("admin API `GET /v1/connections`, {count} connections (the HTTP request alone)"), "s", request),
+        Row::new(format!("`--remote ... authconnection list --json`, {count} connections (whole process)"), "s", process)
+            .against("local `list --json` on the server's store (whole process)", local),
+    ]
 }

@@ -202,7 +202,8 @@ fn an_unreachable_database_is_a_clear_error_without_the_password() {
 }
 
 /// `store migrate` on an empty database makes the tables; again, it has nothing to do; a version-1 database gets
-/// the admin tokens' table and the pending authorizations', a version-2 one the pending authorizations'.
+/// the admin tokens', the audit log's and the pending authorizations' tables, a version-2 one the last two, a
+/// version-3 one the pending authorizations'.
 #[test]
 fn store_migrate_creates_then_finds_the_schema_current() {
     let current = Some(wasm_host_store::PG_SCHEMA_VERSION);
@@ -213,9 +214,9 @@ fn store_migrate_creates_then_finds_the_schema_current() {
     let again = env.run(&["store", "migrate"]).success().stdout.clone();
     assert!(again.contains("nothing to migrate"), "{again}");
 
-    // A database as version 1 left it (before admin tokens): migrations 2 and 3 add their tables, nothing else moves.
+    // A database as version 1 left it (before admin tokens): migrations 2 to 4 add their tables, nothing else moves.
     db.execute(
-        "DROP TABLE wasm_host_admin_tokens; DROP TABLE wasm_host_authorization_requests; \
+        "DROP TABLE wasm_host_admin_tokens; DROP TABLE wasm_host_audit; DROP TABLE wasm_host_authorization_requests; \
          UPDATE wasm_host_meta SET value = '1' WHERE key = 'schema_version'",
     );
     let second = env.run(&["store", "migrate", "--json"]).success().json();
@@ -224,10 +225,18 @@ fn store_migrate_creates_then_finds_the_schema_current() {
     let listed = env.run(&["admin", "token", "list", "--json"]).success().json();
     assert_eq!(listed[0]["name"], "ops", "{listed}");
 
-    // As version 2 left it (before pending authorizations): migration 3 adds their table, the admin tokens stay.
-    db.execute("DROP TABLE wasm_host_authorization_requests; UPDATE wasm_host_meta SET value = '2' WHERE key = 'schema_version'");
+    // As version 2 left it (before the audit log): migrations 3 and 4 add it and the pending authorizations'.
+    db.execute(
+        "DROP TABLE wasm_host_audit; DROP TABLE wasm_host_authorization_requests; \
+         UPDATE wasm_host_meta SET value = '2' WHERE key = 'schema_version'",
+    );
     let third = env.run(&["store", "migrate", "--json"]).success().json();
     assert_eq!((third["from"].as_u64(), third["to"].as_u64()), (Some(2), current));
+    assert_eq!(env.run(&["admin", "audit", "--json"]).success().json(), serde_json::json!([]));
+    // As version 3 left it (before pending authorizations): migration 4 adds their table.
+    db.execute("DROP TABLE wasm_host_authorization_requests; UPDATE wasm_host_meta SET value = '3' WHERE key = 'schema_version'");
+    let fourth = env.run(&["store", "migrate", "--json"]).success().json();
+    assert_eq!((fourth["from"].as_u64(), fourth["to"].as_u64()), (Some(3), current));
     db.execute("SELECT count(*) FROM wasm_host_authorization_requests");
     assert_eq!(env.run(&["admin", "token", "list", "--json"]).success().json(), listed);
 }

@@ -186,20 +186,20 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
 
     // Replayed: refused, nothing changed.
     let (status, replay) = setup.complete(&callback);
-    assert_eq!((status, replay["error"].as_str()), (409, Some("state-used")), "{replay}");
+    assert_eq!((status, replay["error"]["kind"].as_str()), (409, Some("state-used")), "{replay}");
     answers.push(replay.to_string());
     // A state this server never issued (another server's, or made up).
     let mut foreign = callback.clone();
     foreign["state"] = json!("a-state-this-server-never-issued");
     let (status, refused) = setup.complete(&foreign);
-    assert_eq!((status, refused["error"].as_str()), (404, Some("unknown-state")), "{refused}");
+    assert_eq!((status, refused["error"]["kind"].as_str()), (404, Some("unknown-state")), "{refused}");
     answers.push(refused.to_string());
 
     // A state for another connection than the laptop meant: refused, and used up.
     let (_, other) = setup.start_authorization(&laptop.redirect_uri());
     let mut mismatched = json!({ "state": other["state"], "code": "a-code", "connection": "another" });
     let (status, refused) = setup.complete(&mismatched);
-    assert_eq!((status, refused["error"].as_str()), (400, Some("wrong-connection")), "{refused}");
+    assert_eq!((status, refused["error"]["kind"].as_str()), (400, Some("wrong-connection")), "{refused}");
     mismatched["connection"] = json!("idp");
     assert_eq!(setup.complete(&mismatched).0, 409, "the state is used up");
     answers.push(refused.to_string());
@@ -208,8 +208,8 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
     let (_, denied) = setup.start_authorization(&laptop.redirect_uri());
     let body = json!({ "state": denied["state"], "error": "access_denied", "error_description": "the user said no" });
     let (status, refused) = setup.complete(&body);
-    assert_eq!((status, refused["error"].as_str()), (502, Some("provider-refused")), "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("access_denied"), "{refused}");
+    assert_eq!((status, refused["error"]["kind"].as_str()), (502, Some("provider-refused")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("access_denied"), "{refused}");
     answers.push(refused.to_string());
 
     // Expired: a request made 11 minutes ago (written into the server's store as another host would).
@@ -226,7 +226,7 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
     };
     store.put_authorization_request(&SecretString::from("an-old-state"), &pending, &keys, made).unwrap();
     let (status, refused) = setup.complete(&json!({ "state": "an-old-state", "code": "c" }));
-    assert_eq!((status, refused["error"].as_str()), (410, Some("state-expired")), "{refused}");
+    assert_eq!((status, refused["error"]["kind"].as_str()), (410, Some("state-expired")), "{refused}");
     answers.push(refused.to_string());
 
     // Redirect URIs: a loopback IP literal only (RFC 8252 §7.3, §8.3).
@@ -237,7 +237,7 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
         "http://127.0.0.1:8080/elsewhere",
     ] {
         let (status, refused) = setup.start_authorization(bad);
-        assert_eq!((status, refused["error"].as_str()), (400, Some("bad-redirect-uri")), "{bad}: {refused}");
+        assert_eq!((status, refused["error"]["kind"].as_str()), (400, Some("bad-redirect-uri")), "{bad}: {refused}");
         answers.push(refused.to_string());
     }
 
@@ -245,10 +245,10 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
     let start = json!({ "redirect_uri": laptop.redirect_uri() });
     for path in ["/v1/connections/idp/authorization", "/v1/authorizations/complete"] {
         let (status, refused) = setup.post(path, Some(&setup.read_only), &start);
-        assert_eq!((status, refused["error"].as_str()), (403, Some("read-only")), "{path}: {refused}");
+        assert_eq!((status, refused["error"]["kind"].as_str()), (403, Some("read-only")), "{path}: {refused}");
         answers.push(refused.to_string());
         let (status, refused) = setup.post(path, None, &start);
-        assert_eq!((status, refused["error"].as_str()), (401, Some("unauthorized")), "{path}: {refused}");
+        assert_eq!((status, refused["error"]["kind"].as_str()), (401, Some("unauthorized")), "{path}: {refused}");
         answers.push(refused.to_string());
     }
 

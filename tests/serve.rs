@@ -583,7 +583,7 @@ fn the_admin_api_lists_connections_for_a_valid_token_only() {
     let mut answers = Vec::new();
     for token in [None, Some("wha_not-a-token"), Some("not-even-the-prefix")] {
         let (status, body, headers) = call(reqwest::Method::GET, token);
-        assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{token:?}: {body}");
+        assert_eq!((status, body["error"]["kind"].as_str()), (401, Some("unauthorized")), "{token:?}: {body}");
         assert_eq!(headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
         answers.push(body.to_string());
     }
@@ -598,7 +598,7 @@ fn the_admin_api_lists_connections_for_a_valid_token_only() {
     let lower = client().get(&list).header("authorization", format!("bearer {ro_token}")).send().unwrap();
     assert_eq!(lower.status().as_u16(), 200, "the scheme is case-insensitive");
     let (status, body, _) = call(reqwest::Method::POST, Some(&ro_token));
-    assert_eq!((status, body["error"].as_str()), (403, Some("read-only")), "{body}");
+    assert_eq!((status, body["error"]["kind"].as_str()), (403, Some("read-only")), "{body}");
     answers.push(body.to_string());
     let (status, body, _) = call(reqwest::Method::DELETE, Some(&ops_token));
     assert_eq!(status, 405, "{body}");

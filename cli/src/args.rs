@@ -37,6 +37,9 @@ Exit codes:
  20  store import: the bundle cannot be used (not encrypted to this identity, damaged, or a newer format)
  21  authorize: the connection's grant has no authorization step (client credentials)
  22  the store's database (postgres://) cannot be reached now; retrying later may work
+ 23  --remote: this verb works on a local store only
+ 24  --remote: the admin token was refused (missing, unknown, revoked, expired, read-only),
+     or the server could not be reached
 
 Environment:
   WASM_HOST_LOG          what to log on stderr: a level (error, warn, info, debug, trace) or directives
@@ -47,6 +50,8 @@ Environment:
                          postgres:// URL with a password in WASM_HOST_STORE, not in --store (other
                          users can read argument lists)
   WASM_HOST_CLIENT_SECRET        authconnection create: the client secret
+  WASM_HOST_REMOTE, WASM_HOST_REMOTE_CA   see --remote and --remote-ca
+  WASM_HOST_ADMIN_TOKEN          --remote: the admin token (or --admin-token-file; never in argv)
   WASM_HOST_CACHE_DIR            compiled components [default: $XDG_CACHE_HOME/wasm-host]
   WASM_HOST_CACHE_MAX            the compile cache's size cap, e.g. 2GiB [default: 1GiB]
   WASM_HOST_JS_TOOLS             where build-js installs componentize-js";
@@ -99,6 +104,23 @@ pub struct Cli {
     /// Log lines as text or as one JSON object per line
     #[arg(long, global = true, env = "WASM_HOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Manage the connections of a remote `wasm-host serve` through its admin API (https://HOST:PORT; http only
+    /// to a loopback address) instead of a local store: authconnection create, list, update, delete, revoke,
+    /// providers, and admin audit. The admin token comes from WASM_HOST_ADMIN_TOKEN or --admin-token-file.
+    /// Given before the command: `wasm-host --remote URL authconnection list`
+    #[arg(long, env = "WASM_HOST_REMOTE", value_name = "URL", value_hint = ValueHint::Url)]
+    pub remote: Option<String>,
+
+    /// --remote: a PEM file of the CA that issued the server's certificate (a private CA), trusted besides the
+    /// public roots
+    #[arg(long, env = "WASM_HOST_REMOTE_CA", value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub remote_ca: Option<PathBuf>,
+
+    /// --remote: a file holding the admin token (`wasm-host admin token create` on the server); by default
+    /// WASM_HOST_ADMIN_TOKEN
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub admin_token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -261,6 +283,18 @@ pub enum AdminCommand {
     /// Create, list and revoke admin tokens (the store keeps only a hash of each)
     #[command(subcommand)]
     Token(AdminTokenCommand),
+    /// The admin API's audit log: who changed what and when, refused attempts included (also with --remote)
+    #[command(after_help = "Example:\n  wasm-host admin audit --limit 20\n  wasm-host --remote https://host:9443 admin audit --json")]
+    Audit(AdminAuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminAuditArgs {
+    /// Show the last N entries
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,6 +321,9 @@ pub struct AdminTokenCreateArgs {
     /// The token may read but not change anything
     #[arg(long)]
     pub read_only: bool,
+    /// Refuse the token after this long, e.g. 30d, 12h [default: it does not expire]
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub expires_in: Option<Duration>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -701,10 +738,16 @@ pub struct ServeArgs {
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, apart from the functions
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
-    /// Serve the admin API (GET /v1/connections, for `admin token` holders) on this loopback address
-    /// [default: off]
+    /// Serve the admin API (`--remote` of the command line, for `admin token` holders) on this address
+    /// [default: off]. Another address than loopback requires TLS: --admin-tls-cert, or --tls-cert
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin_listen: Option<String>,
+    /// The admin API's own certificate chain (PEM) [default: --tls-cert's]; needs --admin-tls-key
+    #[arg(long, value_name = "FILE", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The private key of --admin-tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
     /// Invocations running at once (the instance pool's size); more requests queue
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_concurrent: usize,

@@ -19,6 +19,8 @@ pub enum IdentityChoice {
 pub struct Context {
     pub store_path: PathBuf,
     pub identity: IdentityChoice,
+    /// `--remote`: the verbs that can, work through a server's admin API instead of the store.
+    pub remote: Option<crate::remote::RemoteSettings>,
 }
 
 impl Context {
@@ -34,7 +36,17 @@ impl Context {
             (None, Some(key)) if !key.expose_secret().trim().is_empty() => IdentityChoice::Inline(key.clone()),
             (None, _) => IdentityChoice::File(paths::default_identity()?),
         };
-        Ok(Self { store_path, identity })
+        let remote = cli.remote.as_ref().map(|url| crate::remote::RemoteSettings {
+            url: url.clone(),
+            ca: cli.remote_ca.clone(),
+            token_file: cli.admin_token_file.clone(),
+        });
+        Ok(Self { store_path, identity, remote })
+    }
+
+    /// The admin API client when `--remote` is given.
+    pub fn remote(&self) -> Result<Option<crate::remote::RemoteClient>> {
+        self.remote.as_ref().map(crate::remote::RemoteClient::new).transpose()
     }
 
     pub fn open_store(&self) -> Result<Store> {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use wasm_host_runtime::{InvokeError, LoadError};
+use wasm_host_server::manage::{ChangeError, ErrorKind};
 use wasm_host_server::{RouteError, ServeError};
 use wasm_host_store::{BundleError, IdentityError, OpenError, ReadError, RekeyError, SecretError, WriteError};
 
@@ -56,6 +57,11 @@ pub enum Exit {
     /// The store's database cannot be reached now (down, restarting, no pooled connection free): retrying later
     /// may work.
     StoreUnavailable = 22,
+    /// `--remote`: the verb works on a local store only (`show`, `import-token`, `authorize`, `store`, `run`, ...).
+    NotRemote = 23,
+    /// `--remote`: the admin API refused the admin token (missing, unknown, revoked, expired) or its scope
+    /// (read-only), or the server could not be reached or answered something else than its API.
+    Remote = 24,
 }
 
 /// A failure that already knows its exit code (the provider refused, a build failed, a tool is missing).
@@ -110,6 +116,9 @@ pub fn classify(err: &anyhow::Error) -> Exit {
             || cause.is::<wasm_host_store::UrlError>()
         {
             return Exit::Usage;
+        }
+        if let Some(e) = cause.downcast_ref::<ChangeError>() {
+            return change_exit(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<WriteError>() {
             return write_exit(e);
@@ -184,6 +193,19 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+/// The exit code of a change's error class, locally and through the admin API alike.
+pub fn change_exit(kind: ErrorKind) -> Exit {
+    match kind {
+        ErrorKind::BadInput => Exit::Usage,
+        ErrorKind::NotFound => Exit::NotFound,
+        ErrorKind::Conflict => Exit::Conflict,
+        ErrorKind::ProviderRefused => Exit::ProviderRefused,
+        ErrorKind::ProviderUnavailable => Exit::ProviderUnavailable,
+        ErrorKind::StoreUnavailable => Exit::StoreUnavailable,
+        ErrorKind::Store => Exit::Store,
+    }
 }
 
 fn write_exit(e: &WriteError) -> Exit {

@@ -14,6 +14,7 @@ mod progress;
 // remote CLI).
 #[allow(dead_code)]
 mod remote_authorize;
+mod remote;
 mod report;
 mod settings;
 mod secret_env;
@@ -64,6 +65,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     }
     // Resolving reads the environment only; verbs that use neither store nor identity never look at it.
     let ctx = Context::resolve(&cli);
+    if cli.remote.is_some() {
+        refuse_unless_remote(&cli.command)?;
+    }
     match cli.command {
         Command::Authconnection(verb) | Command::Workspace(Workspace::Authconnection(verb)) => {
             let ctx = ctx?;
@@ -76,7 +80,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 AuthConnection::Authorize(a) => commands::authorize::run(&ctx, a),
                 AuthConnection::Revoke(a) => commands::revoke::run(&ctx, a),
                 AuthConnection::Update(a) => commands::update::run(&ctx, a),
-                AuthConnection::Providers(a) => commands::providers::run(a),
+                AuthConnection::Providers(a) => commands::providers::run(&ctx, a),
             }
         }
         Command::Store(verb) => {
@@ -98,6 +102,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 AdminTokenCommand::Revoke(a) => commands::admin_token::revoke(&ctx, a),
             }
         }
+        Command::Admin(AdminCommand::Audit(a)) => commands::admin_token::audit(&ctx?, a),
         Command::Run(a) => commands::run::run(&ctx?, a),
         Command::Serve(a) => commands::serve::run(&ctx?, a),
         Command::BuildJs(a) => commands::build_js::run(a),
@@ -107,6 +112,41 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Completion(a) => commands::completion::completion(&a),
         Command::Man(a) => commands::completion::man(&a),
     }
+}
+
+/// With `--remote`, the verbs the admin API serves go on; every other one is refused (exit 23) before it could
+/// read or create a local store the user did not mean.
+fn refuse_unless_remote(command: &Command) -> anyhow::Result<()> {
+    let verb = match command {
+        Command::Authconnection(verb) | Command::Workspace(Workspace::Authconnection(verb)) => match verb {
+            AuthConnection::Create(_)
+            | AuthConnection::List(_)
+            | AuthConnection::Update(_)
+            | AuthConnection::Delete(_)
+            | AuthConnection::Revoke(_)
+            | AuthConnection::Providers(_) => return Ok(()),
+            AuthConnection::Show(_) => "authconnection show",
+            AuthConnection::ImportToken(_) => "authconnection import-token",
+            AuthConnection::Authorize(_) => "authconnection authorize",
+        },
+        Command::Admin(AdminCommand::Audit(_)) => return Ok(()),
+        Command::Store(_) => "store",
+        Command::Admin(_) => "admin token",
+        Command::Run(_) => "run",
+        Command::Serve(_) => "serve",
+        Command::BuildJs(_) => "build-js",
+        Command::New(_) => "new",
+        Command::Cache(_) => "cache",
+        Command::Completion(_) | Command::Man(_) => return Ok(()),
+    };
+    Err(exit::coded(
+        Exit::NotRemote,
+        format!(
+            "`{verb}` works on a local store only, not through --remote (the admin API serves authconnection create, \
+             list, update, delete, revoke and providers, and admin audit); run it on the server, or leave out \
+             --remote and WASM_HOST_REMOTE"
+        ),
+    ))
 }
 
 /// A panic's message may hold whatever value was at hand (a failed slice of a string prints the string), so by

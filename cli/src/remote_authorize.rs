@@ -101,11 +101,11 @@ async fn post(r: &RemoteAuthorize<'_>, path: &str, body: &Value) -> Result<Value
     if status.is_success() {
         return Ok(answer);
     }
-    let message = answer["message"].as_str().unwrap_or("the server refused the request").to_owned();
+    let message = answer["error"]["message"].as_str().unwrap_or("the server refused the request").to_owned();
     let exit = match status.as_u16() {
         400 | 401 | 403 | 409 | 410 => Exit::Usage,
         404 => Exit::NotFound,
-        502 if answer["error"] == "provider-unavailable" => Exit::ProviderUnavailable,
+        502 if answer["error"]["kind"] == "provider-unavailable" => Exit::ProviderUnavailable,
         502 => Exit::ProviderRefused,
         503 => Exit::StoreUnavailable,
         _ => Exit::Failure,
@@ -151,14 +151,13 @@ mod tests {
         let api = Arc::new(AdminApi {
             store: store.clone(),
             keys: keys.clone(),
-            render: Box::new(|_| String::new()),
             authorizer: Some(Arc::new(authorizer)),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let answer = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-            let serving = tokio::spawn(wasm_host_server::admin::serve(listener, api, Duration::from_secs(10)));
+            let serving = tokio::spawn(wasm_host_server::admin::serve(listener, None, api, Duration::from_secs(10)));
             let client = reqwest::Client::new();
             let request = RemoteAuthorize {
                 base_url: &base,

@@ -12,8 +12,10 @@ use secrecy::SecretString;
 pub const IDENTITY_KEY: &str = "WASM_HOST_IDENTITY_KEY";
 /// `authconnection create`'s client secret.
 pub const CLIENT_SECRET: &str = "WASM_HOST_CLIENT_SECRET";
+/// `--remote`'s admin token.
+pub const ADMIN_TOKEN: &str = "WASM_HOST_ADMIN_TOKEN";
 /// Every variable of this kind. Add a new secret-bearing variable here, never read it with `std::env`.
-pub const SECRET_VARIABLES: [&str; 2] = [IDENTITY_KEY, CLIENT_SECRET];
+pub const SECRET_VARIABLES: [&str; 3] = [IDENTITY_KEY, CLIENT_SECRET, ADMIN_TOKEN];
 /// The store location: taken out like the others when it is a `postgres://` URL (which may carry a password); a
 /// path stays, for clap to read.
 pub const STORE: &str = "WASM_HOST_STORE";
@@ -21,6 +23,7 @@ pub const STORE: &str = "WASM_HOST_STORE";
 struct Taken {
     identity_key: Option<SecretString>,
     client_secret: Option<SecretString>,
+    admin_token: Option<SecretString>,
     store_url: Option<SecretString>,
 }
 
@@ -35,7 +38,7 @@ pub fn take() {
         .filter(|v| wasm_host_store::is_postgres(std::path::Path::new(v)))
         .and_then(|v| v.into_string().ok())
         .map(SecretString::from);
-    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET), store_url };
+    let taken = Taken { identity_key: read(IDENTITY_KEY), client_secret: read(CLIENT_SECRET), admin_token: read(ADMIN_TOKEN), store_url };
     let store = taken.store_url.as_ref().map(|_| STORE);
     for name in SECRET_VARIABLES.into_iter().chain(store) {
         // SAFETY: called at the start of `main`, before any other thread exists (none reads the environment
@@ -58,4 +61,9 @@ pub fn client_secret() -> Option<&'static SecretString> {
 /// `WASM_HOST_STORE` as it was at start, when it was a `postgres://` URL.
 pub fn store_url() -> Option<&'static SecretString> {
     TAKEN.get().and_then(|t| t.store_url.as_ref())
+}
+
+/// `WASM_HOST_ADMIN_TOKEN` as it was at start.
+pub fn admin_token() -> Option<&'static SecretString> {
+    TAKEN.get().and_then(|t| t.admin_token.as_ref())
 }

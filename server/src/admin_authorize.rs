@@ -10,9 +10,9 @@
 //! | `POST /v1/connections/{name}/authorization` `{"redirect_uri": "http://127.0.0.1:PORT/callback", "scopes": [..]?}` | 201 `{"authorization_url", "state", "expires_at", "connection", "redirect_uri"}` |
 //! | `POST /v1/authorizations/complete` `{"state", "code"}` or `{"state", "error", "error_description"?}`, optionally `"iss"` (RFC 9207), `"params"` {other callback parameters}, `"connection"` (checked) | 200: the connection as `authconnection list --json` shows it (never a token) |
 //!
-//! | status | `error` | when |
+//! | status | `kind` | when |
 //! |---|---|---|
-//! | 400 | `bad-request` | the body is not the JSON above, or the name is not a connection name |
+//! | 400 | `bad-input` | the body is not the JSON above, or the name is not a connection name |
 //! | 400 | `bad-redirect-uri` | the redirect URI is not `http://127.0.0.1:PORT/callback` or `http://[::1]:PORT/callback` |
 //! | 400 | `wrong-connection` | `connection` names another connection than the state's (the state is used up) |
 //! | 404 | `unknown-state` | no pending authorization has this state (never started with this store, or purged) |
@@ -20,27 +20,17 @@
 //! | 410 | `state-expired` | the authorization is older than 10 minutes |
 //! | 404, 409, 502, 503 | from the [`Authorizer`] | no such connection, no authorization step, the provider refused or is unreachable, the store is down |
 //!
-//! Authentication and the read-only check come first, as for every admin route (admin.rs).
+//! Authentication, the read-only check and the audit entry are admin.rs's, as for every route; errors take its
+//! shape, `{"error": {"kind", "message"}}`.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::Value;
-use wasm_host_store::{rfc3339, AdminScope, Keys, PendingAuthorization, Store, Taken, WriteError};
+use wasm_host_store::{rfc3339, Keys, PendingAuthorization, Store, Taken, WriteError};
 
-use crate::admin::AdminApi;
-use crate::answer::{self, Body};
-
-/// The largest request body these routes read.
-const MAX_BODY: usize = 64 * 1024;
-/// How long the body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-const COMPLETE: &str = "/v1/authorizations/complete";
+use crate::admin::ApiError;
 
 /// What builds authorization requests and exchanges codes for the server: the command line's own `authorize`
 /// code (endpoint resolution, PKCE, nonce, the code exchange, the ID-token check, storing the tokens), so remote
@@ -90,67 +80,11 @@ impl Refusal {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Refusal { status, code, message: message.into() }
     }
-
-    fn answer(&self) -> Response<Body> {
-        answer::error(self.status, self.code, &self.message)
-    }
 }
 
-/// Whether `path` is one of this module's routes.
-pub fn handles(path: &str) -> bool {
-    path == COMPLETE || connection_of(path).is_some()
-}
-
-/// `{name}` of `/v1/connections/{name}/authorization`.
-fn connection_of(path: &str) -> Option<&str> {
-    let name = path.strip_prefix("/v1/connections/")?.strip_suffix("/authorization")?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
-}
-
-/// Answers one request to these routes: reads the body (capped), then authenticates and acts off the runtime.
-pub async fn serve(api: Arc<AdminApi>, req: Request<Incoming>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let body = match crate::body::read_capped(body, MAX_BODY, BODY_TIMEOUT).await {
-        Ok(body) => body,
-        Err(refused) => {
-            return answer::error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                &format!("the request body could not be read ({refused:?}); send at most {MAX_BODY} bytes of JSON"),
-            )
-        }
-    };
-    let req = Request::from_parts(parts, ());
-    tokio::task::spawn_blocking(move || answer(&api, &req, &body)).await.unwrap_or_else(|_| {
-        answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed; the server log has the cause")
-    })
-}
-
-fn answer(api: &AdminApi, req: &Request<()>, body: &[u8]) -> Response<Body> {
-    let scope = match api.authenticate(req) {
-        Ok(scope) => scope,
-        Err(response) => return response,
-    };
-    if scope == AdminScope::ReadOnly {
-        return answer::error(StatusCode::FORBIDDEN, "read-only", "this admin token is read-only: it cannot authorize a connection");
-    }
-    if req.method() != Method::POST {
-        return answer::error(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", &format!("{} takes POST", req.uri().path()));
-    }
-    let Some(authorizer) = &api.authorizer else {
-        return answer::error(StatusCode::NOT_FOUND, "no-route", "this server does not authorize connections remotely");
-    };
-    let result = match connection_of(req.uri().path()) {
-        Some(name) => start(&api.store, &api.keys, authorizer.as_ref(), name, body),
-        None => complete(&api.store, &api.keys, authorizer.as_ref(), body),
-    };
-    match result {
-        Ok((status, body)) => {
-            let mut response = answer::json(body.to_string());
-            *response.status_mut() = status;
-            response
-        }
-        Err(refusal) => refusal.answer(),
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::new(r.status, r.code, r.message)
     }
 }
 
@@ -162,7 +96,7 @@ struct StartBody {
 }
 
 fn bad_request(message: String) -> Refusal {
-    Refusal::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    Refusal::new(StatusCode::BAD_REQUEST, "bad-input", message)
 }
 
 /// `POST /v1/connections/{name}/authorization` with `body`, once authenticated: 201 and the request for the laptop.
@@ -334,12 +268,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn routes() {
-        assert_eq!(connection_of("/v1/connections/github/authorization"), Some("github"));
-        assert_eq!(connection_of("/v1/connections//authorization"), None);
-        assert_eq!(connection_of("/v1/connections/a/b/authorization"), None);
-        assert!(handles(COMPLETE));
-        assert!(!handles("/v1/connections"));
-    }
 }

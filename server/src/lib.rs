@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admin_authorize;
+pub mod manage;
 mod admission;
 mod body;
 pub mod answer;

@@ -281,7 +281,7 @@ impl Server {
     /// Serves the operations listener until aborted.
     async fn operations_loop(self: Arc<Self>, listener: TcpListener) {
         let timeout = self.limits.header_timeout;
-        crate::side_listener::serve(listener, timeout, move |req| {
+        crate::side_listener::serve(listener, None, timeout, move |req| {
             let server = self.clone();
             async move { server.operations(&req) }
         })

@@ -13,9 +13,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::answer::Body;
+use crate::tls::TlsAcceptor;
 
-/// Accepts connections on `listener` until the task is aborted, answering each request with `answer`.
-pub(crate) async fn serve<F, Fut>(listener: TcpListener, header_timeout: Duration, answer: F)
+/// Accepts connections on `listener` until the task is aborted, answering each request with `answer`; with `tls`,
+/// each connection's TLS handshake must finish within the header timeout.
+pub(crate) async fn serve<F, Fut>(listener: TcpListener, tls: Option<TlsAcceptor>, header_timeout: Duration, answer: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
@@ -32,12 +34,21 @@ where
             let answered = answer(req);
             async move { Ok::<_, Infallible>(answered.await) }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+        let builder = move || {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            b
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => drop(builder().serve_connection(TokioIo::new(stream), service).await),
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        drop(builder().serve_connection(TokioIo::new(stream), service).await);
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -49,18 +49,41 @@ pub struct AdminToken {
     pub created_at: i64,
     /// SHA-256 of the whole token (prefix included), lowercase hex.
     pub sha256: String,
+    /// Unix seconds after which the token is refused like an unknown one; `None`: it does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl AdminToken {
     /// Makes a new token named `name`: its stored record and the token, which exists nowhere else (print it once).
     pub fn issue(name: &str, scope: AdminScope) -> Result<(AdminToken, SecretString), NameError> {
+        Self::issue_expiring(name, scope, None)
+    }
+
+    /// [`AdminToken::issue`] for a token refused after `expires_at` (Unix seconds; the record, expiry included,
+    /// is what the store's tag covers).
+    pub fn issue_expiring(
+        name: &str,
+        scope: AdminScope,
+        expires_at: Option<i64>,
+    ) -> Result<(AdminToken, SecretString), NameError> {
         validate_name(name)?;
         let mut random = zeroize::Zeroizing::new([0u8; TOKEN_BYTES]);
         getrandom::getrandom(random.as_mut()).expect("the operating system's random number generator works");
         let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*random));
-        let record =
-            AdminToken { name: name.to_owned(), scope, created_at: crate::now_unix(), sha256: hash_hex(&token) };
+        let record = AdminToken {
+            name: name.to_owned(),
+            scope,
+            created_at: crate::now_unix(),
+            sha256: hash_hex(&token),
+            expires_at,
+        };
         Ok((record, SecretString::from(token)))
+    }
+
+    /// Whether the token is past its expiry at `now` (Unix seconds).
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
     }
 
     /// The record as stored (JSON), what its tag covers.

@@ -23,6 +23,7 @@ use secrecy::SecretString;
 
 use crate::admin_token::AdminToken;
 use crate::authorization_request::{PendingAuthorization, Taken};
+use crate::audit::AuditEntry;
 use crate::error::{ReadError, WriteError};
 use crate::keys::{Keys, SecretField};
 use crate::record::{Connection, NewConnection, ProtocolOptions, ResolvedEndpoints, Status};
@@ -385,4 +386,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// [`Taken::Expired`] and is not handed out. Purges as [`Backend::put_authorization_request`] does.
     /// [`ReadError::TamperedAuthorizationRequest`] when the row is not what a holder of `keys` wrote.
     fn take_authorization_request(&self, state: &str, keys: &Keys, now: i64) -> Result<Taken, WriteError>;
+
+    /// Appends `entry` to the audit log, in a transaction of its own.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError>;
+
+    /// The last `limit` audit entries, oldest first.
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError>;
 }

@@ -89,7 +89,7 @@ pub enum ReadError {
     Tampered { store: StoreLocation, name: String },
     /// An admin token's row is not what a holder of the identity wrote (planted to grant someone access).
     #[error(
-        "admin token `{name}` in the store {store} was written by someone without the store's identity (its record          does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke          {name}`) and find out who can write the store"
+        "admin token `{name}` in the store {store} was written by someone without the store's identity (its record does not match its authentication tag), so it grants nothing; revoke it (`wasm-host admin token revoke {name}`) and find out who can write the store"
     )]
     TamperedAdminToken { store: StoreLocation, name: String },
     /// A pending remote authorization's row is not what a holder of the identity wrote (authorization_request.rs).
@@ -101,6 +101,9 @@ pub enum ReadError {
     /// An admin token's row that does not decode.
     #[error("the admin token `{name}` in {store} cannot be decoded ({detail}); revoke it and create another")]
     CorruptAdminToken { store: StoreLocation, name: String, detail: String },
+    /// An audit entry that does not decode.
+    #[error("audit entry {id} in {store} cannot be decoded ({detail})")]
+    CorruptAudit { store: StoreLocation, id: u64, detail: String },
     #[error(
         "the store {store} was written by an older wasm-host and its records are not authenticated yet; if you \
          upgraded wasm-host, run `wasm-host store upgrade` (it lists each connection's endpoints as it vouches for \

@@ -8,6 +8,7 @@
 
 mod admin_token;
 mod authorization_request;
+mod audit;
 mod backend;
 mod bundle;
 mod error;
@@ -36,6 +37,7 @@ pub use authorization_request::{
     state_key as authorization_state_key, PendingAuthorization, Taken, AUTHORIZATION_TTL,
     PURGE_AFTER as AUTHORIZATION_PURGE_AFTER,
 };
+pub use audit::AuditEntry;
 pub use admin_token::{hash_hex as admin_token_hash, AdminScope, AdminToken, TOKEN_PREFIX as ADMIN_TOKEN_PREFIX};
 pub use backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
@@ -43,7 +45,7 @@ pub use backend::{
 };
 #[cfg(feature = "postgres")]
 pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};
-pub use redb_store::{RedbStore, ADMIN_TOKENS, AUTHORIZATION_REQUESTS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
+pub use redb_store::{RedbStore, ADMIN_TOKENS, AUDIT, AUTHORIZATION_REQUESTS, CONNECTIONS, LEASES, META, REVISIONS, SCHEMA_VERSION, SECRETS, TAGS};
 pub use store::Store;
 pub use location::{is_postgres, PostgresLocation, StoreLocation};
 pub use error::{OpenError, ReadError, WriteError};

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::admin_token::AdminToken;
 use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
+use crate::audit::AuditEntry;
 use crate::backend::{
     now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
 };
@@ -61,6 +62,22 @@ type AuthorizationTable<'t> = redb::Table<'t, &'static str, (&'static [u8], &'st
 /// Removes the rows that expired more than [`crate::AUTHORIZATION_PURGE_AFTER`] seconds before `now`.
 fn purge_authorization_requests(table: &mut AuthorizationTable<'_>, now: i64) -> Result<(), redb::StorageError> {
     table.retain(|_, (_, _, _, expires_at, _)| expires_at.saturating_add(crate::AUTHORIZATION_PURGE_AFTER) >= now)
+}
+
+/// Audit entry number (1, 2, ...) → JSON [`AuditEntry`]. Like [`ADMIN_TOKENS`], added without a schema bump: the
+/// first entry creates it.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// A table added without a schema bump ([`ADMIN_TOKENS`], [`AUDIT`]): `None` in a store made before it existed.
+fn optional_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::Error> {
+    match txn.open_table(table) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(x) => Err(x.into()),
+    }
 }
 
 fn sealed_rows<T>(secrets: &T, name: &str) -> Result<SealedRows, redb::Error>
@@ -456,11 +473,7 @@ impl RedbStore {
     fn admin_token_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, ReadError> {
         let e = self.read_err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let table = match txn.open_table(ADMIN_TOKENS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
-            Err(x) => return Err(e(x.into())),
-        };
+        let Some(table) = optional_table(&txn, ADMIN_TOKENS).map_err(&e)? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for row in table.iter().map_err(|x| e(x.into()))? {
             let (name, value) = row.map_err(|x| e(x.into()))?;
@@ -987,6 +1000,17 @@ impl Backend for RedbStore {
         txn.commit().map_err(|x| e(x.into()))
     }
 
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError> {
+        let e = self.write_err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
+            let last = table.last().map_err(|x| e(x.into()))?.map_or(0, |(k, _)| k.value());
+            table.insert(last + 1, entry.encode().as_slice()).map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
     fn take_authorization_request(&self, state: &str, keys: &Keys, now: i64) -> Result<Taken, WriteError> {
         let key = authz::state_key(state);
         let e = self.write_err();
@@ -1017,6 +1041,23 @@ impl Backend for RedbStore {
         Ok(taken)
     }
 
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError> {
+        let e = self.read_err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let Some(table) = optional_table(&txn, AUDIT).map_err(&e)? else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|x| e(x.into()))?.rev().take(limit) {
+            let (id, record) = row.map_err(|x| e(x.into()))?;
+            let entry = AuditEntry::decode(record.value()).map_err(|x| ReadError::CorruptAudit {
+                store: self.location(),
+                id: id.value(),
+                detail: x.to_string(),
+            })?;
+            out.push(entry);
+        }
+        out.reverse();
+        Ok(out)
+    }
 }
 
 /// Creates the store at `path` whole or not at all. redb writes a new file's header in steps, its magic number

@@ -21,6 +21,7 @@ macro_rules! backend_suite {
                 a_row_the_old_key_cannot_open_aborts_the_whole_rekey,
                 a_planted_row_is_reported_as_tampered,
                 admin_tokens_are_kept_as_hashes_found_and_revoked,
+                the_audit_log_keeps_entries_in_order,
             );
         }
     };

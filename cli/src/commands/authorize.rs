@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     let name = &args.name.name;
     validate_name(name)?;
     let timeout = args.timeout;
-    if args.scopes.as_deref().is_some_and(|s| super::options::scopes(s).is_empty()) {
+    if args.scopes.as_deref().is_some_and(|s| wasm_host_server::manage::options::scopes(s).is_empty()) {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
     let store = ctx.open_store()?;
@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     if conn.options.grant == Grant::ClientCredentials {
         return Err(no_authorization_step(name));
     }
-    let scopes = requested_scopes(&conn, args.scopes.as_deref().map(super::options::scopes));
+    let scopes = requested_scopes(&conn, args.scopes.as_deref().map(wasm_host_server::manage::options::scopes));
     let secret = client_secret(&store, &keys, &conn)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = Http::default();
@@ -231,7 +231,7 @@ pub(crate) fn requested_scopes(conn: &Connection, given: Option<Vec<String>>) ->
     match given {
         Some(list) => list,
         None if !conn.options.default_scopes.is_empty() => conn.options.default_scopes.clone(),
-        None => super::options::scopes(DEFAULT_SCOPES),
+        None => wasm_host_server::manage::options::scopes(DEFAULT_SCOPES),
     }
 }
 
@@ -267,18 +267,7 @@ pub(crate) fn resolve_endpoints(runtime: &tokio::runtime::Runtime, http: &Http, 
 }
 
 pub fn settings(conn: &Connection) -> Result<EndpointSettings> {
-    Ok(EndpointSettings {
-        provider_url: conn.provider_url.clone(),
-        issuer_url: conn.issuer_url.clone(),
-        auth_url: conn.endpoints.auth_url.clone(),
-        token_url: conn.endpoints.token_url.clone(),
-        revocation_url: conn.endpoints.revocation_url.clone(),
-        userinfo_url: conn.endpoints.userinfo_url.clone(),
-        pkce: conn.options.pkce,
-        client_auth: super::options::client_auth(conn.options.client_auth.as_deref())?,
-        auth_params: conn.options.auth_params.clone(),
-        scope_separator: conn.options.scope_separator,
-    })
+    Ok(wasm_host_server::manage::endpoint_settings(conn)?)
 }
 
 fn resolved(e: &ProviderEndpoints) -> ResolvedEndpoints {

@@ -119,7 +119,7 @@ impl ServerAuthorizer {
 /// never carries a secret.
 fn refusal(e: &anyhow::Error) -> Refusal {
     let (status, code) = match classify(e) {
-        Exit::Usage => (StatusCode::BAD_REQUEST, "bad-request"),
+        Exit::Usage => (StatusCode::BAD_REQUEST, "bad-input"),
         Exit::NotFound => (StatusCode::NOT_FOUND, "not-found"),
         Exit::NoAuthorizationStep => (StatusCode::CONFLICT, "no-authorization-step"),
         Exit::ProviderRefused => (StatusCode::BAD_GATEWAY, "provider-refused"),

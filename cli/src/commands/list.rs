@@ -1,18 +1,32 @@
 //! `authconnection list`: every connection, as a table or a JSON array. Never creates the store.
 
 use anyhow::Result;
+use reqwest::Method;
+use serde_json::Value;
 
 use crate::args::ListArgs;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::{self, note, ConnectionJson};
 
-pub fn run(ctx: &Context, args: ListArgs) -> Result<Exit> {
+/// Every connection as `ConnectionJson` values: from the store, or from the admin API's `GET /v1/connections`.
+fn connections(ctx: &Context) -> Result<Vec<Value>> {
+    if let Some(remote) = ctx.remote()? {
+        let (_, answer) = remote.send(Method::GET, "/v1/connections", None)?;
+        return match answer {
+            Value::Array(rows) => Ok(rows),
+            _ => Err(crate::exit::coded(crate::exit::Exit::Remote, "GET /v1/connections did not answer a JSON array")),
+        };
+    }
     let connections = match ctx.existing_store()? {
         Some(store) => store.list()?,
         None => Vec::new(),
     };
-    let rows: Vec<ConnectionJson<'_>> = connections.iter().map(ConnectionJson::from).collect();
+    Ok(connections.iter().map(|c| serde_json::to_value(ConnectionJson::from(c))).collect::<Result<_, _>>()?)
+}
+
+pub fn run(ctx: &Context, args: ListArgs) -> Result<Exit> {
+    let rows = connections(ctx)?;
     if args.json {
         output::json(&rows)?;
         return Ok(Exit::Ok);
@@ -24,14 +38,16 @@ pub fn run(ctx: &Context, args: ListArgs) -> Result<Exit> {
     let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+            let scopes: Vec<&str> = r["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             [
-                r.name.to_owned(),
-                r.kind.to_owned(),
-                r.provider_url.to_owned(),
-                r.status.to_owned(),
-                r.expires_at.clone().unwrap_or_else(|| "-".into()),
-                if r.scopes.is_empty() { "-".into() } else { r.scopes.join(" ") },
-                r.grant.to_owned(),
+                text("name"),
+                text("type"),
+                text("provider_url"),
+                text("status"),
+                text("expires_at"),
+                if scopes.is_empty() { "-".into() } else { scopes.join(" ") },
+                text("grant"),
             ]
         })
         .collect();

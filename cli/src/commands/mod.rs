@@ -10,7 +10,6 @@ pub mod device;
 pub mod import_token;
 pub mod list;
 pub mod new;
-pub mod options;
 pub mod providers;
 pub mod serve;
 pub mod revoke;

@@ -1,17 +1,18 @@
-//! `authconnection providers`: the built-in provider catalog (oauth/providers.toml), and what `create --provider`
-//! takes from an entry.
-
-use std::collections::BTreeMap;
+//! `authconnection providers`: the built-in provider catalog (oauth/providers.toml).
 
 use anyhow::Result;
 use wasm_host_oauth::catalog::{self, Entry};
-use wasm_host_store::{Endpoints, ProtocolOptions};
 
 use crate::args::ProvidersArgs;
-use crate::exit::{usage, Exit};
+use crate::exit::Exit;
 
-pub fn run(args: ProvidersArgs) -> Result<Exit> {
-    let entries = catalog::entries();
+pub fn run(ctx: &crate::context::Context, args: ProvidersArgs) -> Result<Exit> {
+    // A remote server's catalog: the one its `create --provider` uses, whatever this build's is.
+    let remote_entries: Option<Vec<Entry>> = match ctx.remote()? {
+        Some(remote) => Some(serde_json::from_value(remote.send(reqwest::Method::GET, "/v1/providers", None)?.1)?),
+        None => None,
+    };
+    let entries = remote_entries.as_deref().unwrap_or(catalog::entries());
     if args.json {
         crate::output::json(&entries)?;
         return Ok(Exit::Ok);
@@ -22,54 +23,4 @@ pub fn run(args: ProvidersArgs) -> Result<Exit> {
         .collect();
     crate::output::table(["ID", "PROVIDER", "PLACEHOLDERS", "QUIRKS", "DOCUMENTATION"], &rows);
     Ok(Exit::Ok)
-}
-
-/// What a connection takes from a catalog entry.
-pub struct Filled {
-    pub provider_url: String,
-    /// An OpenID provider's issuer: its endpoints are then discovered (and its ID tokens checked), so the entry's
-    /// URLs are not stored.
-    pub issuer_url: Option<String>,
-    pub endpoints: Endpoints,
-    pub options: ProtocolOptions,
-    /// Whether the entry documents the client-credentials grant.
-    pub client_credentials: bool,
-}
-
-/// The connection settings of catalog entry `id` with its placeholders filled from `values`.
-pub fn fill(id: &str, values: &BTreeMap<String, String>) -> Result<Filled> {
-    let entry = catalog::find(id).map_err(|e| usage(e.to_string()))?;
-    let r = entry.resolve(values).map_err(|e| usage(e.to_string()))?;
-    let endpoints = match r.issuer {
-        Some(_) => Endpoints::default(),
-        None => Endpoints {
-            auth_url: Some(r.auth_url),
-            token_url: Some(r.token_url),
-            revocation_url: r.revocation_url,
-            userinfo_url: r.userinfo_url,
-        },
-    };
-    let mut options = options(entry);
-    options.device_auth_url = r.device_auth_url;
-    Ok(Filled {
-        provider_url: r.provider_url,
-        issuer_url: r.issuer,
-        endpoints,
-        options,
-        client_credentials: entry.client_credentials,
-    })
-}
-
-/// The protocol options an entry implies; `None`/empty where the defaults already do what it says.
-fn options(entry: &Entry) -> ProtocolOptions {
-    let pairs = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    ProtocolOptions {
-        pkce: (!entry.pkce).then_some(false),
-        client_auth: (entry.client_auth != "basic").then(|| entry.client_auth.clone()),
-        auth_params: pairs(&entry.auth_params),
-        token_params: pairs(&entry.token_params),
-        default_scopes: entry.scopes.clone(),
-        scope_separator: entry.scope_separator.chars().next().filter(|c| *c != ' '),
-        ..ProtocolOptions::default()
-    }
 }

@@ -15,7 +15,6 @@ use wasm_host_store::Store;
 use crate::args::ServeArgs;
 use crate::context::Context;
 use crate::exit::{usage, Exit};
-use crate::output::ConnectionJson;
 use crate::settings::{self, Overrides};
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
@@ -48,24 +47,28 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         None => None,
     };
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(wasm_host_server::tls::acceptor(cert, key).map_err(|e| usage(e.to_string()))?),
+        _ => None,
+    };
+    let admin_tls = match (&args.admin_tls_cert, &args.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(wasm_host_server::tls::acceptor(cert, key).map_err(|e| usage(e.to_string()))?),
+        _ => tls.clone(),
+    };
     let admin_listen: Option<SocketAddr> = match &args.admin_listen {
         Some(a) => {
             let addr: SocketAddr = a.parse().map_err(|e| usage(format!("--admin-listen {a}: {e}; give ADDRESS:PORT")))?;
-            // The admin API has no TLS of its own yet: its tokens must not cross a network in clear.
-            if !addr.ip().is_loopback() {
+            // Admin tokens and client secrets must not cross a network in clear.
+            if !addr.ip().is_loopback() && admin_tls.is_none() {
                 return Err(usage(format!(
-                    "--admin-listen {a}: the admin API listens on a loopback address only (127.0.0.1 or [::1]), as it \
-                     has no TLS yet; reach it from elsewhere through an SSH tunnel"
+                    "--admin-listen {a}: the admin API takes admin tokens and client secrets, so on another address \
+                     than loopback it needs TLS: give --admin-tls-cert and --admin-tls-key (or --tls-cert and \
+                     --tls-key), or listen on 127.0.0.1 and reach it through an SSH tunnel"
                 )));
             }
             Some(addr)
         }
         None => None,
-    };
-
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(wasm_host_server::tls::acceptor(cert, key).map_err(|e| usage(e.to_string()))?),
-        _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let store = Arc::new(ctx.open_store()?);
@@ -76,17 +79,13 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
     };
     let keys = ctx.keys(&store)?;
     let admin = admin_listen.map(|addr| {
-        let render: wasm_host_server::admin::RenderConnections = Box::new(|connections| {
-            let rows: Vec<ConnectionJson<'_>> = connections.iter().map(ConnectionJson::from).collect();
-            serde_json::to_string(&rows).expect("connections serialize")
-        });
         let authorizer = super::authorizer::ServerAuthorizer {
             store: store.clone(),
             keys: keys.clone(),
             http: wasm_host_oauth::Http::default(),
         };
         let authorizer: Arc<dyn wasm_host_server::admin_authorize::Authorizer> = Arc::new(authorizer);
-        (addr, Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), render, authorizer: Some(authorizer) }))
+        (addr, Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), authorizer: Some(authorizer) }))
     });
     let header_timeout = limits.header_timeout;
     let broker = Arc::new(TokenBroker::new(store.clone(), keys).with_margin(margin));
@@ -128,8 +127,10 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| usage(format!("cannot listen on {addr} (--admin-listen): {e}")))?;
-                println!("admin API on http://{}", l.local_addr()?);
-                Some(AbortOnDrop(tokio::spawn(wasm_host_server::admin::serve(l, api, header_timeout))))
+                let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
+                println!("admin API on {admin_scheme}://{}", l.local_addr()?);
+                let serving = wasm_host_server::admin::serve(l, admin_tls, api, header_timeout);
+                Some(AbortOnDrop(tokio::spawn(serving)))
             }
             None => None,
         };

@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 use super::{signal, Fail, PgStore};
 use crate::admin_token::AdminToken;
 use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
+use crate::audit::AuditEntry;
 use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
 use crate::error::{ReadError, WriteError};
 use crate::location::StoreLocation;
@@ -789,6 +790,37 @@ impl Backend for PgStore {
             .map_err(&e)?;
             tx.commit().await.map_err(|x| e(x.into()))?;
             Ok(Taken::Pending(pending))
+        })
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), WriteError> {
+        let record = entry.encode();
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.write_err(x))?;
+            execute(&client, "INSERT INTO wasm_host_audit (record) VALUES ($1)", &[&record]).await.map_err(self.werr())?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ReadError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(async {
+            let client = self.pool.get().await.map_err(|x| self.read_err(x))?;
+            let rows = query(&client, "SELECT id, record FROM wasm_host_audit ORDER BY id DESC LIMIT $1", &[&limit])
+                .await
+                .map_err(self.rerr())?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    AuditEntry::decode(r.get(1)).map_err(|x| ReadError::CorruptAudit {
+                        store: self.location.clone(),
+                        id: r.get::<_, i64>(0) as u64,
+                        detail: x.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
         })
     }
 

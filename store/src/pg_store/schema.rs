@@ -9,7 +9,8 @@
 //! - `wasm_host_generation` (one row): the change counter that signal.rs watches;
 //! - `wasm_host_admin_tokens` (name, sha256, record, tag), from version 2: each admin token's hash and JSON record
 //!   with its HMAC tag (admin_token.rs); never a token;
-//! - `wasm_host_authorization_requests` (state_sha256, record, sealed, tag, expires_at, used_at), from version 3:
+//! - `wasm_host_audit` (id, record), from version 3: the admin API's audit log (audit.rs), one JSON entry a row;
+//! - `wasm_host_authorization_requests` (state_sha256, record, sealed, tag, expires_at, used_at), from version 4:
 //!   pending remote authorizations (authorization_request.rs), found by the SHA-256 of their `state`.
 //!
 //! Migrations run in one transaction under a transaction-scoped advisory lock, so hosts starting together apply
@@ -20,7 +21,7 @@ use deadpool_postgres::Pool;
 use super::Fail;
 
 /// The schema this build reads and writes. A later release that changes a table adds a migration and bumps it.
-pub const PG_SCHEMA_VERSION: u64 = 3;
+pub const PG_SCHEMA_VERSION: u64 = 4;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; PG_SCHEMA_VERSION as usize] = [r#"
@@ -34,6 +35,8 @@ INSERT INTO wasm_host_generation VALUES (1, 0);
 "#, r#"
 CREATE TABLE wasm_host_admin_tokens (
     name text PRIMARY KEY, sha256 text NOT NULL UNIQUE, record bytea NOT NULL, tag bytea NOT NULL);
+"#, r#"
+CREATE TABLE wasm_host_audit (id bigserial PRIMARY KEY, record bytea NOT NULL);
 "#, r#"
 CREATE TABLE wasm_host_authorization_requests (
     state_sha256 text PRIMARY KEY, record bytea NOT NULL, sealed bytea NOT NULL, tag bytea NOT NULL,

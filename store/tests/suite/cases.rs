@@ -4,7 +4,7 @@ use std::fs;
 
 use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{
-    admin_token_hash, AdminScope, AdminToken,
+    admin_token_hash, AdminScope, AdminToken, AuditEntry,
     export, import, read_bundle, rekey_identity_file, Endpoints, ImportReport, Keys, Lease, NewConnection, NewTokens,
     ReadError, RefreshUpdate, Resealed, SecretError, SecretField, Status, Store, WriteError, TYPE_OAUTH2,
 };
@@ -523,4 +523,29 @@ pub fn a_bundle_moves_a_store_between_backends<A: Fixture, B: Fixture>() {
     ] {
         assert_eq!(open(&back, &keys, "crm", field).as_deref(), Some(value), "{field:?}");
     }
+}
+
+/// The audit log: entries appended by one handle are read by another (another host), the last `limit` of them,
+/// oldest first, exactly as written.
+pub fn the_audit_log_keeps_entries_in_order<F: Fixture>() {
+    let fixture = F::new();
+    let store = fixture.open();
+    assert_eq!(store.audit(10).unwrap(), vec![]);
+    let entry = |n: i64, outcome: &str| AuditEntry {
+        at: 1_700_000_000 + n,
+        actor: "ops".into(),
+        action: "create".into(),
+        connection: (n != 2).then(|| format!("c{n}")),
+        outcome: outcome.into(),
+    };
+    let written = [entry(1, "ok"), entry(2, "read-only"), entry(3, "conflict")];
+    for e in &written {
+        store.append_audit(e).unwrap();
+    }
+    let other = fixture.open();
+    assert_eq!(other.audit(10).unwrap(), written.to_vec());
+    assert_eq!(other.audit(2).unwrap(), written[1..].to_vec());
+    assert_eq!(other.audit(0).unwrap(), vec![]);
+    other.append_audit(&entry(4, "ok")).unwrap();
+    assert_eq!(store.audit(1).unwrap(), vec![entry(4, "ok")]);
 }

@@ -1,12 +1,13 @@
-//! The per-connection protocol options of `create` and `update` (`--pkce`, `--client-auth`, `--auth-param`,
+//! The per-connection protocol options of `create` and `update` (the CLI's flags and the admin API's fields) (`--pkce`, `--client-auth`, `--auth-param`,
 //! `--token-param`, `--default-scopes`), checked and applied to a connection's [`ProtocolOptions`].
 
-use anyhow::Result;
 use wasm_host_oauth::ClientAuth;
 use wasm_host_store::{printable, ProtocolOptions};
 
-use crate::args::ProtocolArgs;
-use crate::exit::usage;
+use super::request::ProtocolRequest;
+use super::{bad_input as usage, ChangeError};
+
+type Result<T> = std::result::Result<T, ChangeError>;
 
 /// Parameters the flows set themselves: an extra parameter may not replace one (a `state` or `code_challenge`
 /// given here would defeat the checks made on the callback).
@@ -16,7 +17,7 @@ const RESERVED: [&str; 14] = [
 ];
 
 /// Applies `args` onto `options`: a flag given replaces that option; `NAME=` removes a parameter.
-pub fn apply(args: &ProtocolArgs, options: &mut ProtocolOptions) -> Result<()> {
+pub fn apply(args: &ProtocolRequest, options: &mut ProtocolOptions) -> Result<()> {
     if let Some(p) = &args.pkce {
         options.pkce = match p.as_str() {
             "auto" => None,
@@ -59,7 +60,7 @@ pub fn refuse_authorization_flags(name: &str, given: &[(&str, bool)]) -> Result<
 }
 
 /// The flags of `args` that [`refuse_authorization_flags`] refuses, each with whether it was given.
-pub fn authorization_flags(args: &ProtocolArgs) -> [(&'static str, bool); 3] {
+pub fn authorization_flags(args: &ProtocolRequest) -> [(&'static str, bool); 3] {
     [
         ("--pkce", args.pkce.is_some()),
         ("--auth-param", !args.auth_params.is_empty()),
