@@ -77,6 +77,9 @@ impl AuthorizationRequest {
 pub struct Callback {
     pub code: SecretString,
     pub params: Vec<(String, String)>,
+    /// RFC 9207's `iss`, when the provider sent one: a listener that could not check it (remote authorize's, on
+    /// a laptop that does not know the provider) hands it on to whoever can.
+    pub iss: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -374,7 +377,7 @@ pub fn judge(target: &str, state: &SecretString, issuer: Option<&str>) -> Verdic
         return Verdict::Refused { error, description };
     }
     match code {
-        Some(code) if !code.expose_secret().is_empty() => Verdict::Done(Callback { code, params }),
+        Some(code) if !code.expose_secret().is_empty() => Verdict::Done(Callback { code, params, iss }),
         _ => Verdict::Retry("The callback carries no authorization `code`.".into()),
     }
 }

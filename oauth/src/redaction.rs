@@ -59,7 +59,7 @@ mod tests {
         };
         let shown = [
             format!("{:?}", ClientCredentials { id: "client", secret: &secret, auth: ClientAuth::Post }),
-            format!("{:?}", Callback { code: secret.clone(), params: vec![("realmId".into(), "1".into())] }),
+            format!("{:?}", Callback { code: secret.clone(), params: vec![("realmId".into(), "1".into())], iss: None }),
             format!("{request:?}"),
             format!("{response:?}"),
         ];
