@@ -7,9 +7,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wasm_host_tests::provider::{Provider, ProviderConfig};
+use wasm_host_store::secrecy::ExposeSecret;
+use wasm_host_store::{Keys, SecretField, Store};
+use wasm_host_tests::http::follow_to_callback;
+use wasm_host_tests::provider::{Provider, ProviderConfig, CLIENT_ID, CLIENT_SECRET};
 use wasm_host_tests::serving::Serving;
-use wasm_host_tests::{reqwest, test_guest, Env, Run};
+use wasm_host_tests::{plant_expired_authorization, reqwest, test_guest, texts_under, Env, Run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 const SECRET: &str = "remote-client-secret-5b7e1";
@@ -86,29 +89,12 @@ impl Laptop {
     fn assert_clean(&self, values: &[&str]) {
         assert!(!self.env.store().exists(), "a store was made on the laptop");
         assert!(!self.env.identity().exists(), "an identity was made on the laptop");
-        for text in self.printed.borrow().iter().chain(files(self.env.path("").as_path()).iter()) {
+        for text in self.printed.borrow().iter().chain(texts_under(&self.env.path("")).iter()) {
             for value in values {
                 assert!(!text.contains(value), "a secret or token on the laptop: {text}");
             }
         }
     }
-}
-
-/// The text of every file under `dir`.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                out.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned());
-            }
-        }
-    }
-    out
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -169,7 +155,7 @@ fn the_remote_cli_creates_lists_updates_and_deletes_on_the_server() {
     assert_eq!(providers, server.env.run(&["authconnection", "providers", "--json"]).success().json());
 
     // Verbs that need the local store say so, with their own exit code; no store is made for them.
-    for verb in [&["authconnection", "show", "github"][..], &["authconnection", "authorize", "github"], &["store", "recipient"]] {
+    for verb in [&["authconnection", "show", "github"][..], &["authconnection", "authorize", "github", "--device"], &["store", "recipient"]] {
         laptop.run(verb).failure(23, "works on a local store only");
     }
 
@@ -437,7 +423,8 @@ fn the_admin_api_answers_as_its_openapi_document_says() {
     let http = client();
     let mut seen = std::collections::BTreeSet::new();
     let mut answers = Vec::new();
-    for (template, method, path, token, body) in requests {
+    // One request: its answer checked against the document, and (template, method, status) noted as provoked.
+    let mut check = |template: &str, method: &str, path: &str, token: &str, body: Option<Value>| {
         let (status, answer) = call(&http, &format!("{}{path}", server.admin), &method.to_uppercase(), token, body);
         let documented = &doc["paths"][template][method]["responses"][status.to_string()];
         assert!(documented.is_object(), "{method} {path} answered {status}, which the document does not list: {answer}");
@@ -445,7 +432,56 @@ fn the_admin_api_answers_as_its_openapi_document_says() {
         conforms(&doc, schema, &answer, "$").unwrap_or_else(|e| panic!("{method} {path} → {status}: {e}\n{answer}"));
         seen.insert((template.to_owned(), method.to_owned(), status.to_string()));
         answers.push(answer.to_string());
+        answer
+    };
+    for (template, method, path, token, body) in requests {
+        check(template, method, &path, token, body);
     }
+
+    // Remote authorize, against the local OpenID provider: a connection to it and a client-credentials one.
+    let provider = Provider::start(ProviderConfig::default());
+    let idp = json!({"name": "idp", "type": "TYPE_OAUTH2", "provider_url": provider.issuer, "client_id": CLIENT_ID,
+                     "client_secret": CLIENT_SECRET});
+    check("/v1/connections", "post", "/v1/connections", &ops, Some(idp));
+    let mut svc = create("svc");
+    svc["grant"] = json!("client-credentials");
+    check("/v1/connections", "post", "/v1/connections", &ops, Some(svc));
+    let (start, complete) = ("/v1/connections/{name}/authorization", "/v1/authorizations/complete");
+    let loopback = json!({"redirect_uri": "http://127.0.0.1:9/callback"});
+    let started = check(start, "post", "/v1/connections/idp/authorization", &ops, Some(loopback.clone()));
+    for (path, token, body) in [
+        ("/v1/connections/idp/authorization", &ops, json!({"redirect_uri": "http://localhost:9/callback"})),
+        ("/v1/connections/idp/authorization", &ops, json!({"redirect": "http://127.0.0.1:9/callback"})),
+        ("/v1/connections/idp/authorization", &ro, loopback.clone()),
+        ("/v1/connections/idp/authorization", &String::new(), loopback.clone()),
+        ("/v1/connections/nope/authorization", &ops, loopback.clone()),
+        ("/v1/connections/svc/authorization", &ops, loopback.clone()),
+    ] {
+        check(start, "post", path, token, Some(body));
+    }
+    // The browser, up to the provider's redirect to the (absent) loopback listener: the callback's parameters.
+    let callback = url::Url::parse(&follow_to_callback(started["authorization_url"].as_str().unwrap())).unwrap();
+    let mut reply = json!({"connection": "idp"});
+    for (key, value) in callback.query_pairs() {
+        reply[key.as_ref()] = json!(value);
+    }
+    assert_eq!(reply["state"], started["state"]);
+    let stored = check(complete, "post", complete, &ops, Some(reply.clone()));
+    assert_eq!(stored["status"], "authorized", "{stored}");
+    check(complete, "post", complete, &ops, Some(reply.clone()));
+    let (store, keys) = (Store::open(&server.env.store()).unwrap(), Keys::load(&server.env.identity()).unwrap().unwrap());
+    plant_expired_authorization(&store, &keys, "idp", "an-old-state");
+    for (token, body) in [
+        (&ops, json!({"state": "an-old-state", "code": "c"})),
+        (&ops, json!({"state": "a-state-never-issued", "code": "c"})),
+        (&ops, json!({"code": "c"})),
+        (&ro, json!({"state": "s", "code": "c"})),
+        (&String::new(), json!({"state": "s", "code": "c"})),
+    ] {
+        check(complete, "post", complete, token, Some(body));
+    }
+    let access = store.secret("idp", SecretField::AccessToken, &keys).unwrap().unwrap();
+    let refresh = store.secret("idp", SecretField::RefreshToken, &keys).unwrap().unwrap();
     // Each documented answer was provoked, but those this test cannot make happen on a sound local store
     // (500, 503: a broken store or database; 502: a provider that refuses or is down).
     let cannot = ["500", "502", "503"];
@@ -461,6 +497,8 @@ fn the_admin_api_answers_as_its_openapi_document_says() {
     assert_eq!(server.call("PUT", "/v1/connections", &ops, None).0, 405);
     assert_eq!(server.call("GET", "/v1/elsewhere", &ops, None).0, 404);
     for answer in &answers {
-        assert!(!answer.contains(SECRET), "the client secret in an answer: {answer}");
+        for secret in [SECRET, CLIENT_SECRET, access.expose_secret(), refresh.expose_secret()] {
+            assert!(!answer.contains(secret), "a client secret or token in an answer: {answer}");
+        }
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use wasm_host_tests::provider::{Provider, ProviderConfig, CLIENT_SECRET};
 use wasm_host_tests::serving::Serving;
-use wasm_host_tests::{example, reqwest, Env};
-use wasm_host_store::secrecy::{ExposeSecret, SecretString};
-use wasm_host_store::{Keys, PendingAuthorization, SecretField, Store, AUTHORIZATION_TTL};
+use wasm_host_tests::{example, plant_expired_authorization, reqwest, texts_under, Env};
+use wasm_host_store::secrecy::ExposeSecret;
+use wasm_host_store::{Keys, SecretField, Store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-host");
 
@@ -214,17 +214,7 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
 
     // Expired: a request made 11 minutes ago (written into the server's store as another host would).
     let (store, keys) = setup.store();
-    let made = wasm_host_store::now_unix() - AUTHORIZATION_TTL - 60;
-    let pending = PendingAuthorization {
-        connection: "idp".into(),
-        redirect_uri: laptop.redirect_uri(),
-        scopes: vec!["openid".into()],
-        created_at: made,
-        expires_at: made + AUTHORIZATION_TTL,
-        nonce: SecretString::from("n"),
-        verifier: None,
-    };
-    store.put_authorization_request(&SecretString::from("an-old-state"), &pending, &keys, made).unwrap();
+    plant_expired_authorization(&store, &keys, "idp", "an-old-state");
     let (status, refused) = setup.complete(&json!({ "state": "an-old-state", "code": "c" }));
     assert_eq!((status, refused["error"]["kind"].as_str()), (410, Some("state-expired")), "{refused}");
     answers.push(refused.to_string());
@@ -267,6 +257,123 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
         }
     }
     assert!(log.contains("remote authorization completed"), "{log}");
+}
+
+/// `wasm-host --remote URL authconnection authorize` for real: the command line runs on "the laptop", an env of its
+/// own (other HOME and XDG directories, no store, no identity, nothing of the server's) that reaches the server
+/// through the admin API only; a cookie-keeping client plays its browser through the provider to the command's
+/// loopback listener. Its exit codes are local `authorize`'s; a function on the server then uses the token; no
+/// output, page, file of the laptop, audit entry or answer carries the client secret or a token.
+#[test]
+fn the_remote_command_line_authorizes_and_a_function_on_the_server_uses_the_token() {
+    let setup = Setup::start();
+    let laptop = Env::new(BIN);
+    let remote = |token: &str| {
+        let mut cmd = laptop.cmd();
+        cmd.env("WASM_HOST_REMOTE", &setup.admin).env("WASM_HOST_ADMIN_TOKEN", token);
+        cmd
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut keep = |run: &wasm_host_tests::Run, page: Option<(u16, String)>| {
+        seen.extend([run.stdout.clone(), run.stderr.clone()]);
+        seen.extend(page.map(|(_, text)| text));
+    };
+    let before = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+    assert_ne!(setup.call_userinfo().0, 200, "the function has no token before the authorization");
+
+    // A read-only admin token: refused before any browser (24), nothing changed.
+    let (run, page) = laptop.authorize_with(remote(&setup.read_only), "idp", &[], true, |_| {});
+    run.failure(24, "read-only");
+    assert!(page.is_none(), "no URL was printed");
+    keep(&run, page);
+    // No such connection on the server: 3, as locally.
+    let (run, page) = laptop.authorize_with(remote(&setup.ops), "nope", &[], true, |_| {});
+    run.failure(3, "no connection named `nope`");
+    keep(&run, page);
+    // The user declines at the provider: the laptop posts the refusal back, 11 as locally.
+    setup.provider.configure(json!({ "deny": true }));
+    let (run, page) = laptop.authorize_with(remote(&setup.ops), "idp", &[], true, |_| {});
+    setup.provider.configure(json!({ "deny": false }));
+    run.failure(11, "access_denied");
+    keep(&run, page);
+    assert_eq!(setup.env.run(&["authconnection", "list", "--json"]).success().json(), before, "nothing stored");
+
+    // The whole flow with --json: the URL alone on the first stdout line, then the connection as the server
+    // stored it; the browser's page says how it ended.
+    let (run, page) = laptop.authorize_with(remote(&setup.ops), "idp", &["--json"], true, |_| {});
+    run.success();
+    let (status, text) = page.clone().unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Authorized `idp` on the server"), "{text}");
+    assert!(run.stderr.contains("Authorized `idp` on the server"), "{}", run.stderr);
+    let (url, stored) = run.stdout.split_once('\n').unwrap();
+    assert!(url.starts_with(&setup.provider.issuer), "{url}");
+    let stored: Value = serde_json::from_str(stored).unwrap();
+    let listed = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+    assert_eq!(stored, listed[0], "--json prints the connection as the server's `list --json` does");
+    assert_eq!((stored["status"].as_str(), stored["has_refresh_token"].as_bool()), (Some("authorized"), Some(true)));
+    keep(&run, page);
+    let (store, keys) = setup.store();
+    let mut tokens = vec![
+        store.secret("idp", SecretField::AccessToken, &keys).unwrap().unwrap(),
+        store.secret("idp", SecretField::RefreshToken, &keys).unwrap().unwrap(),
+    ];
+    let (status, me) = setup.call_userinfo();
+    assert_eq!((status, me["sub"].as_str()), (200, Some("test-user")), "the function on the server used the token: {me}");
+
+    // Again with --remote on the command line and the `workspace` spelling: new tokens, which the function uses.
+    let mut cmd = laptop.cmd();
+    cmd.env("WASM_HOST_ADMIN_TOKEN", &setup.ops).args(["--remote", &setup.admin, "workspace"]);
+    let (run, page) = laptop.authorize_with(cmd, "idp", &[], true, |_| {});
+    run.success();
+    keep(&run, page);
+    let access = store.secret("idp", SecretField::AccessToken, &keys).unwrap().unwrap();
+    assert_ne!(access.expose_secret(), tokens[0].expose_secret(), "a new authorization, new tokens");
+    tokens.extend([access, store.secret("idp", SecretField::RefreshToken, &keys).unwrap().unwrap()]);
+    assert_eq!(setup.call_userinfo().0, 200);
+    // The provider's token endpoint fails: 12 as locally, and the stored tokens stay.
+    let listed = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+    setup.provider.configure(json!({ "tokenFailStatus": 503 }));
+    let (run, page) = laptop.authorize_with(remote(&setup.ops), "idp", &[], true, |_| {});
+    setup.provider.configure(json!({ "tokenFailStatus": 0 }));
+    run.failure(12, "exchanging the authorization code failed");
+    keep(&run, page);
+    assert_eq!(setup.env.run(&["authconnection", "list", "--json"]).success().json(), listed);
+    assert_eq!(setup.call_userinfo().0, 200);
+
+    // The audit log names who started and completed which authorization, and the read-only token's attempt.
+    let audit = setup.env.run(&["admin", "audit", "--json"]).success().json();
+    let entries: Vec<(&str, &str, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or("-");
+            (field("actor"), field("action"), field("connection"), field("outcome"))
+        })
+        .collect();
+    for expected in [
+        ("audit", "authorize-start", "idp", "read-only"),
+        ("ops", "authorize-start", "nope", "not-found"),
+        ("ops", "authorize-complete", "idp", "provider-refused"),
+        ("ops", "authorize-start", "idp", "ok"),
+        ("ops", "authorize-complete", "idp", "ok"),
+        ("ops", "authorize-complete", "idp", "provider-unavailable"),
+    ] {
+        assert!(entries.contains(&expected), "no {expected:?} in the audit log: {entries:?}");
+    }
+
+    // The laptop holds no store, no identity, and nothing secret in any file; no output, page, audit entry or
+    // server log line carries the client secret or a token.
+    assert!(!laptop.store().exists() && !laptop.identity().exists(), "a store or identity was made on the laptop");
+    let mut texts = seen;
+    texts.extend(texts_under(&laptop.path("")));
+    texts.extend([audit.to_string(), setup.server.stderr()]);
+    for text in &texts {
+        for secret in [CLIENT_SECRET].into_iter().chain(tokens.iter().map(|t| t.expose_secret())) {
+            assert!(!text.contains(secret), "a client secret or token where none may be: {text}");
+        }
+    }
 }
 
 /// How long a remote authorize takes end to end, from the laptop's first request to the server's answer with the

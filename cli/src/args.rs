@@ -107,7 +107,8 @@ pub struct Cli {
 
     /// Manage the connections of a remote `wasm-host serve` through its admin API (https://HOST:PORT; http only
     /// to a loopback address) instead of a local store: authconnection create, list, update, delete, revoke,
-    /// providers, and admin audit. The admin token comes from WASM_HOST_ADMIN_TOKEN or --admin-token-file.
+    /// authorize (the browser here, the tokens on the server; not --device), providers, and admin audit. The admin
+    /// token comes from WASM_HOST_ADMIN_TOKEN or --admin-token-file.
     /// Given before the command: `wasm-host --remote URL authconnection list`
     #[arg(long, env = "WASM_HOST_REMOTE", value_name = "URL", value_hint = ValueHint::Url)]
     pub remote: Option<String>,
@@ -418,7 +419,9 @@ pub enum AuthConnection {
         wasm-host authconnection authorize quickbooks --no-browser --port 0   # prints the URL\n\n\
         The callback server listens on 127.0.0.1:PORT at /callback: register\n\
         http://127.0.0.1:PORT/callback as a redirect URI with the provider (native/desktop apps may\n\
-        use any port).")]
+        use any port).\n\n\
+        With --remote URL, the browser and the callback server are on this machine, while the\n\
+        server named by URL builds the request and exchanges the code: the tokens stay there.")]
     Authorize(AuthorizeArgs),
     /// Change a connection's client registration (ID, secret, endpoints, options); its tokens and grant stay
     #[command(after_help = "Example:\n  printf %s \"$NEW_SECRET\" | wasm-host authconnection update google --client-secret-stdin\n  \

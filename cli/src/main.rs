@@ -10,11 +10,8 @@ mod manifest;
 mod output;
 mod paths;
 mod progress;
-// The laptop's half of remote authorize: tested, not yet reachable from a command (`--remote` comes with the
-// remote CLI).
-#[allow(dead_code)]
-mod remote_authorize;
 mod remote;
+mod remote_authorize;
 mod report;
 mod settings;
 mod secret_env;
@@ -124,10 +121,10 @@ fn refuse_unless_remote(command: &Command) -> anyhow::Result<()> {
             | AuthConnection::Update(_)
             | AuthConnection::Delete(_)
             | AuthConnection::Revoke(_)
+            | AuthConnection::Authorize(_)
             | AuthConnection::Providers(_) => return Ok(()),
             AuthConnection::Show(_) => "authconnection show",
             AuthConnection::ImportToken(_) => "authconnection import-token",
-            AuthConnection::Authorize(_) => "authconnection authorize",
         },
         Command::Admin(AdminCommand::Audit(_)) => return Ok(()),
         Command::Store(_) => "store",
@@ -143,7 +140,7 @@ fn refuse_unless_remote(command: &Command) -> anyhow::Result<()> {
         Exit::NotRemote,
         format!(
             "`{verb}` works on a local store only, not through --remote (the admin API serves authconnection create, \
-             list, update, delete, revoke and providers, and admin audit); run it on the server, or leave out \
+             list, update, delete, revoke, authorize and providers, and admin audit); run it on the server, or leave out \
              --remote and WASM_HOST_REMOTE"
         ),
     ))

@@ -92,6 +92,18 @@ impl RemoteClient {
     /// answer (`{"error": {"kind", "message"}}`) becomes the exit code the same failure has on a local store;
     /// a refused token, or a server that cannot be reached, exit code 24.
     pub fn send(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<(StatusCode, serde_json::Value)> {
+        self.send_with(method, path, body, |_| None)
+    }
+
+    /// As [`RemoteClient::send`], with `route_exit` naming the exit code of error kinds that only this route
+    /// answers (remote authorize's `state-expired`, say); the kinds every route shares are mapped first.
+    pub fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        route_exit: fn(&str) -> Option<Exit>,
+    ) -> Result<(StatusCode, serde_json::Value)> {
         let url = format!("{}{path}", self.base.as_str().trim_end_matches('/'));
         let mut request = self.http.request(method.clone(), &url).bearer_auth(self.token.expose_secret());
         if let Some(body) = body {
@@ -114,8 +126,11 @@ impl RemoteClient {
         let message = value["error"]["message"].as_str().unwrap_or("(no message)");
         let exit = match ErrorKind::parse(kind) {
             Some(kind) => change_exit(kind),
-            None if status == StatusCode::BAD_REQUEST => Exit::Usage,
-            None => Exit::Remote,
+            None => match route_exit(kind) {
+                Some(exit) => exit,
+                None if status == StatusCode::BAD_REQUEST => Exit::Usage,
+                None => Exit::Remote,
+            },
         };
         Err(coded(exit, format!("the server refused: {message}")))
     }

@@ -1,127 +1,166 @@
-//! The laptop's half of remote authorize (the server's is server/src/admin_authorize.rs): asks the server for an
-//! authorization request for this laptop's loopback listener, shows the URL (a browser, or the terminal), waits for
-//! the provider's redirect on the listener (oauth's [`CallbackServer`], as local `authorize` does), and posts the
-//! code and state back. The server exchanges the code: the laptop never holds the client secret, the PKCE verifier
-//! or a token. Not wired to a command yet: `--remote URL authconnection authorize` will call [`authorize`].
-
-use std::time::Duration;
+//! `--remote URL authconnection authorize NAME`: the laptop's half of remote authorize (the server's is
+//! server/src/admin_authorize.rs). It asks the server for an authorization request for this laptop's loopback
+//! listener (RFC 8252 §7.3), shows the URL as local `authorize` does (a browser, or alone on stdout with
+//! `--no-browser`), waits for the provider's redirect on the listener (oauth's [`CallbackServer`], local
+//! `authorize`'s own) and posts the code and `state` back. The server exchanges the code (RFC 6749 §4.1.3): the
+//! laptop never holds the client secret, the `nonce`, the PKCE verifier (RFC 7636) or a token.
 
 use anyhow::{Context as _, Result};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use url::Url;
 use wasm_host_oauth::{CallbackError, CallbackServer, Outcome};
 
+use crate::args::AuthorizeArgs;
+use crate::commands::authorize::{bind_callback, callback_failure, present};
 use crate::exit::{coded, Exit};
+use crate::output::{self, note};
+use crate::remote::{connection_path, RemoteClient};
 
-/// What one remote authorization needs.
-pub struct RemoteAuthorize<'a> {
-    /// The admin API's base URL, e.g. `https://host:9091`.
-    pub base_url: &'a Url,
-    pub admin_token: &'a SecretString,
-    pub client: &'a reqwest::Client,
+/// Where the laptop posts the callback back.
+const COMPLETE: &str = "/v1/authorizations/complete";
+
+/// Runs `authorize` through the admin API of `remote`, with local `authorize`'s flags, output and exit codes.
+pub fn run(remote: &RemoteClient, args: &AuthorizeArgs) -> Result<Exit> {
+    let name = &args.name.name;
+    if args.device {
+        return Err(coded(
+            Exit::NotRemote,
+            format!(
+                "`authorize --device` works on a local store only, not through --remote (the server would have to \
+                 keep the device code and poll the provider itself, which it does not yet); authorize `{name}` \
+                 through --remote without --device (the browser and the callback are on this machine), or run \
+                 `wasm-host authconnection authorize {name} --device` on the server"
+            ),
+        ));
+    }
+    let scopes = args.scopes.as_deref().map(wasm_host_server::manage::options::scopes);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let request = Request { remote, connection: name, scopes: scopes.as_deref(), port: args.port, timeout: args.timeout };
+    let stored = authorize(&runtime, &request, |server, url| present(server, name, url, args))?;
+    if args.out.json {
+        output::json(&stored)?;
+    }
+    note!("{}", authorized(&stored));
+    Ok(Exit::Ok)
+}
+
+/// One remote authorization.
+pub struct Request<'a> {
+    pub remote: &'a RemoteClient,
     pub connection: &'a str,
-    /// `None`: the connection's default scopes.
+    /// `None`: the connection's default scopes, as the server decides.
     pub scopes: Option<&'a [String]>,
     /// The loopback listener's port (0: any free one).
     pub port: u16,
     /// How long to wait for the provider's redirect.
-    pub timeout: Duration,
+    pub timeout: std::time::Duration,
 }
 
-/// Runs one remote authorization; `show` is given the authorization URL and a one-shot local link to it (for a
-/// browser's command line, where `state` and `nonce` must not appear) to present to the user. Returns the
-/// connection as the server stored it (`list --json`'s entry: no token).
-pub async fn authorize(r: &RemoteAuthorize<'_>, show: impl FnOnce(&Url, &str)) -> Result<Value> {
-    let server = CallbackServer::bind(r.port).await.with_context(|| {
-        format!("cannot listen on 127.0.0.1:{} for the callback; pass another port, or 0 for any", r.port)
-    })?;
-    let mut start = json!({ "redirect_uri": server.redirect_uri() });
+/// Runs one remote authorization; `show` presents the authorization URL (it may hand the listener's one-shot
+/// start link to a browser). Returns the connection as the server stored it (`list --json`'s entry: no token).
+pub fn authorize(
+    runtime: &tokio::runtime::Runtime,
+    r: &Request<'_>,
+    show: impl FnOnce(&CallbackServer, &Url),
+) -> Result<Value> {
+    let server = bind_callback(runtime, r.port)?;
+    let redirect_uri = server.redirect_uri();
+    let mut start = json!({ "redirect_uri": redirect_uri });
     if let Some(scopes) = r.scopes {
         start["scopes"] = json!(scopes);
     }
-    let started = post(r, &format!("v1/connections/{}/authorization", r.connection), &start).await?;
+    let path = format!("{}/authorization", connection_path(r.connection));
+    let (_, started) = r.remote.send_with(Method::POST, &path, Some(&start), route_exit)?;
     let field = |name: &str| {
         started[name].as_str().map(str::to_owned).with_context(|| format!("the server's answer has no `{name}`"))
     };
     let url = Url::parse(&field("authorization_url")?).context("the server's authorization URL")?;
     let state = SecretString::from(field("state")?);
-    let link = server.start_url(&url);
-    show(&url, &link);
-    // The issuer is the server's to check (it knows the provider); the listener checks `state`.
-    let pending = match server.wait(&state, None, r.timeout).await {
+    show(&server, &url);
+    // The listener checks `state`; RFC 9207's issuer is the server's to check (it knows the provider), so `iss`
+    // is handed on.
+    let pending = match runtime.block_on(server.wait(&state, None, r.timeout)) {
         Ok(pending) => pending,
         Err(CallbackError::Provider { error, description }) => {
-            // Posted back so the server ends the pending request and says what the refusal means.
+            // Posted back so that the server ends the pending request (and audits it); its refusal says what the
+            // provider's error means, with the exit code local `authorize` gives it.
             let refused = json!({ "state": state.expose_secret(), "error": error, "error_description": description,
                                   "connection": r.connection });
-            return Err(post(r, "v1/authorizations/complete", &refused).await.err().unwrap_or_else(|| {
-                coded(Exit::ProviderRefused, format!("the provider refused the authorization: {error}"))
-            }));
+            return Err(match r.remote.send_with(Method::POST, COMPLETE, Some(&refused), route_exit) {
+                Err(e) => e,
+                Ok(_) => callback_failure(CallbackError::Provider { error, description }, &redirect_uri, &[]),
+            });
         }
-        Err(CallbackError::Timeout(t)) => {
-            return Err(coded(
-                Exit::CallbackTimeout,
-                format!("no authorization callback arrived within {}; run authorize again", humantime::format_duration(t)),
-            ))
-        }
-        Err(e) => return Err(anyhow::Error::new(e)),
+        Err(e) => return Err(callback_failure(e, &redirect_uri, r.scopes.unwrap_or_default())),
     };
-    let params: serde_json::Map<String, Value> =
-        pending.callback.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    let body = json!({
+    let callback = &pending.callback;
+    let params: serde_json::Map<String, Value> = callback.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut body = json!({
         "state": state.expose_secret(),
-        "code": pending.callback.code.expose_secret(),
+        "code": callback.code.expose_secret(),
+        "iss": callback.iss,
         "params": params,
         "connection": r.connection,
     });
-    let result = post(r, "v1/authorizations/complete", &body).await;
+    let result = r.remote.send_with(Method::POST, COMPLETE, Some(&body), route_exit).map(|(_, stored)| stored);
+    if let Some(Value::String(code)) = body.get_mut("code") {
+        zeroize::Zeroize::zeroize(code);
+    }
+    // The browser's page tells the real outcome, after the server's code exchange and checks.
     let outcome = match &result {
-        Ok(_) => Outcome::Done(format!("The server stored the authorization of `{}`.", r.connection)),
+        Ok(stored) => Outcome::Done(authorized(stored)),
         Err(e) => Outcome::Failed(format!("{e:#}")),
     };
-    pending.finish(outcome).await;
+    runtime.block_on(pending.finish(outcome));
     result
 }
 
-/// POSTs `body` to the admin API's `path`: the JSON answer, or the server's refusal with the exit code the same
-/// failure has locally.
-async fn post(r: &RemoteAuthorize<'_>, path: &str, body: &Value) -> Result<Value> {
-    let url = r.base_url.join(path).with_context(|| format!("{path} under {}", r.base_url))?;
-    let response = r
-        .client
-        .post(url)
-        .bearer_auth(r.admin_token.expose_secret())
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| coded(Exit::Failure, format!("the server at {} cannot be reached: {e}", r.base_url)))?;
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(answer);
+/// The exit codes of the error kinds only remote authorize's routes answer (admin_authorize.rs lists them), as
+/// close as can be to local `authorize`'s: a request that outlived its 10 minutes is the timeout of a callback
+/// that came too late (13); a state the server does not know, used already or of another connection is a bad
+/// input (2), as a callback with a wrong state is locally; `internal` is any other failure (10).
+fn route_exit(kind: &str) -> Option<Exit> {
+    match kind {
+        "no-authorization-step" => Some(Exit::NoAuthorizationStep),
+        "state-expired" => Some(Exit::CallbackTimeout),
+        "unknown-state" | "state-used" | "wrong-connection" | "bad-redirect-uri" => Some(Exit::Usage),
+        "internal" => Some(Exit::Failure),
+        _ => None,
     }
-    let message = answer["error"]["message"].as_str().unwrap_or("the server refused the request").to_owned();
-    let exit = match status.as_u16() {
-        400 | 401 | 403 | 409 | 410 => Exit::Usage,
-        404 => Exit::NotFound,
-        502 if answer["error"]["kind"] == "provider-unavailable" => Exit::ProviderUnavailable,
-        502 => Exit::ProviderRefused,
-        503 => Exit::StoreUnavailable,
-        _ => Exit::Failure,
+}
+
+/// The sentence local `authorize` ends with, from the connection the server answered (`list --json`'s shape).
+fn authorized(stored: &Value) -> String {
+    let expiry = match stored["expires_at"].as_str() {
+        Some(at) => format!("valid until {at}"),
+        None => "without expiry".to_owned(),
     };
-    Err(coded(exit, format!("the server answered {status}: {message}")))
+    let refresh = if stored["has_refresh_token"].as_bool() == Some(true) {
+        "refresh token stored (the server refreshes it)"
+    } else {
+        "no refresh token"
+    };
+    let scopes: Vec<&str> = stored["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    format!(
+        "Authorized `{}` on the server: access token {expiry}, {refresh}; scopes: {} (the tokens stay on the server)",
+        stored["name"].as_str().unwrap_or("-"),
+        scopes.join(" ")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use wasm_host_server::admin::AdminApi;
     use wasm_host_store::{AdminScope, AdminToken, Keys, NewConnection, Store, TYPE_OAUTH2};
     use wasm_host_tests::provider::{Provider, ProviderConfig, CLIENT_ID, CLIENT_SECRET};
 
     use super::*;
+    use crate::remote::RemoteSettings;
 
     /// The laptop's function against an in-process admin listener over a real store and the local OpenID provider:
     /// the "browser" follows the start link; the server stores the tokens; the laptop's answer carries none.
@@ -143,40 +182,32 @@ mod tests {
         store.create(new, &SecretString::from(CLIENT_SECRET), &keys).unwrap();
         let (record, token) = AdminToken::issue("ops", AdminScope::Admin).unwrap();
         store.create_admin_token(&record, &keys).unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token.expose_secret()).unwrap();
         let authorizer = crate::commands::authorizer::ServerAuthorizer {
             store: store.clone(),
             keys: keys.clone(),
             http: wasm_host_oauth::Http::default(),
         };
-        let api = Arc::new(AdminApi {
-            store: store.clone(),
-            keys: keys.clone(),
-            authorizer: Some(Arc::new(authorizer)),
+        let api = Arc::new(AdminApi { store: store.clone(), keys: keys.clone(), authorizer: Some(Arc::new(authorizer)) });
+        let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = server_runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let serving = server_runtime.spawn(wasm_host_server::admin::serve(listener, None, api, Duration::from_secs(10)));
+        let remote = RemoteClient::new(&RemoteSettings { url: base, ca: None, token_file: Some(token_file) }).unwrap();
+        let request =
+            Request { remote: &remote, connection: "idp", scopes: None, port: 0, timeout: Duration::from_secs(60) };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let browser = std::sync::Mutex::new(None);
+        let answer = authorize(&runtime, &request, |server, url| {
+            let link = server.start_url(url);
+            *browser.lock().unwrap() = Some(std::thread::spawn(move || Provider::follow(&link)));
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let answer = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-            let serving = tokio::spawn(wasm_host_server::admin::serve(listener, None, api, Duration::from_secs(10)));
-            let client = reqwest::Client::new();
-            let request = RemoteAuthorize {
-                base_url: &base,
-                admin_token: &token,
-                client: &client,
-                connection: "idp",
-                scopes: None,
-                port: 0,
-                timeout: Duration::from_secs(60),
-            };
-            let answer = authorize(&request, |_, link| {
-                let link = link.to_owned();
-                std::thread::spawn(move || Provider::follow(&link));
-            })
-            .await;
-            serving.abort();
-            answer
-        });
+        serving.abort();
         let answer = answer.unwrap();
+        let (status, page) = browser.into_inner().unwrap().unwrap().join().unwrap();
+        assert_eq!(status, 200, "the browser is told the outcome: {page}");
+        assert!(page.contains("Authorized `idp` on the server"), "{page}");
         assert_eq!((answer["name"].as_str(), answer["status"].as_str()), (Some("idp"), Some("authorized")), "{answer}");
         let access = store.secret("idp", wasm_host_store::SecretField::AccessToken, &keys).unwrap().unwrap();
         let text = answer.to_string();

@@ -227,14 +227,23 @@ impl AdminApi {
             (_, ["v1", "connections", name, ..]) => (format!("{method} /{}", segments.join("/")), Some(*name)),
             _ => (format!("{method} /{}", segments.join("/")), None),
         };
-        // A create names its connection in the body (kept only when it is a valid name: nothing else of a body is
-        // written, which may hold a secret).
-        let named = || {
-            serde_json::from_slice::<Value>(body).ok().and_then(|b| b["name"].as_str().map(str::to_owned))
+        // A create names its connection in the body, an authorization's completion in its answer (or, refused, in
+        // the body's `connection`): kept only when it is a valid name; nothing else of a body is written, which
+        // may hold a secret (a client secret, an authorization code).
+        let named = |field: &str| {
+            serde_json::from_slice::<Value>(body).ok().and_then(|b| b[field].as_str().map(str::to_owned))
+        };
+        let completed = || match answer {
+            Ok((_, stored)) => stored["name"].as_str().map(str::to_owned),
+            Err(_) => named("connection"),
         };
         let connection = connection
             .map(str::to_owned)
-            .or_else(|| if action == "create" { named() } else { None })
+            .or_else(|| match action.as_str() {
+                "create" => named("name"),
+                "authorize-complete" => completed(),
+                _ => None,
+            })
             .filter(|n| wasm_host_store::validate_name(n).is_ok());
         let outcome = match answer {
             Ok(_) => "ok",

@@ -241,6 +241,40 @@ impl Env {
     }
 }
 
+/// Writes a pending remote authorization of `connection` under `state` into `store`, made 11 minutes ago (so
+/// expired, AUTHORIZATION_TTL being 10), as another host of the store would have left it.
+pub fn plant_expired_authorization(store: &wasm_host_store::Store, keys: &wasm_host_store::Keys, connection: &str, state: &str) {
+    use wasm_host_store::secrecy::SecretString;
+    let made = wasm_host_store::now_unix() - wasm_host_store::AUTHORIZATION_TTL - 60;
+    let pending = wasm_host_store::PendingAuthorization {
+        connection: connection.into(),
+        redirect_uri: "http://127.0.0.1:9/callback".into(),
+        scopes: vec!["openid".into()],
+        created_at: made,
+        expires_at: made + wasm_host_store::AUTHORIZATION_TTL,
+        nonce: SecretString::from("n"),
+        verifier: None,
+    };
+    store.put_authorization_request(&SecretString::from(state), &pending, keys, made).unwrap();
+}
+
+/// The text of every file under `dir` (lossy UTF-8), to scan for values that must not be there.
+pub fn texts_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned());
+            }
+        }
+    }
+    out
+}
+
 /// The workspace's target directory, where tests keep what is slow to make (JavaScript tools and builds).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

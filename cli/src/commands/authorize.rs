@@ -18,6 +18,9 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     if args.scopes.as_deref().is_some_and(|s| wasm_host_server::manage::options::scopes(s).is_empty()) {
         return Err(usage("--scopes is empty: name at least one scope, e.g. --scopes openid,email"));
     }
+    if let Some(remote) = ctx.remote()? {
+        return crate::remote_authorize::run(&remote, &args);
+    }
     let store = ctx.open_store()?;
     let keys = ctx.keys(&store)?;
     let conn = store.connection(name, &keys)?.ok_or_else(|| NotFound(name.clone()))?;
@@ -45,31 +48,10 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
         note!("{}", stored.0);
         return Ok(Exit::Ok);
     }
-    let server = runtime.block_on(CallbackServer::bind(args.port)).map_err(|e| {
-        usage(format!(
-            "cannot listen on 127.0.0.1:{} for the callback ({e}); pass --port with a free port, or --port 0 for any",
-            args.port
-        ))
-    })?;
+    let server = bind_callback(&runtime, args.port)?;
     let redirect_uri = server.redirect_uri();
     let request = AuthorizationRequest::new(&endpoints, &conn.client_id, &redirect_uri, &scopes);
-    note!("Redirect URI (register it with the provider for this client): {redirect_uri}");
-    if args.no_browser {
-        println!("{}", request.url);
-    } else {
-        // Printed first, whatever happens next: a browser may fail to start, or start where nobody sees it.
-        eprintln!("Open this URL to authorize `{}`:\n{}", conn.name, request.url);
-        // The browser gets a one-shot local link that redirects to that URL: `state` and `nonce` stay off its
-        // command line, which other local users can read.
-        let start = server.start_url(&request.url);
-        if let Err(e) = webbrowser::open(&start) {
-            eprintln!("Could not open a browser ({e}); open the URL above yourself.");
-        }
-    }
-    note!(
-        "Waiting up to {} for the provider to send the browser back to {redirect_uri} ...",
-        humantime::format_duration(timeout)
-    );
+    present(&server, &conn.name, &request.url, &args);
     let pending = runtime
         .block_on(server.wait(&request.state, endpoints.issuer.as_deref(), timeout))
         .map_err(|e| callback_failure(e, &redirect_uri, &scopes))?;
@@ -98,6 +80,38 @@ pub fn run(ctx: &Context, args: AuthorizeArgs) -> Result<Exit> {
     output::connection(args.out.json, &stored)?;
     note!("{message}");
     Ok(Exit::Ok)
+}
+
+/// The loopback listener for the provider's redirect (RFC 8252 §7.3) on `port` (0: any free one).
+pub(crate) fn bind_callback(runtime: &tokio::runtime::Runtime, port: u16) -> Result<CallbackServer> {
+    runtime.block_on(CallbackServer::bind(port)).map_err(|e| {
+        usage(format!(
+            "cannot listen on 127.0.0.1:{port} for the callback ({e}); pass --port with a free port, or --port 0 for any"
+        ))
+    })
+}
+
+/// Shows the authorization `url` of connection `name`: alone on stdout with `--no-browser`, else in a browser
+/// (and on stderr); then says how long the wait for the callback on `server` is.
+pub(crate) fn present(server: &CallbackServer, name: &str, url: &url::Url, args: &AuthorizeArgs) {
+    let redirect_uri = server.redirect_uri();
+    note!("Redirect URI (register it with the provider for this client): {redirect_uri}");
+    if args.no_browser {
+        println!("{url}");
+    } else {
+        // Printed first, whatever happens next: a browser may fail to start, or start where nobody sees it.
+        eprintln!("Open this URL to authorize `{name}`:\n{url}");
+        // The browser gets a one-shot local link that redirects to that URL: `state` and `nonce` stay off its
+        // command line, which other local users can read.
+        let start = server.start_url(url);
+        if let Err(e) = webbrowser::open(&start) {
+            eprintln!("Could not open a browser ({e}); open the URL above yourself.");
+        }
+    }
+    note!(
+        "Waiting up to {} for the provider to send the browser back to {redirect_uri} ...",
+        humantime::format_duration(args.timeout)
+    );
 }
 
 /// What the code exchange needs from the authorization (made here, or kept by the server for a remote one).
