@@ -60,6 +60,7 @@ fn main() {
         ("hosts-refresh-storm", hosts_refresh_storm),
         ("list-backends", list_backends),
         ("admin-list", admin_list),
+        ("remote-authorize", remote_authorize),
     ];
     println!("| scenario | path | median | min | max | baseline | baseline median (min–max) |");
     println!("|---|---|---|---|---|---|---|");
@@ -961,4 +962,38 @@ fn admin_list(scale: Scale) -> Vec<Row> {
         Row::new(format!("`--remote ... authconnection list --json`, {count} connections (whole process)"), "s", process)
             .against("local `list --json` on the server's store (whole process)", local),
     ]
+}
+
+/// `wasm-host --remote URL authconnection authorize --no-browser` end to end, the whole laptop process: the start
+/// on the server (discovery, the pending request stored), the browser's round trips to the local OpenID provider
+/// (a cookie-keeping client) ending on the laptop's loopback listener, the completion (the server's code
+/// exchange, ID-token check and store). Beside it, local `authorize` of the same connection on the server's store,
+/// with the same browser.
+fn remote_authorize(scale: Scale) -> Vec<Row> {
+    let provider = Provider::start(ProviderConfig::default());
+    let server = Env::new(BIN);
+    server.create_for("c", &provider).success();
+    let token = server.run(&["admin", "token", "create", "--name", "bench"]).success().stdout.trim().to_owned();
+    let serving = wasm_host_tests::serving::Serving::start(
+        &server,
+        &["--admin-listen", "127.0.0.1:0", test_guest("trivial").to_str().unwrap()],
+    );
+    let laptop = Env::new(BIN);
+    let remote = || {
+        let mut cmd = laptop.cmd();
+        cmd.env("WASM_HOST_REMOTE", serving.admin.as_deref().unwrap()).env("WASM_HOST_ADMIN_TOKEN", &token);
+        let started = Instant::now();
+        laptop.authorize_with(cmd, "c", &[], true, |_| {}).0.success();
+        started.elapsed().as_secs_f64()
+    };
+    let local = || {
+        let started = Instant::now();
+        server.authorize("c", &[], true).0.success();
+        started.elapsed().as_secs_f64()
+    };
+    remote();
+    let remote = rounds(scale.rounds, remote);
+    let local = rounds(scale.rounds, local);
+    vec![Row::new("`--remote ... authconnection authorize --no-browser`, end to end (whole process, browser included)", "s", remote)
+        .against("local `authorize --no-browser` on the server's store (whole process, same browser)", local)]
 }
