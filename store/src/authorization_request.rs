@@ -48,6 +48,20 @@ pub struct PendingAuthorization {
     pub nonce: SecretString,
     /// The PKCE verifier, when the request carried a challenge.
     pub verifier: Option<SecretString>,
+    /// A device authorization (RFC 8628) instead of a browser's: then `redirect_uri` is empty and `nonce` unused.
+    pub device: Option<PendingDevice>,
+}
+
+/// What a server keeps of a device authorization (RFC 8628) between the laptop's polls. The row is taken at each
+/// poll and put back under a fresh handle while the user has not answered, so two hosts polling at once cannot
+/// both ask the provider, and the interval (raised by `slow_down`, §3.5) holds on every host.
+pub struct PendingDevice {
+    /// The device code (§3.2): sealed like the nonce, never sent to the laptop.
+    pub device_code: SecretString,
+    /// The polling interval in seconds (§3.2's `interval`, plus 5 s for each `slow_down`).
+    pub interval: i64,
+    /// Unix seconds: no token request before this (a sooner poll is answered "pending" without one).
+    pub next_poll_at: i64,
 }
 
 impl std::fmt::Debug for PendingAuthorization {
@@ -58,6 +72,7 @@ impl std::fmt::Debug for PendingAuthorization {
             .field("scopes", &self.scopes)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
+            .field("device", &self.device.as_ref().map(|d| (d.interval, d.next_poll_at)))
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +98,16 @@ pub(crate) struct Record {
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// A device authorization's interval and next poll time (absent for a browser's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceRecord>,
+}
+
+/// The public part of a [`PendingDevice`].
+#[derive(Serialize, Deserialize)]
+pub(crate) struct DeviceRecord {
+    pub interval: i64,
+    pub next_poll_at: i64,
 }
 
 /// The sealed part (JSON, inside the age ciphertext).
@@ -90,6 +115,8 @@ pub(crate) struct Record {
 struct Secrets {
     nonce: String,
     verifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_code: Option<String>,
 }
 
 /// A pending request's row: its key, record, sealed value and tag.
@@ -115,12 +142,14 @@ pub(crate) fn seal(state: &SecretString, pending: &PendingAuthorization, keys: &
         scopes: pending.scopes.clone(),
         created_at: pending.created_at,
         expires_at: pending.expires_at,
+        device: pending.device.as_ref().map(|d| DeviceRecord { interval: d.interval, next_poll_at: d.next_poll_at }),
     })
     .expect("a record serializes");
     let secrets = zeroize::Zeroizing::new(
         serde_json::to_vec(&Secrets {
             nonce: pending.nonce.expose_secret().to_owned(),
             verifier: pending.verifier.as_ref().map(|v| v.expose_secret().to_owned()),
+            device_code: pending.device.as_ref().map(|d| d.device_code.expose_secret().to_owned()),
         })
         .expect("secrets serialize"),
     );
@@ -151,6 +180,18 @@ fn open(key: &str, record: Record, sealed: &[u8], keys: &Keys) -> Result<Pending
     let secrets: Secrets = serde_json::from_slice(plain.expose_secret()).map_err(|_| {
         ReadError::Secret(SecretError::Misplaced { name: format!("(authorization request {key})"), field: SEALED_FIELD })
     })?;
+    let device = match (record.device, secrets.device_code) {
+        (Some(d), Some(code)) => {
+            Some(PendingDevice { device_code: SecretString::from(code), interval: d.interval, next_poll_at: d.next_poll_at })
+        }
+        (None, None) => None,
+        _ => {
+            return Err(ReadError::Secret(SecretError::Misplaced {
+                name: format!("(authorization request {key})"),
+                field: SEALED_FIELD,
+            }))
+        }
+    };
     Ok(PendingAuthorization {
         connection: record.connection,
         redirect_uri: record.redirect_uri,
@@ -159,6 +200,7 @@ fn open(key: &str, record: Record, sealed: &[u8], keys: &Keys) -> Result<Pending
         expires_at: record.expires_at,
         nonce: SecretString::from(secrets.nonce),
         verifier: secrets.verifier.map(SecretString::from),
+        device,
     })
 }
 

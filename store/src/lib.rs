@@ -34,7 +34,7 @@ pub use bundle::{
     BUNDLE_VERSION,
 };
 pub use authorization_request::{
-    state_key as authorization_state_key, PendingAuthorization, Taken, AUTHORIZATION_TTL,
+    state_key as authorization_state_key, PendingAuthorization, PendingDevice, Taken, AUTHORIZATION_TTL,
     PURGE_AFTER as AUTHORIZATION_PURGE_AFTER,
 };
 pub use audit::AuditEntry;

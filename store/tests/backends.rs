@@ -243,5 +243,6 @@ mod authorization_requests {
         a_pending_authorization_is_taken_once,
         expired_authorizations_are_refused_then_purged,
         two_concurrent_takes_have_one_winner,
+        a_pending_device_authorization_keeps_its_code_sealed,
     );
 }

@@ -2,6 +2,7 @@
 //! `wasm-host` binary, and a small HTTP server on 127.0.0.1 that stands in for an API.
 
 pub mod api;
+pub mod device;
 pub mod http;
 pub mod postgres;
 pub mod provider;
@@ -254,6 +255,7 @@ pub fn plant_expired_authorization(store: &wasm_host_store::Store, keys: &wasm_h
         expires_at: made + wasm_host_store::AUTHORIZATION_TTL,
         nonce: SecretString::from("n"),
         verifier: None,
+        device: None,
     };
     store.put_authorization_request(&SecretString::from(state), &pending, keys, made).unwrap();
 }

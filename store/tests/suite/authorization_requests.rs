@@ -17,6 +17,7 @@ fn pending(connection: &str, created_at: i64) -> PendingAuthorization {
         expires_at: created_at + AUTHORIZATION_TTL,
         nonce: SecretString::from(format!("nonce-{connection}-{created_at}")),
         verifier: Some(SecretString::from(format!("verifier-{connection}-{created_at}"))),
+        device: None,
     }
 }
 
@@ -135,4 +136,35 @@ pub fn two_concurrent_takes_have_one_winner<F: Fixture>() {
         let used = results.iter().filter(|t| matches!(t, Taken::Used { .. })).count();
         assert_eq!((won, used), (1, 1), "round {round}: {results:?}");
     }
+}
+
+/// A pending device authorization (RFC 8628) keeps its device code sealed and its interval and next poll time in
+/// the record, read back by another handle; the Debug text shows no device code; a browser's row has no device part.
+pub fn a_pending_device_authorization_keeps_its_code_sealed<F: Fixture>() {
+    let fixture = F::new();
+    let (store, other) = (fixture.open(), fixture.open());
+    let keys = Keys::generate();
+    let handle = SecretString::from("handle-of-one-device-authorization");
+    let device_code = "device-code-that-stays-sealed-8628";
+    let made = now();
+    let device = wasm_host_store::PendingDevice {
+        device_code: SecretString::from(device_code),
+        interval: 10,
+        next_poll_at: made + 10,
+    };
+    let request =
+        PendingAuthorization { redirect_uri: String::new(), verifier: None, device: Some(device), ..pending("tv", made) };
+    store.put_authorization_request(&handle, &request, &keys, made).unwrap();
+    let Taken::Pending(taken) = other.take_authorization_request(handle.expose_secret(), &keys, now()).unwrap() else {
+        panic!("the first take gets the device authorization")
+    };
+    let device = taken.device.as_ref().expect("the device part comes back");
+    assert_eq!((device.device_code.expose_secret(), device.interval, device.next_poll_at), (device_code, 10, made + 10));
+    assert!(!format!("{taken:?}").contains(device_code), "{taken:?}");
+    let browser = pending("web", made);
+    store.put_authorization_request(&SecretString::from("browser-state"), &browser, &keys, made).unwrap();
+    let Taken::Pending(taken) = other.take_authorization_request("browser-state", &keys, now()).unwrap() else {
+        panic!("a browser authorization is taken too")
+    };
+    assert!(taken.device.is_none());
 }
