@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse};
+use std::future::Future as _;
+
 use url::Url;
 
 use crate::token::{finish_any, oauth_client, Endpoint, sender, ClientCredentials, ExtraParams, TokenError, TokenResponse};
@@ -39,6 +41,78 @@ impl std::fmt::Debug for DeviceAuthorization {
             .field("expires_in", &self.expires_in)
             .field("interval", &self.interval)
             .finish_non_exhaustive()
+    }
+}
+
+impl DeviceAuthorization {
+    /// The device code (§3.2), for a server that keeps it between the polls of a remote client
+    /// ([`poll_once`]); it never leaves that server.
+    pub fn device_code(&self) -> secrecy::SecretString {
+        secrecy::SecretString::from(self.response.device_code().secret().clone())
+    }
+}
+
+/// What one token request of the device grant found (RFC 8628 §3.5).
+pub enum Polled {
+    /// The user approved: the tokens.
+    Tokens(TokenResponse),
+    /// `authorization_pending` (the interval unchanged) or `slow_down` (5 s more): ask again after `interval`.
+    Pending { interval: Duration },
+}
+
+/// ONE token request (§3.4) for `device_code`, polled at `interval` so far: for a server polling on behalf of a
+/// client that comes back at the interval, rather than [`poll`]'s loop. It goes through `oauth2`'s own polling,
+/// stopped at its first wait: the interval `oauth2` asks to wait tells `authorization_pending` (unchanged) from
+/// `slow_down` (5 s more); `access_denied`, `expired_token` and other failures are errors as [`poll`]'s.
+pub async fn poll_once(
+    http: &Http,
+    token_url: &Url,
+    client: &ClientCredentials<'_>,
+    device_code: &secrecy::SecretString,
+    interval: Duration,
+    extra: ExtraParams<'_>,
+) -> Result<Polled, TokenError> {
+    use secrecy::ExposeSecret;
+    // `oauth2` polls from its own device authorization response; only the device code and interval matter here
+    // (the expiry is the caller's to keep: set far enough for `oauth2` never to stop first).
+    let response: StandardDeviceAuthorizationResponse = serde_json::from_value(serde_json::json!({
+        "device_code": device_code.expose_secret(),
+        "user_code": "-",
+        "verification_uri": "http://127.0.0.1/",
+        "expires_in": 86_400,
+        "interval": interval.as_secs(),
+    }))
+    .map_err(|_| TokenError::Unavailable("the stored device code could not be read".into()))?;
+    let oauth = oauth_client(client, token_url);
+    let (send, status) = sender(http);
+    let mut request = oauth.exchange_device_access_token(&response);
+    for (k, v) in extra {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let noted = asked.clone();
+    // Called by `oauth2` after a pending or slow_down answer: noted, and never finished (the poll ends there).
+    let sleep = move |wait: Duration| {
+        *noted.lock().expect("not poisoned") = Some(wait);
+        std::future::pending::<()>()
+    };
+    let mut polling = std::pin::pin!(request.request_async(&send, sleep, Some(Duration::from_secs(86_400))));
+    let outcome = std::future::poll_fn(|cx| match polling.as_mut().poll(cx) {
+        std::task::Poll::Ready(outcome) => std::task::Poll::Ready(Ok(outcome)),
+        std::task::Poll::Pending => match *asked.lock().expect("not poisoned") {
+            Some(wait) => std::task::Poll::Ready(Err(wait)),
+            None => std::task::Poll::Pending,
+        },
+    })
+    .await;
+    match outcome {
+        Ok(outcome) => finish_any(outcome, status.load(Ordering::Relaxed), Endpoint::Token)
+            .map(|wire| Polled::Tokens(wire.into_response())),
+        // `oauth2` retries a request that got no answer at all, after a backoff: no status was noted.
+        Err(_) if status.load(Ordering::Relaxed) == 0 => {
+            Err(TokenError::Unavailable("the token endpoint could not be reached".into()))
+        }
+        Err(wait) => Ok(Polled::Pending { interval: wait.max(MIN_INTERVAL) }),
     }
 }
 
