@@ -12,6 +12,7 @@
 //! | `GET /v1/providers` | 200, the built-in catalog, as `authconnection providers --json` |
 //! | `GET /v1/audit?limit=N` | 200, the last N (default 100) audit entries, oldest first |
 //! | `POST /v1/connections/{name}/authorization`, `POST /v1/authorizations/complete` | 201, 200: remote authorize (admin_authorize.rs, which lists its own errors) |
+//! | `POST /v1/connections/{name}/device-authorization`, `POST /v1/device-authorizations/poll` | 201, 200: remote authorize --device (admin_device.rs, which lists its own errors) |
 //!
 //! Every error is `{"error": {"kind": KIND, "message": TEXT}}`:
 //!
@@ -144,10 +145,16 @@ impl AdminApi {
             (&Method::POST, ["v1", "authorizations", "complete"]) => {
                 crate::admin_authorize::complete(&self.store, &self.keys, self.authorizer()?, &req.body).map_err(Into::into)
             }
+            (&Method::POST, ["v1", "connections", name, "device-authorization"]) => {
+                crate::admin_device::start(&self.store, &self.keys, self.authorizer()?, name, &req.body).map_err(Into::into)
+            }
+            (&Method::POST, ["v1", "device-authorizations", "poll"]) => {
+                crate::admin_device::poll(&self.store, &self.keys, self.authorizer()?, &req.body).map_err(Into::into)
+            }
             (&Method::GET, ["v1", "providers"]) => Ok((StatusCode::OK, json!(wasm_host_oauth::catalog::entries()))),
             (&Method::GET, ["v1", "audit"]) => self.audit_log(req.query.as_deref()),
-            (_, ["v1", "connections"] | ["v1", "connections", _] | ["v1", "connections", _, "revoke" | "authorization"])
-            | (_, ["v1", "authorizations", "complete"])
+            (_, ["v1", "connections"] | ["v1", "connections", _] | ["v1", "connections", _, "revoke" | "authorization" | "device-authorization"])
+            | (_, ["v1", "authorizations", "complete"] | ["v1", "device-authorizations", "poll"])
             | (_, ["v1", "providers" | "audit"]) => Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -224,6 +231,10 @@ impl AdminApi {
             (&Method::POST, ["v1", "connections", name, "revoke"]) => ("revoke".to_owned(), Some(*name)),
             (&Method::POST, ["v1", "connections", name, "authorization"]) => ("authorize-start".to_owned(), Some(*name)),
             (&Method::POST, ["v1", "authorizations", "complete"]) => ("authorize-complete".to_owned(), None),
+            (&Method::POST, ["v1", "connections", name, "device-authorization"]) => {
+                ("authorize-device-start".to_owned(), Some(*name))
+            }
+            (&Method::POST, ["v1", "device-authorizations", "poll"]) => ("authorize-device-poll".to_owned(), None),
             (_, ["v1", "connections", name, ..]) => (format!("{method} /{}", segments.join("/")), Some(*name)),
             _ => (format!("{method} /{}", segments.join("/")), None),
         };
@@ -234,14 +245,14 @@ impl AdminApi {
             serde_json::from_slice::<Value>(body).ok().and_then(|b| b[field].as_str().map(str::to_owned))
         };
         let completed = || match answer {
-            Ok((_, stored)) => stored["name"].as_str().map(str::to_owned),
+            Ok((_, stored)) => stored["name"].as_str().or(stored["connection"]["name"].as_str()).map(str::to_owned),
             Err(_) => named("connection"),
         };
         let connection = connection
             .map(str::to_owned)
             .or_else(|| match action.as_str() {
                 "create" => named("name"),
-                "authorize-complete" => completed(),
+                "authorize-complete" | "authorize-device-poll" => completed(),
                 _ => None,
             })
             .filter(|n| wasm_host_store::validate_name(n).is_ok());

@@ -43,6 +43,14 @@ pub trait Authorizer: Send + Sync {
     /// Judges the callback the laptop brought back for `pending` (taken from the store), exchanges its code,
     /// checks the ID token's nonce and stores the tokens; the connection's JSON (as `list --json` shows it).
     fn complete(&self, pending: &PendingAuthorization, reply: &CallbackReply) -> Result<Value, Refusal>;
+
+    /// Sends the device authorization request (RFC 8628 §3.1) for connection `name` as local `authorize
+    /// --device` does; what to show and what to keep (admin_device.rs).
+    fn start_device(&self, name: &str, scopes: Option<&[String]>) -> Result<crate::admin_device::DeviceStarted, Refusal>;
+
+    /// Makes one token request (§3.4) for `pending`'s device code; on approval stores the tokens as local
+    /// `authorize --device` does.
+    fn poll_device(&self, pending: &PendingAuthorization) -> Result<crate::admin_device::DevicePolled, Refusal>;
 }
 
 /// A request built by [`Authorizer::start`]: the URL for the laptop's browser, its `state`, and what to keep.
@@ -95,7 +103,7 @@ struct StartBody {
     scopes: Option<Vec<String>>,
 }
 
-fn bad_request(message: String) -> Refusal {
+pub(crate) fn bad_request(message: String) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, "bad-input", message)
 }
 
@@ -112,9 +120,7 @@ pub fn start(
         bad_request(format!("the body must be JSON {{\"redirect_uri\": \"http://127.0.0.1:PORT/callback\"}}: {e}"))
     })?;
     check_redirect_uri(&body.redirect_uri)?;
-    if body.scopes.as_ref().is_some_and(|s| s.is_empty() || s.iter().any(|s| s.is_empty() || s.contains(' '))) {
-        return Err(bad_request("`scopes` must list at least one scope, each without spaces; leave it out for the connection's defaults".into()));
-    }
+    check_scopes(body.scopes.as_deref())?;
     let started = authorizer.start(name, &body.redirect_uri, body.scopes.as_deref())?;
     let now = wasm_host_store::now_unix();
     store
@@ -129,6 +135,14 @@ pub fn start(
         "expires_at": rfc3339(started.pending.expires_at),
     });
     Ok((StatusCode::CREATED, body))
+}
+
+/// Scopes asked for in a body: at least one, none empty or with a space (RFC 6749 §3.3).
+pub(crate) fn check_scopes(scopes: Option<&[String]>) -> Result<(), Refusal> {
+    if scopes.is_some_and(|s| s.is_empty() || s.iter().any(|s| s.is_empty() || s.contains(' '))) {
+        return Err(bad_request("`scopes` must list at least one scope, each without spaces; leave it out for the connection's defaults".into()));
+    }
+    Ok(())
 }
 
 /// RFC 8252 §7.3: `http`, a loopback IP literal, any port, the path local authorize listens on (`/callback`);
@@ -183,36 +197,13 @@ pub fn complete(store: &Store, keys: &Keys, authorizer: &dyn Authorizer, body: &
         .take_authorization_request(&state, keys, now)
         .map_err(|e| store_refusal("taking a pending authorization", &e))?;
     let pending = match taken {
+        Taken::Pending(pending) if pending.device.is_some() => {
+            return Err(bad_request(
+                "this state is a device authorization's handle, now used up: start the device authorization again".into(),
+            ))
+        }
         Taken::Pending(pending) => pending,
-        Taken::Unknown => {
-            return Err(Refusal::new(
-                StatusCode::NOT_FOUND,
-                "unknown-state",
-                "no pending authorization has this state: it was not started with this server's store, or it expired \
-                 over an hour ago; start again with POST /v1/connections/NAME/authorization",
-            ))
-        }
-        Taken::Used { connection } => {
-            return Err(Refusal::new(
-                StatusCode::CONFLICT,
-                "state-used",
-                format!(
-                    "the authorization of `{connection}` with this state was completed or refused already: a state works \
-                     once; start a new authorization"
-                ),
-            ))
-        }
-        Taken::Expired { connection, expired_at } => {
-            return Err(Refusal::new(
-                StatusCode::GONE,
-                "state-expired",
-                format!(
-                    "the authorization of `{connection}` with this state expired at {} (10 minutes after it started); \
-                     start a new one",
-                    rfc3339(expired_at)
-                ),
-            ))
-        }
+        other => return Err(taken_refusal(other)),
     };
     if let Some(meant) = reply.connection.as_deref().filter(|meant| *meant != pending.connection) {
         return Err(Refusal::new(
@@ -232,8 +223,44 @@ pub fn complete(store: &Store, keys: &Keys, authorizer: &dyn Authorizer, body: &
     Ok((StatusCode::OK, connection))
 }
 
+/// The answer for a take that found no pending request.
+pub(crate) fn taken_refusal(taken: Taken) -> Refusal {
+    match taken {
+        Taken::Unknown => {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "unknown-state",
+                "no pending authorization has this state: it was not started with this server's store, or it expired \
+                 over an hour ago; start again with POST /v1/connections/NAME/authorization",
+            )
+        }
+        Taken::Used { connection } => {
+            Refusal::new(
+                StatusCode::CONFLICT,
+                "state-used",
+                format!(
+                    "the authorization of `{connection}` with this state was completed or refused already: a state works \
+                     once; start a new authorization"
+                ),
+            )
+        }
+        Taken::Expired { connection, expired_at } => {
+            Refusal::new(
+                StatusCode::GONE,
+                "state-expired",
+                format!(
+                    "the authorization of `{connection}` with this state expired at {} (its lifetime ended); start a \
+                     new one",
+                    rfc3339(expired_at)
+                ),
+            )
+        }
+        Taken::Pending(_) => unreachable!("a pending request is not refused"),
+    }
+}
+
 /// A store failure as an answer: 503 when the database may be back later, else 500; the cause in the log.
-fn store_refusal(doing: &str, e: &WriteError) -> Refusal {
+pub(crate) fn store_refusal(doing: &str, e: &WriteError) -> Refusal {
     tracing::error!("admin API: {doing}: {e}");
     if e.is_unavailable() {
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "the store cannot be reached now; retry once it is back")

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admin_authorize;
+pub mod admin_device;
 pub mod manage;
 mod admission;
 mod body;
