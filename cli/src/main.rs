@@ -12,6 +12,7 @@ mod paths;
 mod progress;
 mod remote;
 mod remote_authorize;
+mod remote_device;
 mod report;
 mod settings;
 mod secret_env;

@@ -14,7 +14,7 @@ use wasm_host_oauth::{CallbackError, CallbackServer, Outcome};
 
 use crate::args::AuthorizeArgs;
 use crate::commands::authorize::{bind_callback, callback_failure, present};
-use crate::exit::{coded, Exit};
+use crate::exit::Exit;
 use crate::output::{self, note};
 use crate::remote::{connection_path, RemoteClient};
 
@@ -25,15 +25,7 @@ const COMPLETE: &str = "/v1/authorizations/complete";
 pub fn run(remote: &RemoteClient, args: &AuthorizeArgs) -> Result<Exit> {
     let name = &args.name.name;
     if args.device {
-        return Err(coded(
-            Exit::NotRemote,
-            format!(
-                "`authorize --device` works on a local store only, not through --remote (the server would have to \
-                 keep the device code and poll the provider itself, which it does not yet); authorize `{name}` \
-                 through --remote without --device (the browser and the callback are on this machine), or run \
-                 `wasm-host authconnection authorize {name} --device` on the server"
-            ),
-        ));
+        return crate::remote_device::run(remote, args);
     }
     let scopes = args.scopes.as_deref().map(wasm_host_server::manage::options::scopes);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -121,10 +113,10 @@ pub fn authorize(
 /// close as can be to local `authorize`'s: a request that outlived its 10 minutes is the timeout of a callback
 /// that came too late (13); a state the server does not know, used already or of another connection is a bad
 /// input (2), as a callback with a wrong state is locally; `internal` is any other failure (10).
-fn route_exit(kind: &str) -> Option<Exit> {
+pub(crate) fn route_exit(kind: &str) -> Option<Exit> {
     match kind {
         "no-authorization-step" => Some(Exit::NoAuthorizationStep),
-        "state-expired" => Some(Exit::CallbackTimeout),
+        "state-expired" | "device-code-expired" => Some(Exit::CallbackTimeout),
         "unknown-state" | "state-used" | "wrong-connection" | "bad-redirect-uri" => Some(Exit::Usage),
         "internal" => Some(Exit::Failure),
         _ => None,
@@ -132,7 +124,7 @@ fn route_exit(kind: &str) -> Option<Exit> {
 }
 
 /// The sentence local `authorize` ends with, from the connection the server answered (`list --json`'s shape).
-fn authorized(stored: &Value) -> String {
+pub(crate) fn authorized(stored: &Value) -> String {
     let expiry = match stored["expires_at"].as_str() {
         Some(at) => format!("valid until {at}"),
         None => "without expiry".to_owned(),

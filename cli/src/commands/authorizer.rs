@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use http::StatusCode;
-use secrecy::ExposeSecret;
-use wasm_host_oauth::{authorize::Verdict, AuthorizationRequest, CallbackError, Http};
+use secrecy::{ExposeSecret, SecretString};
+use wasm_host_oauth::device::{poll_once, Polled};
+use wasm_host_oauth::{authorize::Verdict, AuthorizationRequest, CallbackError, ClientCredentials, Http};
 use wasm_host_server::admin_authorize::{Authorizer, CallbackReply, Refusal, Started};
-use wasm_host_store::{now_unix, Connection, Grant, Keys, PendingAuthorization, Store, AUTHORIZATION_TTL};
+use wasm_host_server::admin_device::{DevicePolled, DeviceStarted};
+use wasm_host_store::{now_unix, Connection, Grant, Keys, PendingAuthorization, PendingDevice, Store, AUTHORIZATION_TTL};
 
 use super::authorize::{self, Completion};
+use super::device;
 use crate::exit::{classify, usage, Exit, NotFound};
 use crate::output::ConnectionJson;
 
@@ -30,7 +33,19 @@ impl Authorizer for ServerAuthorizer {
     fn complete(&self, pending: &PendingAuthorization, reply: &CallbackReply) -> Result<serde_json::Value, Refusal> {
         self.try_complete(pending, reply).map_err(|e| refusal(&e))
     }
+
+    fn start_device(&self, name: &str, scopes: Option<&[String]>) -> Result<DeviceStarted, Refusal> {
+        self.try_start_device(name, scopes).map_err(|e| refusal(&e))
+    }
+
+    fn poll_device(&self, pending: &PendingAuthorization) -> Result<DevicePolled, Refusal> {
+        self.try_poll_device(pending).map_err(|e| refusal(&e))
+    }
 }
+
+/// The longest a remote device authorization is kept (seconds), whatever the provider's `expires_in`: 30 minutes,
+/// Google's and GitHub's own 15 with room to spare.
+pub const DEVICE_TTL: i64 = 1800;
 
 impl ServerAuthorizer {
     /// The connection (authenticated), if it takes an authorization step.
@@ -59,9 +74,65 @@ impl ServerAuthorizer {
                 expires_at: created_at + AUTHORIZATION_TTL,
                 nonce: request.nonce,
                 verifier: request.verifier,
+                device: None,
             },
             state: request.state,
         })
+    }
+
+    fn try_start_device(&self, name: &str, scopes: Option<&[String]>) -> Result<DeviceStarted> {
+        let conn = self.connection(name)?;
+        let scopes = authorize::requested_scopes(&conn, scopes.map(<[String]>::to_vec));
+        let secret = authorize::client_secret(&self.store, &self.keys, &conn)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let endpoints = authorize::resolve_endpoints(&runtime, &self.http, &conn)?;
+        let device_url = device::device_url(&conn, &endpoints)?;
+        let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+        let started = runtime
+            .block_on(wasm_host_oauth::device::start(&self.http, &device_url, &endpoints.token, &client, &scopes))
+            .map_err(|e| device::failure(name, "the device authorization request", e))?;
+        let created_at = now_unix();
+        let expires_in = i64::try_from(started.expires_in.as_secs()).unwrap_or(DEVICE_TTL).min(DEVICE_TTL);
+        let interval = i64::try_from(started.interval.as_secs()).unwrap_or(5);
+        Ok(DeviceStarted {
+            pending: PendingAuthorization {
+                connection: conn.name,
+                redirect_uri: String::new(),
+                scopes,
+                created_at,
+                expires_at: created_at + expires_in,
+                nonce: SecretString::from(String::new()),
+                verifier: None,
+                // The first poll may ask at once: the user may have approved before the laptop's first poll.
+                device: Some(PendingDevice { device_code: started.device_code(), interval, next_poll_at: created_at }),
+            },
+            user_code: started.user_code,
+            verification_uri: started.verification_uri,
+            verification_uri_complete: started.verification_uri_complete,
+            expires_in,
+        })
+    }
+
+    fn try_poll_device(&self, pending: &PendingAuthorization) -> Result<DevicePolled> {
+        let device = pending.device.as_ref().ok_or_else(|| usage("not a device authorization"))?;
+        let conn = self.connection(&pending.connection)?;
+        let secret = authorize::client_secret(&self.store, &self.keys, &conn)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let endpoints = authorize::resolve_endpoints(&runtime, &self.http, &conn)?;
+        let client = ClientCredentials { id: &conn.client_id, secret: &secret, auth: endpoints.client_auth };
+        let interval = std::time::Duration::from_secs(u64::try_from(device.interval).unwrap_or(5));
+        let polled = runtime
+            .block_on(poll_once(&self.http, &endpoints.token, &client, &device.device_code, interval, &conn.options.token_params))
+            .map_err(|e| device::failure(&conn.name, "waiting for the approval", e))?;
+        match polled {
+            Polled::Pending { interval } => {
+                Ok(DevicePolled::Pending { interval: i64::try_from(interval.as_secs()).unwrap_or(device.interval) })
+            }
+            Polled::Tokens(tokens) => {
+                let (_, stored) = device::store_device_tokens(&self.store, &self.keys, &conn, &endpoints, &tokens, &pending.scopes)?;
+                Ok(DevicePolled::Authorized(serde_json::to_value(ConnectionJson::from(&stored))?))
+            }
+        }
     }
 
     fn try_complete(&self, pending: &PendingAuthorization, reply: &CallbackReply) -> Result<serde_json::Value> {
@@ -124,6 +195,8 @@ fn refusal(e: &anyhow::Error) -> Refusal {
         Exit::NoAuthorizationStep => (StatusCode::CONFLICT, "no-authorization-step"),
         Exit::ProviderRefused => (StatusCode::BAD_GATEWAY, "provider-refused"),
         Exit::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider-unavailable"),
+        // The device code expired before the user approved (RFC 8628 §3.5 `expired_token`).
+        Exit::CallbackTimeout => (StatusCode::GONE, "device-code-expired"),
         Exit::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
