@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use wasm_host_tests::provider::{Provider, ProviderConfig, CLIENT_SECRET};
 use wasm_host_tests::serving::Serving;
+use wasm_host_tests::device::{device_polls, DeviceRun};
 use wasm_host_tests::{example, plant_expired_authorization, reqwest, texts_under, Env};
 use wasm_host_store::secrecy::ExposeSecret;
 use wasm_host_store::{Keys, SecretField, Store};
@@ -71,6 +72,14 @@ impl Setup {
         let response = client().post(format!("{}/userinfo", self.server.url)).json(&input).send().unwrap();
         let status = response.status().as_u16();
         (status, serde_json::from_str(&response.text().unwrap()).unwrap_or(Value::Null))
+    }
+
+    /// A command of `laptop` that reaches this server's admin API with `token` (WASM_HOST_REMOTE and
+    /// WASM_HOST_ADMIN_TOKEN), and nothing else of the server's.
+    fn remote(&self, laptop: &Env, token: &str) -> std::process::Command {
+        let mut cmd = laptop.cmd();
+        cmd.env("WASM_HOST_REMOTE", &self.admin).env("WASM_HOST_ADMIN_TOKEN", token);
+        cmd
     }
 
     /// The server's store and identity, opened by the test as another process would.
@@ -268,11 +277,7 @@ fn a_laptop_authorizes_a_server_connection_and_a_function_uses_the_token() {
 fn the_remote_command_line_authorizes_and_a_function_on_the_server_uses_the_token() {
     let setup = Setup::start();
     let laptop = Env::new(BIN);
-    let remote = |token: &str| {
-        let mut cmd = laptop.cmd();
-        cmd.env("WASM_HOST_REMOTE", &setup.admin).env("WASM_HOST_ADMIN_TOKEN", token);
-        cmd
-    };
+    let remote = |token: &str| setup.remote(&laptop, token);
     let mut seen: Vec<String> = Vec::new();
     let mut keep = |run: &wasm_host_tests::Run, page: Option<(u16, String)>| {
         seen.extend([run.stdout.clone(), run.stderr.clone()]);
@@ -374,6 +379,132 @@ fn the_remote_command_line_authorizes_and_a_function_on_the_server_uses_the_toke
             assert!(!text.contains(secret), "a client secret or token where none may be: {text}");
         }
     }
+}
+
+/// `wasm-host --remote URL authconnection authorize --device` for real (RFC 8628): the command line on "the
+/// laptop" (an env of its own: no store, no identity) shows the user code and URI as local --device does, the test
+/// approves the code on the provider's page, the server polls the provider (honouring `slow_down`) and stores the
+/// tokens, and a function on the server uses them. A read-only admin token is refused (24), a denial ends with 11
+/// as locally; no output, file of the laptop, audit entry or server log carries the client secret, the device code
+/// or a token.
+#[test]
+fn the_remote_command_line_authorizes_a_device_and_a_function_on_the_server_uses_the_token() {
+    let setup = Setup::start();
+    let laptop = Env::new(BIN);
+    let remote = |token: &str| setup.remote(&laptop, token);
+    let mut seen: Vec<String> = Vec::new();
+    let before = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+
+    // A read-only admin token: refused before any device authorization request (24), nothing changed.
+    let run = laptop.run_with(remote(&setup.read_only), &["authconnection", "authorize", "idp", "--device"], None);
+    run.failure(24, "read-only");
+    assert!(device_polls(&setup.provider).is_empty() && !run.stderr.contains("enter the code"), "{}", run.stderr);
+    seen.extend([run.stdout.clone(), run.stderr.clone()]);
+
+    // The user denies on the provider's page: 11, as local --device, nothing stored.
+    let run = DeviceRun::spawn(remote(&setup.ops), "idp", &["--timeout", "60s"]);
+    let (status, page) = Provider::enter_user_code(&run.uri, &run.code, false);
+    assert_eq!(status, 200, "{page}");
+    let done = run.finish();
+    done.failure(11, "the user denied the request at the provider; nothing was stored");
+    seen.extend([done.stdout.clone(), done.stderr.clone()]);
+    assert_eq!(setup.env.run(&["authconnection", "list", "--json"]).success().json(), before, "nothing stored");
+
+    // Approved once the provider has told the server to slow down.
+    setup.provider.configure(json!({ "deviceInterval": 1, "slowDownOnce": true }));
+    let run = DeviceRun::spawn(remote(&setup.ops), "idp", &["--timeout", "60s"]);
+    assert!(run.uri.starts_with(&format!("{}/device", setup.provider.issuer)), "{}", run.uri);
+    assert!(run.complete.is_some(), "the complete URI is shown as locally: {:?}", run.shown);
+    let end = Instant::now() + Duration::from_secs(60);
+    while !device_polls(&setup.provider).iter().any(|(_, a)| a == "slow_down") {
+        assert!(Instant::now() < end, "no slow_down within 60 s: {:?}", device_polls(&setup.provider));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, page) = Provider::enter_user_code(&run.uri, &run.code, true);
+    assert_eq!(status, 200, "{page}");
+    let done = run.finish();
+    done.success();
+    assert!(done.stderr.contains("Authorized `idp` on the server"), "{}", done.stderr);
+    let listed = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+    assert_eq!(done.json(), listed[0], "--json prints the connection as the server's `list --json` does");
+    seen.extend([done.stdout.clone(), done.stderr.clone()]);
+
+    // No poll reached the provider sooner than the interval; the one after slow_down came interval + 5 s later.
+    let polls: Vec<(u64, String)> = device_polls(&setup.provider).into_iter().filter(|(_, a)| a != "access_denied").collect();
+    let slow = polls.iter().position(|(_, a)| a == "slow_down").unwrap();
+    for pair in polls.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= 900, "two polls less than the 1 s interval apart: {polls:?}");
+    }
+    assert!(polls[slow + 1].0 - polls[slow].0 >= 5_900, "the poll after slow_down came too soon: {polls:?}");
+    assert_eq!(polls.last().unwrap().1, "tokens", "{polls:?}");
+
+    let (store, keys) = setup.store();
+    let tokens = [
+        store.secret("idp", SecretField::AccessToken, &keys).unwrap().unwrap(),
+        store.secret("idp", SecretField::RefreshToken, &keys).unwrap().unwrap(),
+    ];
+    let (status, me) = setup.call_userinfo();
+    assert_eq!((status, me["sub"].as_str()), (200, Some("test-user")), "the function on the server used the token: {me}");
+
+    let audit = setup.env.run(&["admin", "audit", "--json"]).success().json();
+    let actions: Vec<(&str, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap_or("-"), e["action"].as_str().unwrap_or("-"), e["outcome"].as_str().unwrap_or("-")))
+        .collect();
+    for expected in [
+        ("audit", "authorize-device-start", "read-only"),
+        ("ops", "authorize-device-start", "ok"),
+        ("ops", "authorize-device-poll", "provider-refused"),
+        ("ops", "authorize-device-poll", "ok"),
+    ] {
+        assert!(actions.contains(&expected), "no {expected:?} in the audit log: {actions:?}");
+    }
+
+    assert!(!laptop.store().exists() && !laptop.identity().exists(), "a store or identity was made on the laptop");
+    let mut texts = seen;
+    texts.extend(texts_under(&laptop.path("")));
+    texts.extend([audit.to_string(), setup.server.stderr()]);
+    let device_codes: Vec<String> =
+        setup.provider.stats()["deviceCodes"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(String::from)).collect();
+    assert_eq!(device_codes.len(), 2, "the denied and the approved authorization's device codes, to scan for");
+    for text in &texts {
+        for secret in [CLIENT_SECRET].into_iter().chain(tokens.iter().map(|t| t.expose_secret())).chain(device_codes.iter().map(String::as_str)) {
+            assert!(!text.contains(secret), "a client secret, device code or token where none may be: {text}");
+        }
+    }
+}
+
+/// The device routes on their own: the answer carries a handle, never the device code; a poll sooner than the
+/// stored interval is answered `pending` without a token request; a used handle is refused (409); a poll of a
+/// browser authorization's state, or a body without a handle, is a bad input.
+#[test]
+fn a_device_poll_sooner_than_the_interval_does_not_reach_the_provider() {
+    let setup = Setup::start();
+    setup.provider.configure(json!({ "deviceInterval": 30 }));
+    let (status, started) = setup.post("/v1/connections/idp/device-authorization", Some(&setup.ops), &json!({}));
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["interval"], 30, "{started}");
+    assert!(started.get("device_code").is_none(), "{started}");
+    let poll = |handle: &Value| setup.post("/v1/device-authorizations/poll", Some(&setup.ops), &json!({ "handle": handle }));
+    let (status, first) = poll(&started["handle"]);
+    assert_eq!((status, first["status"].as_str()), (200, Some("pending")), "{first}");
+    assert_eq!(device_polls(&setup.provider).len(), 1, "the first poll asks the provider");
+    let (status, second) = poll(&first["handle"]);
+    assert_eq!((status, second["status"].as_str(), second["interval"].as_i64()), (200, Some("pending"), Some(30)), "{second}");
+    assert_eq!(device_polls(&setup.provider).len(), 1, "a poll sooner than the interval does not reach the provider");
+    let (status, used) = poll(&first["handle"]);
+    assert_eq!((status, used["error"]["kind"].as_str()), (409, Some("state-used")), "{used}");
+    let (status, bad) = setup.post("/v1/device-authorizations/poll", Some(&setup.ops), &json!({}));
+    assert_eq!((status, bad["error"]["kind"].as_str()), (400, Some("bad-input")), "{bad}");
+    let (status, browser) = setup.start_authorization("http://127.0.0.1:9/callback");
+    assert_eq!(status, 201, "{browser}");
+    let (status, refused) = poll(&browser["state"]);
+    assert_eq!((status, refused["error"]["kind"].as_str()), (400, Some("bad-input")), "{refused}");
+    let (status, read_only) =
+        setup.post("/v1/device-authorizations/poll", Some(&setup.read_only), &json!({ "handle": second["handle"] }));
+    assert_eq!(status, 403, "{read_only}");
 }
 
 /// How long a remote authorize takes end to end, from the laptop's first request to the server's answer with the

@@ -11,7 +11,8 @@
 // Test endpoints (loopback only, no auth: this server exists only for tests):
 //   GET  /test/stats   -> {"token": {"authorization_code": n, "refresh_token": n, "client_credentials": n, ...},
 //                          "revocation": n, "userinfo": n, "tokenInFlight": n (token requests received and not
-//                          answered yet), "devicePolls": [{"at": ms, "answer": "authorization_pending"|...}]}
+//                          answered yet), "devicePolls": [{"at": ms, "answer": "authorization_pending"|...}],
+//                          "deviceCodes": [the device codes issued, for tests that scan for them]}
 //   POST /test/config  <- JSON merged into the settings below (deny, accessTtl, rotate, omitUnchangedRefresh,
 //                         tokenDelayMs, tokenFailStatus, deviceCodeTtl, deviceInterval, slowDownOnce)
 //   GET  /test/api     a protected API: 200 {"client_id", "kind"} for a live access token (Bearer), else 401
@@ -38,7 +39,7 @@ const settings = {
   slowDownOnce: false, // answer the next pending device poll with slow_down (§3.5)
 };
 // tokenInFlight: token requests received and not yet answered (tests wait for 0 after killing a client).
-const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {}, tokenInFlight: 0, devicePolls: [] };
+const stats = { token: {}, revocation: 0, userinfo: 0, userinfoStatus: {}, tokenInFlight: 0, devicePolls: [], deviceCodes: [] };
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 // Everything in memory, unbounded: the built-in store is an LRU that forgets grants in long runs.
@@ -218,6 +219,7 @@ provider.use(async (ctx, next) => {
   await next();
   if (ctx.path === '/device/auth' && ctx.body?.device_code) {
     ctx.body.interval = settings.deviceInterval;
+    stats.deviceCodes.push(ctx.body.device_code);
   }
   if (ctx.path === '/token/revocation') {
     stats.revocation += 1;
