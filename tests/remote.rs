@@ -155,7 +155,7 @@ fn the_remote_cli_creates_lists_updates_and_deletes_on_the_server() {
     assert_eq!(providers, server.env.run(&["authconnection", "providers", "--json"]).success().json());
 
     // Verbs that need the local store say so, with their own exit code; no store is made for them.
-    for verb in [&["authconnection", "show", "github"][..], &["authconnection", "authorize", "github", "--device"], &["store", "recipient"]] {
+    for verb in [&["authconnection", "show", "github"][..], &["store", "recipient"]] {
         laptop.run(verb).failure(23, "works on a local store only");
     }
 
@@ -479,6 +479,31 @@ fn the_admin_api_answers_as_its_openapi_document_says() {
         (&String::new(), json!({"state": "s", "code": "c"})),
     ] {
         check(complete, "post", complete, token, Some(body));
+    }
+    // Remote authorize --device: started, then polled (pending; a used handle, an unknown one, an expired
+    // authorization, a body without a handle, a read-only token, no token).
+    let (device_start, poll) = ("/v1/connections/{name}/device-authorization", "/v1/device-authorizations/poll");
+    let device = check(device_start, "post", "/v1/connections/idp/device-authorization", &ops, Some(json!({})));
+    for (path, token, body) in [
+        ("/v1/connections/idp/device-authorization", &ops, json!({"scopes": []})),
+        ("/v1/connections/idp/device-authorization", &ro, json!({})),
+        ("/v1/connections/idp/device-authorization", &String::new(), json!({})),
+        ("/v1/connections/nope/device-authorization", &ops, json!({})),
+        ("/v1/connections/svc/device-authorization", &ops, json!({})),
+    ] {
+        check(device_start, "post", path, token, Some(body));
+    }
+    let pending = check(poll, "post", poll, &ops, Some(json!({"handle": device["handle"]})));
+    assert_eq!(pending["status"], "pending", "{pending}");
+    for (token, body) in [
+        (&ops, json!({"handle": device["handle"]})),
+        (&ops, json!({"handle": "a-handle-never-issued"})),
+        (&ops, json!({"handle": "an-old-state"})),
+        (&ops, json!({})),
+        (&ro, json!({"handle": pending["handle"]})),
+        (&String::new(), json!({"handle": pending["handle"]})),
+    ] {
+        check(poll, "post", poll, token, Some(body));
     }
     let access = store.secret("idp", SecretField::AccessToken, &keys).unwrap().unwrap();
     let refresh = store.secret("idp", SecretField::RefreshToken, &keys).unwrap().unwrap();

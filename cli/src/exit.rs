@@ -57,7 +57,7 @@ pub enum Exit {
     /// The store's database cannot be reached now (down, restarting, no pooled connection free): retrying later
     /// may work.
     StoreUnavailable = 22,
-    /// `--remote`: the verb works on a local store only (`show`, `import-token`, `authorize --device`, `store`, `run`, ...).
+    /// `--remote`: the verb works on a local store only (`show`, `import-token`, `store`, `run`, ...).
     NotRemote = 23,
     /// `--remote`: the admin API refused the admin token (missing, unknown, revoked, expired) or its scope
     /// (read-only), or the server could not be reached or answered something else than its API.
