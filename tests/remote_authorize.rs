@@ -476,6 +476,19 @@ fn the_remote_command_line_authorizes_a_device_and_a_function_on_the_server_uses
     }
 }
 
+/// Nobody enters the code: it expires (after 2 s here) and the remote command ends with 13, as local --device,
+/// with nothing stored.
+#[test]
+fn a_remote_device_authorization_nobody_approves_ends_with_exit_13() {
+    let setup = Setup::start();
+    setup.provider.configure(json!({ "deviceCodeTtl": 2 }));
+    let laptop = Env::new(BIN);
+    let before = setup.env.run(&["authconnection", "list", "--json"]).success().json();
+    let run = DeviceRun::spawn(setup.remote(&laptop, &setup.ops), "idp", &["--timeout", "60s"]);
+    run.finish().failure(13, "nothing was stored");
+    assert_eq!(setup.env.run(&["authconnection", "list", "--json"]).success().json(), before, "nothing stored");
+}
+
 /// The device routes on their own: the answer carries a handle, never the device code; a poll sooner than the
 /// stored interval is answered `pending` without a token request; a used handle is refused (409); a poll of a
 /// browser authorization's state, or a body without a handle, is a bad input.
