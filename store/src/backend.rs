@@ -317,7 +317,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// redb: blocks on the connection's lock file until the holder's lock is released, through one thread per
     /// connection and store handle, however many callers wait; that thread takes the lock and lets it go at
     /// once, and exits. It is bounded without a timer of its own: a live holder ends its refresh (the
-    /// provider call has a timeout, the broker's `LEASE_WAIT_MS` allows for it) and a dead one's lock is
+    /// provider call has a timeout, the broker's `LEASE_WAIT` allows for it) and a dead one's lock is
     /// released by the kernel; a caller whose `timeout` passes first leaves the thread to end then.
     /// [`WriteError::LeaseLock`] when the lock file cannot be opened or the thread started.
     ///
