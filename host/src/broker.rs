@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use wasm_host_oauth::{ClientAuth, ClientCredentials, Http};
 use wasm_host_store::{
-    now_unix, printable, Connection, Grant, GENERATION_MAX_AGE, Keys, Lease, NewTokens, ReadError, RefreshUpdate,
+    now_unix, printable, Connection, Grant, GENERATION_MAX_AGE, Keys, Lease, LeaseWait, NewTokens, ReadError, RefreshUpdate,
     ResolvedEndpoints, Status, Store,
 };
 
@@ -141,7 +141,14 @@ const LEASE_MS: i64 = 10_000;
 /// timeout), so a slow provider never lets a second host in with the same refresh token.
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How long a caller waits for another host's refresh: the longest a live holder can take, plus a lapsed lease.
-const LEASE_WAIT_MS: i64 = (wasm_host_oauth::http::DEFAULT_TIMEOUT.as_millis() as i64) + LEASE_MS + 5_000;
+const LEASE_WAIT: Duration =
+    Duration::from_millis(wasm_host_oauth::http::DEFAULT_TIMEOUT.as_millis() as u64 + LEASE_MS as u64 + 5_000);
+/// The longest one wait for a held lease lasts before the caller looks again (at the connection, its deadline):
+/// also how long the blocking thread of a caller that gave up (its request cancelled) may stay waiting.
+const LEASE_WAIT_STEP: Duration = Duration::from_secs(1);
+/// Polling a held lease, where the store cannot wait for its end: the first interval, doubling up to the last.
+const LEASE_POLL_FIRST: Duration = Duration::from_millis(1);
+const LEASE_POLL_MAX: Duration = Duration::from_millis(10);
 
 impl TokenBroker {
     pub fn new(store: Arc<Store>, keys: Arc<Keys>) -> Self {
@@ -390,21 +397,35 @@ impl TokenBroker {
 
     /// Refreshes `name` unless another process is doing it, in which case its result is used. New tokens are
     /// committed (the lease ending with that write) before anyone receives them.
+    ///
+    /// A caller that finds the lease held waits for it to end ([`wasm_host_store::Backend::wait_lease_end`]: on
+    /// redb the lock itself, on PostgreSQL the change signal) rather than on a tick, so it learns of the
+    /// holder's commit when it happens; then it looks at the connection, and asks for the lease only if the
+    /// holder did not store what it needs. Where the store cannot wait (PostgreSQL with its listening
+    /// connection down) it polls, from 1 ms doubling to 10 ms.
     async fn refresh(&self, name: &str, need: Need<'_>) -> Result<Arc<IssuedToken>, TokenError> {
-        let deadline = wasm_host_store::now_millis() + LEASE_WAIT_MS;
         let started = std::time::Instant::now();
+        let deadline = started + LEASE_WAIT;
+        let mut poll = LEASE_POLL_FIRST;
         loop {
+            // Loaded before the lease is asked for: a commit after it wakes the wait below (see wait_lease_end).
+            let generation = self.store.generation();
             match blocking(|| self.store.try_lease(name, &self.holder, LEASE_MS)).map_err(write_internal)? {
                 Lease::Acquired => break,
                 Lease::Held { .. } => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    if let Some(token) = self.ready(self.current(name)?, need) {
-                        return Ok(token);
-                    }
-                    if wasm_host_store::now_millis() > deadline {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
                         return Err(TokenError::Unavailable(format!(
                             "another process has been refreshing `{name}` for too long; try again"
                         )));
+                    }
+                    if self.wait_lease_end(name, generation, left.min(LEASE_WAIT_STEP)).await? == LeaseWait::Unwatched
+                    {
+                        tokio::time::sleep(poll.min(left)).await;
+                        poll = (poll * 2).min(LEASE_POLL_MAX);
+                    }
+                    if let Some(token) = self.ready(self.current(name)?, need) {
+                        return Ok(token);
                     }
                 }
             }
@@ -427,6 +448,21 @@ impl TokenBroker {
             let _ = blocking(|| self.store.release_lease(name, &self.holder));
         }
         result
+    }
+
+    /// [`wasm_host_store::Backend::wait_lease_end`] on a blocking thread, so that neither flavour of runtime is
+    /// held up by it (on a current-thread runtime `blocking` would stop every other task).
+    async fn wait_lease_end(
+        &self,
+        name: &str,
+        generation: Option<u64>,
+        timeout: Duration,
+    ) -> Result<LeaseWait, TokenError> {
+        let (store, key) = (self.store.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || store.wait_lease_end(&key, generation, timeout))
+            .await
+            .map_err(|e| TokenError::Internal(format!("waiting for another process's refresh of `{name}`: {e}")))?
+            .map_err(write_internal)
     }
 
     /// `leased`: how long taking the lease took, for the refresh's log line.
@@ -858,5 +894,54 @@ mod tests {
         // The same token stored by an authorization is due for a refresh (here: none possible, so it says so).
         put(&store, &keys, "c", "authorized", Some(now_unix() + 30));
         assert!(matches!(block(broker.token("c")), Err(TokenError::NeedsAuthorization(_))));
+    }
+
+    /// A caller that finds another process refreshing waits for that refresh to end and hands out what it stored,
+    /// asking the provider nothing (here it could not: the connection has no refresh token); when the other
+    /// process gives the lease back without storing anything, the caller takes it and refreshes itself. On a
+    /// current-thread runtime, as `wasm-host run` has: the wait is on a blocking thread, never on the runtime's.
+    #[test]
+    fn a_caller_waits_for_another_process_refresh_and_uses_its_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let keys = Arc::new(Keys::generate());
+        let store = Arc::new(Store::open(&path).unwrap());
+        store.create(new_connection("c"), &SecretString::from("s"), &keys).unwrap();
+        put(&store, &keys, "c", "expired", Some(now_unix() - 10));
+        let broker = TokenBroker::new(store, keys.clone());
+        // Another handle on the file, as another process has it, holds the lease while it "refreshes".
+        let other = Store::open(&path).unwrap();
+        assert_eq!(other.try_lease("c", "other-1", 60_000).unwrap(), Lease::Acquired);
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                // Not a timed assertion: only gives the caller time to start waiting, which the outcome does not
+                // depend on.
+                std::thread::sleep(Duration::from_millis(200));
+                let revision = other.revision("c").unwrap().unwrap();
+                let token = SecretString::from("stored by the other process");
+                let tokens = NewTokens {
+                    expires_at: Some(now_unix() + 3600),
+                    release_lease: Some("other-1"),
+                    ..NewTokens::bearer(&token)
+                };
+                other.put_refreshed("c", tokens, &keys, revision).unwrap();
+            });
+            block(broker.token("c"))
+        });
+        assert_eq!(got.unwrap().access_token(), "stored by the other process");
+        assert_eq!(broker.refreshes(), 0, "no request of its own");
+
+        // Given back without a write (its refresh failed): the caller takes the lease and tries itself.
+        put(&other, &keys, "c", "expired again", Some(now_unix() - 10));
+        assert_eq!(other.try_lease("c", "other-1", 60_000).unwrap(), Lease::Acquired);
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                other.release_lease("c", "other-1").unwrap();
+            });
+            block(broker.token("c"))
+        });
+        let Err(TokenError::NeedsAuthorization(e)) = got else { panic!("not its own refresh: {got:?}") };
+        assert!(e.contains("gave no refresh token"), "{e}");
     }
 }

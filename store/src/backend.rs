@@ -14,6 +14,8 @@
 //!   the store and lapses only when its holder's handle is gone (its process dead); PostgreSQL's is a row timed
 //!   by the database's clock and lapses when not renewed in time, as hosts on other machines cannot see each
 //!   other's processes.
+//! - a caller the lease was refused to can wait for it to end ([`Backend::wait_lease_end`]) rather than ask again
+//!   on a tick: redb by blocking on the lock itself, PostgreSQL on the change signal.
 //!
 //! The operations are blocking, as redb's are: a caller on an async runtime calls them from its task, the way it
 //! calls redb today.
@@ -36,6 +38,27 @@ pub enum Lease {
     /// on redb the deadline the holder stated, a hint, as that lease lasts while its holder lives.
     Held { until_ms: i64 },
 }
+
+/// What [`Backend::wait_lease_end`] saw. Whatever it says, the caller looks at the connection again (another
+/// holder's refresh may have stored what it needs) and then asks for the lease again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseWait {
+    /// The lease has ended or may have: released (by its holder, or by the write that ended it), its holder's
+    /// process gone (redb), or the store changed since the generation given (PostgreSQL).
+    Ended,
+    /// Nothing was seen within the time given, or (PostgreSQL) within [`LAPSE_CHECK_EVERY`], after which a
+    /// lease may have lapsed without a signal.
+    Elapsed,
+    /// The backend cannot wait for it now (PostgreSQL while its listening connection is down, when
+    /// [`Backend::generation`] is `None`): poll [`Backend::try_lease`] instead, with a backoff.
+    Unwatched,
+}
+
+/// The longest [`Backend::wait_lease_end`] waits on PostgreSQL: a lease whose holder died lapses by the database's
+/// clock and nothing notifies it, so a waiter asks for the lease again this often (a lapsed lease is taken over
+/// at most this late; each ask is a write of the lease row, 10 a second per waiting host rather than the 100 a
+/// 10 ms poll made).
+pub const LAPSE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What to do with a stored secret (refresh token, ID token) when new tokens are stored.
 pub enum RefreshUpdate<'a> {
@@ -202,7 +225,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Every connection, in name order, **not authenticated** (like [`Backend::get`]).
     fn list(&self) -> Result<Vec<Connection>, ReadError>;
 
-    /// A count of committed changes to any connection, by any process; `None` when the backend has no usable
+    /// A count of committed changes to any connection, by any process (on PostgreSQL, also of refresh leases
+    /// released without a write: see [`Backend::release_lease`]); `None` when the backend has no usable
     /// signal (the redb counter file cannot be mapped). Load it *before* reading what it guards: an unchanged
     /// count (and a read no older than [`GENERATION_MAX_AGE`]) means that read is still current.
     ///
@@ -280,8 +304,33 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// database's clock.
     fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Lease, WriteError>;
 
-    /// Gives the lease back, if `holder` still has it.
+    /// Gives the lease back, if `holder` still has it. On PostgreSQL this moves [`Backend::generation`] (when
+    /// the lease was still `holder`'s), so that hosts waiting in [`Backend::wait_lease_end`] wake as they do
+    /// when a write ends the lease.
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError>;
+
+    /// Waits, at most `timeout`, for the refresh lease of `name`, which [`Backend::try_lease`] has just found held
+    /// by another holder, to end: so that a host waiting on another host's refresh learns of its end when it
+    /// happens rather than on a polling tick. `generation` is [`Backend::generation`] as loaded *before* that
+    /// `try_lease`: a change committed since then (the write that ends a refresh commits one) counts as an end,
+    /// so an end between the `try_lease` and this call is never missed. See [`LeaseWait`] for the answers.
+    ///
+    /// redb: blocks on the connection's lock file until the holder's lock is released, through one thread per
+    /// connection and store handle, however many callers wait; that thread takes the lock and lets it go at
+    /// once, and exits. It is bounded without a timer of its own: a live holder ends its refresh (the
+    /// provider call has a timeout, the broker's `LEASE_WAIT` allows for it) and a dead one's lock is
+    /// released by the kernel; a caller whose `timeout` passes first leaves the thread to end then.
+    /// [`WriteError::LeaseLock`] when the lock file cannot be opened or the thread started.
+    ///
+    /// PostgreSQL: waits for the change signal (LISTEN/NOTIFY, signal.rs) to pass `generation`, touching no
+    /// database connection, for at most [`LAPSE_CHECK_EVERY`]; [`LeaseWait::Unwatched`] when `generation` is
+    /// `None` or the listening connection is down.
+    fn wait_lease_end(
+        &self,
+        name: &str,
+        generation: Option<u64>,
+        timeout: std::time::Duration,
+    ) -> Result<LeaseWait, WriteError>;
 
     /// Marks a connection as needing authorization (the provider refused its refresh token), in one transaction,
     /// and ends `holder`'s lease with it (as [`Backend::write_tokens`] does). Its secrets stay: a refused refresh never destroys the stored refresh token.

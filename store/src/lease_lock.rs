@@ -11,6 +11,9 @@
 //! refresh (the provider call has a timeout). The holder writes its name and its own deadline into the file (not
 //! synced, a hint only), which [`crate::Lease::Held`] reports.
 //!
+//! A caller the lease was refused to waits for its end on the lock itself ([`LeaseLocks::wait_end`]): a thread
+//! blocks in `flock` until the holder's lock is released, so the waiter learns of the end when it happens.
+//!
 //! A lock file holds no secret. Lock files are never removed: a file unlinked while another process holds its
 //! lock would let a third process lock a new file of the same name, and two holders refresh at once.
 
@@ -19,11 +22,12 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::backend::{now_millis, Lease};
+use crate::backend::{now_millis, Lease, LeaseWait};
 
 /// The leases this store handle holds, and where their lock files are.
 pub(crate) struct LeaseLocks {
@@ -33,6 +37,16 @@ pub(crate) struct LeaseLocks {
     ready: OnceLock<()>,
     /// Connection name → the holder that has it and the open, locked file (closing it releases the lock).
     held: Mutex<HashMap<String, (String, File)>>,
+    /// Connection name → the end of its lease, as the one thread blocked on its lock file for this handle's
+    /// waiters will report it (see [`LeaseLocks::wait_end`]). Shared with those threads, which remove their entry.
+    waiting: Arc<Mutex<HashMap<String, Arc<Ending>>>>,
+}
+
+/// Whether the lease one waiting thread blocks on has ended; its waiters sleep on `changed`.
+#[derive(Default)]
+struct Ending {
+    ended: Mutex<bool>,
+    changed: Condvar,
 }
 
 impl LeaseLocks {
@@ -40,7 +54,12 @@ impl LeaseLocks {
     pub(crate) fn new(store: &Path) -> Self {
         let mut dir = store.as_os_str().to_owned();
         dir.push(".leases");
-        LeaseLocks { dir: PathBuf::from(dir), ready: OnceLock::new(), held: Mutex::new(HashMap::new()) }
+        LeaseLocks {
+            dir: PathBuf::from(dir),
+            ready: OnceLock::new(),
+            held: Mutex::new(HashMap::new()),
+            waiting: Arc::default(),
+        }
     }
 
     /// The lock file of connection `name`.
@@ -82,6 +101,49 @@ impl LeaseLocks {
             // Closing the file releases the lock.
             held.remove(name);
         }
+    }
+
+    /// Waits, at most `timeout`, for the lease of `name` to be released by whoever has it: [`LeaseWait::Ended`]
+    /// when it was (or was free already), [`LeaseWait::Elapsed`] when `timeout` passed first. Errors are the lock
+    /// file's (path, cause).
+    ///
+    /// One thread per connection blocks in `flock` for all of this handle's waiters: it takes the lock when the
+    /// holder lets it go, releases it at once (closing its file), tells the waiters, and exits. Nothing times it
+    /// out, and nothing needs to: a live holder always ends its refresh (the provider call has a timeout), and a
+    /// dead holder's lock is released by the kernel, so the thread ends with the holder's lease; a waiter whose
+    /// `timeout` passes first leaves it to end then, and the next waiter on that connection joins it rather than
+    /// starting another. (Holding the lock for that instant can make another process's `try_lock` find it held;
+    /// that one then waits here too, and finds the lock free.)
+    pub(crate) fn wait_end(&self, name: &str, timeout: Duration) -> Result<LeaseWait, (PathBuf, io::Error)> {
+        let ending = {
+            let mut waiting = self.waiting.lock().expect("lease waiters poisoned");
+            match waiting.get(name) {
+                Some(ending) => ending.clone(),
+                None => {
+                    let path = self.file_for(name);
+                    let file = self.open(&path).map_err(|e| (path.clone(), e))?;
+                    let ending = Arc::new(Ending::default());
+                    let (shared, theirs, key) = (self.waiting.clone(), ending.clone(), name.to_owned());
+                    std::thread::Builder::new()
+                        .name("wasm-host-lease-wait".into())
+                        .spawn(move || {
+                            // An error (the call interrupted) ends the wait as well: the waiters look again.
+                            let _ = file.lock();
+                            drop(file);
+                            // Only this thread inserted the entry, and none is inserted while it is there.
+                            shared.lock().expect("lease waiters poisoned").remove(&key);
+                            *theirs.ended.lock().expect("lease waiter poisoned") = true;
+                            theirs.changed.notify_all();
+                        })
+                        .map_err(|e| (path, e))?;
+                    waiting.insert(name.to_owned(), ending.clone());
+                    ending
+                }
+            }
+        };
+        let ended = ending.ended.lock().expect("lease waiter poisoned");
+        let (ended, _) = ending.changed.wait_timeout_while(ended, timeout, |ended| !*ended).expect("lease waiter poisoned");
+        Ok(if *ended { LeaseWait::Ended } else { LeaseWait::Elapsed })
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {

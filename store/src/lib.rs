@@ -40,8 +40,8 @@ pub use authorization_request::{
 pub use audit::AuditEntry;
 pub use admin_token::{hash_hex as admin_token_hash, AdminScope, AdminToken, TOKEN_PREFIX as ADMIN_TOKEN_PREFIX};
 pub use backend::{
-    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, RefreshUpdate, Resealed, SealedConnection,
-    TokenSnapshot, GENERATION_MAX_AGE,
+    now_millis, Backend, ImportOutcome, Lease, LeaseWait, NewTokens, RefreshGrant, RefreshUpdate, Resealed,
+    SealedConnection, TokenSnapshot, GENERATION_MAX_AGE, LAPSE_CHECK_EVERY,
 };
 #[cfg(feature = "postgres")]
 pub use pg_store::{PgStore, PG_SCHEMA_VERSION, POOL_SIZE, POOL_WAIT};

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, ReadableTableMetadata};
 use secrecy::{ExposeSecret, SecretString};
@@ -13,7 +14,8 @@ use crate::admin_token::AdminToken;
 use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
 use crate::audit::AuditEntry;
 use crate::backend::{
-    now_millis, Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
+    now_millis, Backend, ImportOutcome, Lease, LeaseWait, NewTokens, RefreshGrant, Resealed, SealedConnection,
+    TokenSnapshot,
 };
 use crate::generation::Generation;
 use crate::lease_lock::LeaseLocks;
@@ -763,6 +765,14 @@ impl Backend for RedbStore {
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
         self.leases.release(name, holder);
         Ok(())
+    }
+
+    /// On the lock itself (lease_lock.rs); `generation` is not needed: the lock is released after the write that
+    /// ends a refresh has committed and bumped the counter.
+    fn wait_lease_end(&self, name: &str, _generation: Option<u64>, timeout: Duration) -> Result<LeaseWait, WriteError> {
+        self.leases
+            .wait_end(name, timeout)
+            .map_err(|(path, source)| WriteError::LeaseLock { name: name.to_owned(), path, source })
     }
 
     fn mark(

@@ -13,6 +13,7 @@ macro_rules! backend_suite {
                 create_get_list_delete_and_revisions,
                 tokens_replace_keep_remove_and_snapshots,
                 the_lease_has_one_holder_until_released,
+                a_lease_waiter_is_woken_when_the_lease_ends,
                 marks_registration_and_revocation,
                 a_wrong_identity_is_refused_before_anything_is_written,
                 another_handle_sees_each_change_through_the_generation,

@@ -5,6 +5,7 @@
 //! snapshot) whose rows are authenticated with the record's tag, as in redb.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +16,10 @@ use super::{signal, Fail, PgStore};
 use crate::admin_token::AdminToken;
 use crate::authorization_request::{self as authz, PendingAuthorization, Taken};
 use crate::audit::AuditEntry;
-use crate::backend::{Backend, ImportOutcome, Lease, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot};
+use crate::backend::{
+    Backend, ImportOutcome, Lease, LeaseWait, NewTokens, RefreshGrant, Resealed, SealedConnection, TokenSnapshot,
+    LAPSE_CHECK_EVERY,
+};
 use crate::error::{ReadError, WriteError};
 use crate::location::StoreLocation;
 use crate::keys::{Keys, SecretField};
@@ -491,13 +495,31 @@ impl Backend for PgStore {
         })
     }
 
+    /// A lease released without a write that ends it (the refresh failed, or another host's had already stored
+    /// what was needed) moves the change counter with its release, which wakes the hosts waiting for it
+    /// ([`Backend::wait_lease_end`]). Rare: a successful refresh ends its lease in its own write.
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WriteError> {
         self.run(async {
-            let client = self.pool.get().await.map_err(|x| self.write_err(x))?;
-            execute(&client, "DELETE FROM wasm_host_leases WHERE name = $1 AND holder = $2", &[&name, &holder])
-                .await
-                .map_err(self.werr())?;
-            Ok(())
+            let e = self.werr();
+            let mut client = self.pool.get().await.map_err(|x| self.write_err(x))?;
+            let tx = client.transaction().await.map_err(|x| e(x.into()))?;
+            let released =
+                execute(&tx, "DELETE FROM wasm_host_leases WHERE name = $1 AND holder = $2", &[&name, &holder])
+                    .await
+                    .map_err(&e)?;
+            if released == 0 {
+                // Not ours (any more): nothing changed, nobody to wake. Dropping `tx` rolls back nothing.
+                return Ok(());
+            }
+            self.commit_change(tx).await
+        })
+    }
+
+    /// On the change signal (signal.rs), for at most [`LAPSE_CHECK_EVERY`]: a lease that lapses sends nothing.
+    fn wait_lease_end(&self, _name: &str, generation: Option<u64>, timeout: Duration) -> Result<LeaseWait, WriteError> {
+        Ok(match generation {
+            Some(seen) => self.signal.wait_past(seen, timeout.min(LAPSE_CHECK_EVERY)),
+            None => LeaseWait::Unwatched,
         })
     }
 

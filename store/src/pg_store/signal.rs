@@ -5,9 +5,13 @@
 //! A dedicated connection (not a pooled one) listens; since notifications sent while it was disconnected are
 //! lost, it also reads the counter every [`CHECK_EVERY`], and while it is disconnected `generation()` answers
 //! `None`, so callers read the store itself rather than trust a signal that cannot move.
+//!
+//! A caller waiting for another host's refresh lease to end sleeps on the signal ([`Signal::wait_past`]), woken
+//! when the counter passes the value it loaded (the winner's commit, or a lease released without one, moves it)
+//! or when the listener disconnects.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -15,6 +19,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Fail;
+use crate::backend::LeaseWait;
 
 /// The channel writers notify.
 pub(super) const CHANNEL: &str = "wasm_host_changes";
@@ -26,6 +31,10 @@ pub(super) struct Signal {
     value: AtomicU64,
     live: AtomicBool,
     stopped: AtomicBool,
+    /// Taken by whoever moves `value` or `live` before telling the waiters in [`Signal::wait_past`] through
+    /// `moved`, so that a waiter that has checked them and is about to sleep cannot miss the news.
+    waiters: Mutex<()>,
+    moved: Condvar,
 }
 
 impl Signal {
@@ -35,12 +44,41 @@ impl Signal {
 
     /// Records a counter value read, notified or written (they may arrive out of order: the highest wins).
     pub(super) fn seen(&self, value: u64) {
-        self.value.fetch_max(value, Ordering::AcqRel);
+        if self.value.fetch_max(value, Ordering::AcqRel) < value {
+            self.wake();
+        }
     }
 
     /// Whether the signal can be trusted: a listener is connected, or the store has just read the counter.
     pub(super) fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::Release);
+        if self.live.swap(live, Ordering::AcqRel) != live {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        let _turn = self.waiters.lock().expect("signal waiters poisoned");
+        self.moved.notify_all();
+    }
+
+    /// Waits, at most `timeout`, for the counter to pass `seen`: [`LeaseWait::Ended`] when it has,
+    /// [`LeaseWait::Unwatched`] when the signal is not live (or stops being), [`LeaseWait::Elapsed`] otherwise.
+    pub(super) fn wait_past(&self, seen: u64, timeout: Duration) -> LeaseWait {
+        let outcome = || {
+            if !self.live.load(Ordering::Acquire) {
+                Some(LeaseWait::Unwatched)
+            } else if self.value.load(Ordering::Acquire) > seen {
+                Some(LeaseWait::Ended)
+            } else {
+                None
+            }
+        };
+        let turn = self.waiters.lock().expect("signal waiters poisoned");
+        let (_turn, _) = self
+            .moved
+            .wait_timeout_while(turn, timeout, |_| outcome().is_none())
+            .expect("signal waiters poisoned");
+        outcome().unwrap_or(LeaseWait::Elapsed)
     }
 
     pub(super) fn stop(&self) {

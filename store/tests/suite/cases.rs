@@ -1,11 +1,12 @@
 //! What every backend must do, one function per case; backends.rs runs each against each backend.
 
 use std::fs;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use wasm_host_store::{
     admin_token_hash, AdminScope, AdminToken, AuditEntry,
-    export, import, read_bundle, rekey_identity_file, Endpoints, ImportReport, Keys, Lease, NewConnection, NewTokens,
+    export, import, read_bundle, rekey_identity_file, Endpoints, ImportReport, Keys, Lease, LeaseWait, NewConnection, NewTokens,
     ReadError, RefreshUpdate, Resealed, SecretError, SecretField, Status, Store, WriteError, TYPE_OAUTH2,
 };
 
@@ -185,6 +186,76 @@ pub fn the_lease_has_one_holder_until_released<F: Fixture>() {
     assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }), "a refused write keeps the lease");
     store.mark_needs_authorization("c", "refused", Some(&me), None, &keys).unwrap();
     assert_eq!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Acquired);
+}
+
+/// A caller the lease was refused to waits for its end (`wait_lease_end`, given the generation it loaded before
+/// asking): woken when the holder commits the write that ends the lease or releases it without one, even when
+/// that happened before it began to wait; told `Elapsed` while the holder keeps it. Every wait is bounded and
+/// only outcomes are asserted, never how fast they came.
+pub fn a_lease_waiter_is_woken_when_the_lease_ends<F: Fixture>() {
+    let fixture = F::new();
+    let (store, other) = (fixture.open(), fixture.open());
+    let keys = Keys::generate();
+    store.create(connection("c"), &SecretString::from("cs"), &keys).unwrap();
+    let (me, you) = (holder(1), holder(2));
+
+    // Kept: the wait ends with its time, and the lease is still held. (First the other handle hears of the
+    // creation: a change it had not heard of yet would wake it, as it should.)
+    until_within_10_s("the other handle never heard of the creation", || other.generation() >= store.generation());
+    assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
+    let generation = other.generation();
+    assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }));
+    assert_eq!(other.wait_lease_end("c", generation, Duration::from_millis(20)).unwrap(), LeaseWait::Elapsed);
+    assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }), "still held");
+
+    // Ended by the holder's write (a refresh's commit) while the other waits: woken, the lease free, the
+    // holder's tokens there to read.
+    let access = SecretString::from("refreshed");
+    let outcome = waiting_while(&other, generation, || {
+        store.put_tokens("c", NewTokens { release_lease: Some(&me), ..NewTokens::bearer(&access) }, &keys).unwrap();
+    });
+    assert_eq!(outcome, LeaseWait::Ended);
+    assert_eq!(open(&other, &keys, "c", SecretField::AccessToken).as_deref(), Some("refreshed"));
+    assert_eq!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Acquired);
+
+    // Released without a write (a refresh that failed): woken too.
+    let generation = store.generation();
+    assert!(matches!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Held { .. }));
+    assert_eq!(waiting_while(&store, generation, || other.release_lease("c", &you).unwrap()), LeaseWait::Ended);
+    assert_eq!(store.try_lease("c", &me, 60_000).unwrap(), Lease::Acquired);
+
+    // Released between the refusal and the wait: not missed.
+    let generation = other.generation();
+    assert!(matches!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Held { .. }));
+    store.release_lease("c", &me).unwrap();
+    assert_eq!(wait_for_end(&other, generation), LeaseWait::Ended);
+    assert_eq!(other.try_lease("c", &you, 60_000).unwrap(), Lease::Acquired);
+}
+
+/// What [`wait_for_end`] on `store` says when `end` runs on this thread once that wait has been started on another.
+fn waiting_while(store: &Store, generation: Option<u64>, end: impl FnOnce()) -> LeaseWait {
+    std::thread::scope(|s| {
+        let (waiting, started) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            waiting.send(()).unwrap();
+            wait_for_end(store, generation)
+        });
+        started.recv().unwrap();
+        end();
+        waiter.join().unwrap()
+    })
+}
+
+/// Waits for the lease of `c` to end, as a caller that loaded `generation` before finding it held: wait after wait
+/// (PostgreSQL's last at most `LAPSE_CHECK_EVERY`) until one says more than `Elapsed`, for at most 30 s.
+fn wait_for_end(store: &Store, generation: Option<u64>) -> LeaseWait {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = store.wait_lease_end("c", generation, Duration::from_secs(5)).unwrap();
+        if seen != LeaseWait::Elapsed || std::time::Instant::now() > deadline {
+            return seen;
+        }
+    }
 }
 
 /// PostgreSQL: a lease is a row timed by the database's clock, so a holder that stops renewing (its host gone,
