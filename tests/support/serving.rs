@@ -32,11 +32,11 @@ impl Serving {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let err = child.stderr.take().unwrap();
         let lines = stderr.clone();
-        std::thread::spawn(move || {
+        let mut reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
-        });
+        }));
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut read = |prefix: &str| {
             let mut line = String::new();
@@ -46,7 +46,10 @@ impl Serving {
                 None => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(100));
+                    // The pipe closes with the process: the reader has then collected every line.
+                    if let Some(reader) = reader.take() {
+                        let _ = reader.join();
+                    }
                     panic!("serve did not start: {line:?}\nstderr: {}", stderr.lock().unwrap().join("\n"));
                 }
             }
